@@ -1,0 +1,367 @@
+//! The contract digest: `base64url_nopad(sha256(canonical(projection)))`.
+//!
+//! The projection keeps only what changes a contract's meaning, so editing
+//! display text (display names, descriptions, `docs`) never moves the
+//! digest, while editing a purpose, a capability or a schema does. It works
+//! on any manifest JSON, including ones trellis-rs did not write; unknown
+//! fields are dropped.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+
+use crate::json::{Json, Object};
+
+/// Computes the digest of a manifest value.
+pub fn digest(manifest: &Json) -> String {
+    let canonical = projection(manifest).to_canonical_string();
+    let hash = Sha256::digest(canonical.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash)
+}
+
+/// Computes the digest of manifest text.
+pub fn digest_text(text: &str) -> Result<String, serde_json::Error> {
+    Ok(digest(&Json::parse(text)?))
+}
+
+const RPC_FIELDS: &[&str] = &[
+    "version",
+    "subject",
+    "input",
+    "output",
+    "capabilities",
+    "errors",
+    "transfer",
+    "internal",
+];
+const OPERATION_FIELDS: &[&str] = &[
+    "version",
+    "subject",
+    "input",
+    "progress",
+    "output",
+    "transfer",
+    "capabilities",
+    "signals",
+    "cancel",
+];
+const EVENT_FIELDS: &[&str] = &["version", "subject", "params", "event", "capabilities"];
+const KV_FIELDS: &[&str] = &[
+    "purpose",
+    "schema",
+    "required",
+    "history",
+    "ttlMs",
+    "maxValueBytes",
+];
+const STORE_FIELDS: &[&str] = &[
+    "purpose",
+    "required",
+    "ttlMs",
+    "maxObjectBytes",
+    "maxTotalBytes",
+];
+const CONSUMER_FIELDS: &[&str] = &[
+    "uses",
+    "self",
+    "replay",
+    "ordering",
+    "concurrency",
+    "ackWaitMs",
+    "maxDeliver",
+    "backoffMs",
+];
+const USE_FIELDS: &[&str] = &["contract", "rpc", "operations", "events", "feeds"];
+
+/// The digest projection of a manifest (see module docs).
+pub fn projection(manifest: &Json) -> Json {
+    let Some(top) = manifest.as_object() else {
+        return Json::Null;
+    };
+    let mut out = Object::new();
+    for key in ["format", "id", "kind", "capabilities"] {
+        if let Some(v) = top.get(key) {
+            out.insert(key.to_owned(), v.clone());
+        }
+    }
+
+    let mut referenced_schemas = BTreeSet::new();
+    let mut referenced_errors = BTreeSet::new();
+
+    let surfaces = [
+        ("rpc", RPC_FIELDS),
+        ("operations", OPERATION_FIELDS),
+        ("events", EVENT_FIELDS),
+    ];
+    for (section, fields) in surfaces {
+        if let Some(entries) = top.get(section).and_then(Json::as_object) {
+            let mut projected = Object::new();
+            for (name, entry) in entries {
+                let mut e = keep_fields(entry, fields);
+                normalize_surface(&mut e, &mut referenced_errors);
+                collect_schema_refs(&e, &mut referenced_schemas);
+                projected.insert(name.clone(), e);
+            }
+            out.insert(section.to_owned(), Json::Object(projected));
+        }
+    }
+
+    if let Some(resources) = top.get("resources").and_then(Json::as_object) {
+        let mut projected = Object::new();
+        for (kind, fields) in [("kv", KV_FIELDS), ("store", STORE_FIELDS)] {
+            if let Some(entries) = resources.get(kind).and_then(Json::as_object) {
+                let map: Object = entries
+                    .iter()
+                    .map(|(alias, r)| (alias.clone(), keep_fields(r, fields)))
+                    .collect();
+                for r in map.values() {
+                    collect_schema_refs(r, &mut referenced_schemas);
+                }
+                projected.insert(kind.to_owned(), Json::Object(map));
+            }
+        }
+        out.insert("resources".to_owned(), Json::Object(projected));
+    }
+
+    if let Some(errors) = top.get("errors").and_then(Json::as_object) {
+        let kept: Object = errors
+            .iter()
+            .filter(|(name, decl)| {
+                referenced_errors.contains(name.as_str())
+                    || decl
+                        .get("type")
+                        .and_then(Json::as_str)
+                        .is_some_and(|t| referenced_errors.contains(t))
+            })
+            .map(|(name, decl)| (name.clone(), keep_fields(decl, &["type", "schema"])))
+            .collect();
+        for decl in kept.values() {
+            collect_schema_refs(decl, &mut referenced_schemas);
+        }
+        out.insert("errors".to_owned(), Json::Object(kept));
+    }
+
+    if let Some(groups) = top.get("eventConsumers").and_then(Json::as_object) {
+        let projected: Object = groups
+            .iter()
+            .map(|(name, g)| (name.clone(), keep_fields(g, CONSUMER_FIELDS)))
+            .collect();
+        out.insert("eventConsumers".to_owned(), Json::Object(projected));
+    }
+
+    if let Some(uses) = top.get("uses") {
+        out.insert("uses".to_owned(), project_uses(uses));
+    }
+
+    if let Some(schemas) = top.get("schemas").and_then(Json::as_object) {
+        let kept: Object = schemas
+            .iter()
+            .filter(|(name, _)| referenced_schemas.contains(name.as_str()))
+            .map(|(name, schema)| (name.clone(), schema.clone()))
+            .collect();
+        out.insert("schemas".to_owned(), Json::Object(kept));
+    }
+
+    Json::Object(out)
+}
+
+fn keep_fields(entry: &Json, fields: &[&str]) -> Json {
+    match entry.as_object() {
+        Some(map) => Json::Object(
+            map.iter()
+                .filter(|(k, _)| fields.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        None => entry.clone(),
+    }
+}
+
+/// Sorts and de-duplicates capability lists and RPC error types.
+fn normalize_surface(entry: &mut Json, errors: &mut BTreeSet<String>) {
+    let Some(map) = entry.as_object_mut() else {
+        return;
+    };
+    if let Some(Json::Object(caps)) = map.get_mut("capabilities") {
+        for list in caps.values_mut() {
+            sort_dedup_strings(list);
+        }
+    }
+    if let Some(Json::Array(items)) = map.get_mut("errors") {
+        let mut by_type: BTreeMap<String, Json> = BTreeMap::new();
+        for item in items.iter() {
+            if let Some(t) = item.get("type").and_then(Json::as_str) {
+                errors.insert(t.to_owned());
+                by_type
+                    .entry(t.to_owned())
+                    .or_insert_with(|| keep_fields(item, &["type"]));
+            }
+        }
+        *items = by_type.into_values().collect();
+    }
+}
+
+fn sort_dedup_strings(list: &mut Json) {
+    if let Json::Array(items) = list
+        && items.iter().all(|i| matches!(i, Json::String(_)))
+    {
+        let set: BTreeSet<String> = items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_owned))
+            .collect();
+        *items = set.into_iter().map(Json::String).collect();
+    }
+}
+
+/// Collects `{ "schema": "<name>" }` references anywhere in a value.
+fn collect_schema_refs(value: &Json, out: &mut BTreeSet<String>) {
+    match value {
+        Json::Object(map) => {
+            if map.len() == 1
+                && let Some(Json::String(name)) = map.get("schema")
+            {
+                out.insert(name.clone());
+                return;
+            }
+            for v in map.values() {
+                collect_schema_refs(v, out);
+            }
+        }
+        Json::Array(items) => items.iter().for_each(|i| collect_schema_refs(i, out)),
+        _ => {}
+    }
+}
+
+fn project_use_ref(r: &Json) -> Json {
+    let mut r = keep_fields(r, USE_FIELDS);
+    if let Some(map) = r.as_object_mut() {
+        for (key, value) in map.iter_mut() {
+            if key == "contract" {
+                continue;
+            }
+            if let Some(selectors) = value.as_object_mut() {
+                for list in selectors.values_mut() {
+                    sort_dedup_strings(list);
+                }
+            }
+        }
+    }
+    r
+}
+
+fn project_uses(uses: &Json) -> Json {
+    let Some(map) = uses.as_object() else {
+        return uses.clone();
+    };
+    let grouped = !map.is_empty()
+        && map.keys().all(|k| k == "required" || k == "optional")
+        && map.values().all(|v| v.get("contract").is_none());
+    let project_flat = |flat: &Json| -> Object {
+        flat.as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(alias, r)| (alias.clone(), project_use_ref(r)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if !grouped {
+        return Json::Object(project_flat(uses));
+    }
+    let required = map.get("required").map(project_flat).unwrap_or_default();
+    let mut out = Object::new();
+    if let Some(optional) = map.get("optional") {
+        let optional: Object = project_flat(optional)
+            .into_iter()
+            .filter(|(alias, _)| !required.contains_key(alias))
+            .collect();
+        out.insert("optional".to_owned(), Json::Object(optional));
+    }
+    if map.contains_key("required") {
+        out.insert("required".to_owned(), Json::Object(required));
+    }
+    Json::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(extra: &str) -> Json {
+        let text = format!(
+            r#"{{"format":"trellis.contract.v1","id":"a@v1","displayName":"A","description":"d","kind":"service"{extra}}}"#
+        );
+        Json::parse(&text).expect("valid")
+    }
+
+    #[test]
+    fn display_fields_do_not_move_the_digest() {
+        let a = manifest(r#","docs":{"markdown":"x"}"#);
+        let b = manifest("");
+        assert_eq!(digest(&a), digest(&b));
+        let mut c = b.clone();
+        if let Some(m) = c.as_object_mut() {
+            m.insert("displayName".into(), Json::str("Other"));
+        }
+        assert_eq!(digest(&b), digest(&c));
+    }
+
+    #[test]
+    fn unused_schemas_and_unknown_fields_are_dropped() {
+        let a = manifest(
+            r#","schemas":{"Unused":{"type":"string"}},"rpc":{"A.B":{"version":"v1","subject":"s","input":{"schema":"I"},"output":{"schema":"I"},"x":1,"docs":{"markdown":"m"}}}"#,
+        );
+        let b = manifest(
+            r#","rpc":{"A.B":{"version":"v1","subject":"s","input":{"schema":"I"},"output":{"schema":"I"}}}"#,
+        );
+        assert_eq!(digest(&a), digest(&b));
+    }
+
+    #[test]
+    fn capability_and_error_lists_are_sets() {
+        let a = manifest(
+            r#","errors":{"E":{"type":"E"},"F":{"type":"F"}},"rpc":{"A.B":{"version":"v1","subject":"s","input":{"schema":"I"},"output":{"schema":"I"},"capabilities":{"call":["b","a","a"]},"errors":[{"type":"E"},{"type":"E"}]}}"#,
+        );
+        let b = manifest(
+            r#","errors":{"E":{"type":"E"}},"rpc":{"A.B":{"version":"v1","subject":"s","input":{"schema":"I"},"output":{"schema":"I"},"capabilities":{"call":["a","b"]},"errors":[{"type":"E"}]}}"#,
+        );
+        assert_eq!(digest(&a), digest(&b));
+    }
+
+    #[test]
+    fn semantic_edits_move_the_digest() {
+        let a = manifest(
+            r#","resources":{"kv":{"items":{"purpose":"p","schema":{"schema":"I"}}}},"schemas":{"I":{"type":"string"}}"#,
+        );
+        let b = manifest(
+            r#","resources":{"kv":{"items":{"purpose":"q","schema":{"schema":"I"}}}},"schemas":{"I":{"type":"string"}}"#,
+        );
+        let c = manifest(
+            r#","resources":{"kv":{"items":{"purpose":"p","schema":{"schema":"I"}}}},"schemas":{"I":{"type":"integer"}}"#,
+        );
+        assert_ne!(digest(&a), digest(&b));
+        assert_ne!(digest(&a), digest(&c));
+    }
+
+    #[test]
+    fn optional_uses_shadowed_by_required_are_dropped() {
+        let a = manifest(
+            r#","uses":{"required":{"d":{"contract":"d@v1","rpc":{"call":["B.C","A.B","A.B"]}}},"optional":{"d":{"contract":"d@v1"}}}"#,
+        );
+        let b = manifest(
+            r#","uses":{"required":{"d":{"contract":"d@v1","rpc":{"call":["A.B","B.C"]}}},"optional":{}}"#,
+        );
+        assert_eq!(digest(&a), digest(&b));
+    }
+
+    #[test]
+    fn digest_is_base64url_without_padding() {
+        let d = digest(&manifest(""));
+        assert_eq!(d.len(), 43);
+        assert!(
+            d.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+    }
+}

@@ -1,0 +1,57 @@
+//! Contract parsing, validation, JSON Schema derivation, canonical manifests
+//! and digests for trellis-rs.
+//!
+//! The same parser runs inside the `#[trellis::contract]` proc macro and in
+//! your `build.rs`, so the manifest the macro embeds (`MANIFEST_JSON`) and
+//! the file `build.rs` writes (`contracts/<id>.json`) are byte-identical.
+//!
+//! A canonical `build.rs`:
+//!
+//! ```no_run
+//! fn main() {
+//!     // Writes contracts/<id>.json next to Cargo.toml (commit it) and
+//!     // $OUT_DIR/contracts/<id>.json.
+//!     trellis_codegen::Builder::new().source("src/lib.rs").emit_or_warn();
+//! }
+//! ```
+//!
+//! Parsing a module directly:
+//!
+//! ```
+//! let src = r#"
+//!     #[trellis::contract(id = "items@v1", display_name = "Items", description = "Item records")]
+//!     pub mod items {
+//!         use serde::{Deserialize, Serialize};
+//!         #[derive(Serialize, Deserialize)]
+//!         pub struct Item { pub id: String, pub title: String }
+//!         #[kv(purpose = "Item records by id", schema = Item)]
+//!         pub struct Items;
+//!     }
+//! "#;
+//! let contracts = trellis_codegen::parse_source(src, "lib.rs".as_ref()).unwrap();
+//! let manifest = &contracts[0].manifest;
+//! assert_eq!(manifest.id, "items@v1");
+//! assert!(manifest.to_canonical_string().starts_with(r#"{"description":"Item records""#));
+//! assert_eq!(manifest.digest().len(), 43);
+//! ```
+
+pub mod args;
+pub mod builder;
+pub mod check;
+pub mod digest;
+pub mod errors;
+pub mod expand;
+pub mod json;
+pub mod manifest;
+pub mod names;
+pub mod parse;
+pub mod schema;
+pub mod validate;
+
+pub use builder::{BuildError, Builder, Emitted, SourceError, parse_source};
+pub use check::{CheckError, Checked, check_manifest};
+pub use digest::{digest, digest_text, projection};
+pub use json::Json;
+pub use manifest::Manifest;
+pub use parse::{Contract, ContractArgs, parse_contract};
+pub use validate::Issue;

@@ -1,0 +1,779 @@
+//! JSON Schema derived syntactically from a contract module's schema types.
+//!
+//! Serde's own attribute parser (`serde_derive_internals`) decides names,
+//! tagging, defaults and flattening, so the schema describes exactly what
+//! `serde_json` puts on the wire. Schemas are self-contained: other schema
+//! types of the module are inlined (no `$ref`), so recursive types are
+//! rejected. Doc comments are deliberately not copied into schemas: schemas
+//! are part of the digest, and editing a comment must not change it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proc_macro2::Span;
+use serde_derive_internals::{Ctxt, Derive, ast, attr};
+use syn::spanned::Spanned as _;
+
+use crate::json::{Json, Object};
+
+/// The schema types of a module, by Rust name.
+#[derive(Default)]
+pub struct SchemaTypes {
+    items: BTreeMap<String, syn::DeriveInput>,
+}
+
+impl SchemaTypes {
+    /// Registers a struct or enum.
+    pub fn insert(&mut self, name: String, input: syn::DeriveInput) {
+        self.items.insert(name, input);
+    }
+
+    /// Whether `name` is a schema type.
+    pub fn contains(&self, name: &str) -> bool {
+        self.items.contains_key(name)
+    }
+
+    /// Every schema type name, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        self.items.keys()
+    }
+
+    /// Derives the schema of every type. Errors are spanned at the offending
+    /// type, field or attribute.
+    pub fn derive_all(&self) -> (BTreeMap<String, Json>, Vec<syn::Error>) {
+        let mut out = BTreeMap::new();
+        let mut errors = Vec::new();
+        for (name, input) in &self.items {
+            let mut cx = Deriver {
+                types: self,
+                stack: vec![name.clone()],
+            };
+            match cx.container(input) {
+                Ok(schema) => {
+                    out.insert(name.clone(), schema);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        (out, errors)
+    }
+}
+
+struct Deriver<'a> {
+    types: &'a SchemaTypes,
+    stack: Vec<String>,
+}
+
+fn err(span: Span, msg: impl std::fmt::Display) -> syn::Error {
+    syn::Error::new(span, msg)
+}
+
+fn obj(pairs: impl IntoIterator<Item = (&'static str, Json)>) -> Json {
+    Json::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+fn ty(name: &str) -> Json {
+    obj([("type", Json::str(name))])
+}
+
+fn tag_schema(value: &str) -> Json {
+    obj([("type", Json::str("string")), ("const", Json::str(value))])
+}
+
+fn object_schema(properties: Object, mut required: Vec<String>) -> Json {
+    let mut map = Object::new();
+    map.insert("type".into(), Json::str("object"));
+    map.insert("properties".into(), Json::Object(properties));
+    required.sort();
+    required.dedup();
+    if !required.is_empty() {
+        map.insert("required".into(), Json::strings(required));
+    }
+    Json::Object(map)
+}
+
+fn last_segment(ty: &syn::Type) -> Option<&syn::PathSegment> {
+    match ty {
+        syn::Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
+        syn::Type::Group(g) => last_segment(&g.elem),
+        syn::Type::Paren(p) => last_segment(&p.elem),
+        _ => None,
+    }
+}
+
+/// Whether the type is spelled `Option<...>`.
+pub fn is_option(ty: &syn::Type) -> bool {
+    last_segment(ty).is_some_and(|s| s.ident == "Option")
+}
+
+fn generic_args(seg: &syn::PathSegment) -> Vec<&syn::Type> {
+    match &seg.arguments {
+        syn::PathArguments::AngleBracketed(a) => a
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                syn::GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+const SUPPORTED: &str = "supported: bool, String, char, integers up to 64 bits, f32/f64, \
+Option<T>, Vec<T>, VecDeque<T>, [T; N], HashSet/BTreeSet<T>, HashMap/BTreeMap<String, T>, \
+Box/Arc/Rc<T>, serde_json::Value, () and the schema types declared in this contract module";
+
+impl Deriver<'_> {
+    fn container(&mut self, input: &syn::DeriveInput) -> syn::Result<Json> {
+        let cx = Ctxt::new();
+        let private = syn::Ident::new("__private", Span::call_site());
+        let container = ast::Container::from_ast(&cx, input, Derive::Deserialize, &private);
+        cx.check()?;
+        let Some(container) = container else {
+            return Err(err(input.span(), "serde cannot derive this item"));
+        };
+        self.reject_container_attrs(input, &container.attrs)?;
+        match &container.data {
+            ast::Data::Struct(style, fields) => {
+                if container.attrs.transparent() {
+                    let field = fields
+                        .iter()
+                        .find(|f| !(f.attrs.skip_serializing() && f.attrs.skip_deserializing()))
+                        .ok_or_else(|| {
+                            err(input.ident.span(), "transparent struct has no field")
+                        })?;
+                    return self.field_type(field);
+                }
+                self.struct_body(*style, fields, &container.attrs, input.ident.span())
+            }
+            ast::Data::Enum(variants) => self.enum_body(input, &container.attrs, variants),
+        }
+    }
+
+    fn reject_container_attrs(
+        &self,
+        input: &syn::DeriveInput,
+        attrs: &attr::Container,
+    ) -> syn::Result<()> {
+        let span = input.ident.span();
+        if attrs.deny_unknown_fields() {
+            return Err(err(
+                span,
+                "`#[serde(deny_unknown_fields)]` is not allowed on contract schema types: wire objects \
+                 stay open to unknown fields so additive rollouts work; remove it",
+            ));
+        }
+        if let Some(t) = attrs
+            .type_from()
+            .or(attrs.type_try_from())
+            .or(attrs.type_into())
+        {
+            return Err(err(
+                t.span(),
+                "`#[serde(from/try_from/into = ...)]` hides the wire shape from the contract; \
+                 declare the wire type itself as the schema type instead",
+            ));
+        }
+        if let Some(remote) = attrs.remote() {
+            return Err(err(
+                remote.span(),
+                "`#[serde(remote = ...)]` is not supported in a contract; declare the type in the module",
+            ));
+        }
+        if !matches!(attrs.identifier(), attr::Identifier::No) {
+            return Err(err(
+                span,
+                "`#[serde(field_identifier/variant_identifier)]` types are not wire types; remove the attribute",
+            ));
+        }
+        if !input.generics.params.is_empty() {
+            return Err(err(
+                input.generics.span(),
+                "generic schema types are not supported in a contract: a manifest schema must be \
+                 concrete; declare a concrete type per use",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_field_attrs(&self, field: &ast::Field) -> syn::Result<()> {
+        let span = field.original.span();
+        let a = &field.attrs;
+        if a.serialize_with().is_some() || a.deserialize_with().is_some() {
+            return Err(err(
+                span,
+                "`#[serde(with/serialize_with/deserialize_with)]` changes the wire shape invisibly; \
+                 use a schema type that serializes as intended",
+            ));
+        }
+        if a.getter().is_some() {
+            return Err(err(
+                span,
+                "`#[serde(getter)]` is not supported in a contract",
+            ));
+        }
+        if a.skip_serializing() != a.skip_deserializing() {
+            return Err(err(
+                span,
+                "skipping a field in only one direction makes the wire shape asymmetric; \
+                 use `#[serde(skip)]` or neither",
+            ));
+        }
+        if a.name().serialize_name().value != a.name().deserialize_name().value {
+            return Err(err(
+                span,
+                "a field must have the same name when serialized and deserialized; \
+                 use `#[serde(rename = \"...\")]` (aliases are fine)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn field_type(&mut self, field: &ast::Field) -> syn::Result<Json> {
+        self.type_schema(field.ty)
+    }
+
+    fn fields_object(
+        &mut self,
+        fields: &[ast::Field],
+        container_default: &attr::Default,
+    ) -> syn::Result<(Object, Vec<String>, Option<Json>)> {
+        let mut properties = Object::new();
+        let mut required = Vec::new();
+        let mut additional = None;
+        for field in fields {
+            self.check_field_attrs(field)?;
+            if field.attrs.skip_serializing() && field.attrs.skip_deserializing() {
+                continue;
+            }
+            let schema = self.field_type(field)?;
+            let optional_ty = is_option(field.ty);
+            let has_default = !field.attrs.default().is_none() || !container_default.is_none();
+            if field.attrs.flatten() {
+                match schema.as_object() {
+                    Some(map) if map.contains_key("properties") => {
+                        if let Some(Json::Object(props)) = map.get("properties") {
+                            for (k, v) in props {
+                                properties.insert(k.clone(), v.clone());
+                            }
+                        }
+                        if !optional_ty && let Some(Json::Array(req)) = map.get("required") {
+                            required
+                                .extend(req.iter().filter_map(|r| r.as_str().map(str::to_owned)));
+                        }
+                    }
+                    Some(map) if map.contains_key("additionalProperties") => {
+                        additional = map.get("additionalProperties").cloned();
+                    }
+                    _ => {
+                        return Err(err(
+                            field.original.span(),
+                            "`#[serde(flatten)]` is supported on struct schema types of this module \
+                             and on maps with String keys",
+                        ));
+                    }
+                }
+                continue;
+            }
+            let skip_if = field.attrs.skip_serializing_if();
+            if skip_if.is_some() && !optional_ty && !has_default {
+                return Err(err(
+                    field.original.span(),
+                    "`skip_serializing_if` without a default makes deserializing the omitted field fail; \
+                     add `#[serde(default)]` to the field",
+                ));
+            }
+            let name = field.attrs.name().serialize_name().value.clone();
+            if !optional_ty && !has_default && skip_if.is_none() {
+                required.push(name.clone());
+            }
+            properties.insert(name, schema);
+        }
+        Ok((properties, required, additional))
+    }
+
+    fn struct_body(
+        &mut self,
+        style: ast::Style,
+        fields: &[ast::Field],
+        attrs: &attr::Container,
+        span: Span,
+    ) -> syn::Result<Json> {
+        match style {
+            ast::Style::Struct => {
+                let (properties, required, additional) =
+                    self.fields_object(fields, attrs.default())?;
+                let mut schema = object_schema(properties, required);
+                if let (Some(extra), Some(map)) = (additional, schema.as_object_mut()) {
+                    map.insert("additionalProperties".into(), extra);
+                }
+                if let attr::TagType::Internal { tag } = attrs.tag()
+                    && let Some(Json::Object(props)) =
+                        schema.as_object_mut().and_then(|m| m.get_mut("properties"))
+                {
+                    // `#[serde(tag = "...")]` on a struct adds the struct name.
+                    let _ = props;
+                    return Err(err(
+                        span,
+                        format!(
+                            "`#[serde(tag = \"{tag}\")]` on a struct is not supported in a contract; \
+                             add the field explicitly"
+                        ),
+                    ));
+                }
+                Ok(schema)
+            }
+            ast::Style::Newtype => {
+                let field = &fields[0];
+                self.check_field_attrs(field)?;
+                self.field_type(field)
+            }
+            ast::Style::Unit => Ok(ty("null")),
+            ast::Style::Tuple => Err(err(
+                span,
+                "tuple structs with several fields have no self-describing JSON shape; \
+                 use named fields",
+            )),
+        }
+    }
+
+    fn enum_body(
+        &mut self,
+        input: &syn::DeriveInput,
+        attrs: &attr::Container,
+        variants: &[ast::Variant],
+    ) -> syn::Result<Json> {
+        let tag = attrs.tag();
+        let mut unit_names = Vec::new();
+        let mut branches = Vec::new();
+        for variant in variants {
+            let a = &variant.attrs;
+            if a.skip_serializing() && a.skip_deserializing() {
+                continue;
+            }
+            let span = variant.original.span();
+            if a.skip_serializing() != a.skip_deserializing() {
+                return Err(err(
+                    span,
+                    "skipping a variant in only one direction is not supported; use `#[serde(skip)]`",
+                ));
+            }
+            if a.serialize_with().is_some() || a.deserialize_with().is_some() {
+                return Err(err(
+                    span,
+                    "`#[serde(with = ...)]` on a variant hides its wire shape; remove it",
+                ));
+            }
+            if a.untagged() {
+                return Err(err(
+                    span,
+                    "`#[serde(untagged)]` on a single variant is not supported; \
+                     put it on the enum or remove it",
+                ));
+            }
+            if a.name().serialize_name().value != a.name().deserialize_name().value {
+                return Err(err(
+                    span,
+                    "a variant must have the same name both ways; use `#[serde(rename = \"...\")]`",
+                ));
+            }
+            let name = a.name().serialize_name().value.clone();
+            let body = match variant.style {
+                ast::Style::Unit => None,
+                ast::Style::Newtype => {
+                    self.check_field_attrs(&variant.fields[0])?;
+                    Some(self.field_type(&variant.fields[0])?)
+                }
+                ast::Style::Struct => {
+                    let (props, req, _) =
+                        self.fields_object(&variant.fields, &attr::Default::None)?;
+                    Some(object_schema(props, req))
+                }
+                ast::Style::Tuple => {
+                    return Err(err(
+                        span,
+                        "tuple variants have no self-describing JSON shape; use a struct variant",
+                    ));
+                }
+            };
+            match (tag, body) {
+                (attr::TagType::External, None) => unit_names.push(name),
+                (attr::TagType::External, Some(body)) => {
+                    let mut props = Object::new();
+                    props.insert(name.clone(), body);
+                    branches.push(object_schema(props, vec![name]));
+                }
+                (attr::TagType::Internal { tag }, body) => {
+                    let mut schema = match body {
+                        None => object_schema(Object::new(), Vec::new()),
+                        Some(b) if b.get("properties").is_some() => b,
+                        Some(_) => {
+                            return Err(err(
+                                span,
+                                "an internally tagged (`tag = \"...\"`) newtype variant must wrap a \
+                                 struct schema type; use a struct variant",
+                            ));
+                        }
+                    };
+                    if let Some(map) = schema.as_object_mut() {
+                        if let Some(Json::Object(props)) = map.get_mut("properties") {
+                            props.insert(tag.clone(), tag_schema(&name));
+                        }
+                        let mut req: Vec<String> = map
+                            .get("required")
+                            .and_then(Json::as_array)
+                            .map(|r| {
+                                r.iter()
+                                    .filter_map(|s| s.as_str().map(str::to_owned))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        req.push(tag.clone());
+                        req.sort();
+                        req.dedup();
+                        map.insert("required".into(), Json::strings(req));
+                    }
+                    branches.push(schema);
+                }
+                (attr::TagType::Adjacent { tag, content }, body) => {
+                    let mut props = Object::new();
+                    props.insert(tag.clone(), tag_schema(&name));
+                    let mut req = vec![tag.clone()];
+                    if let Some(body) = body {
+                        props.insert(content.clone(), body);
+                        req.push(content.clone());
+                    }
+                    branches.push(object_schema(props, req));
+                }
+                (attr::TagType::None, body) => branches.push(body.unwrap_or_else(|| ty("null"))),
+            }
+        }
+        if !unit_names.is_empty() {
+            let units = obj([
+                ("type", Json::str("string")),
+                ("enum", Json::strings(unit_names)),
+            ]);
+            if branches.is_empty() {
+                return Ok(units);
+            }
+            branches.insert(0, units);
+        }
+        if branches.is_empty() {
+            return Err(err(
+                input.ident.span(),
+                "an enum schema type needs at least one variant",
+            ));
+        }
+        let key = if matches!(tag, attr::TagType::None) {
+            "anyOf"
+        } else {
+            "oneOf"
+        };
+        Ok(obj([(key, Json::Array(branches))]))
+    }
+
+    /// Maps a Rust type to its schema.
+    fn type_schema(&mut self, t: &syn::Type) -> syn::Result<Json> {
+        match t {
+            syn::Type::Group(g) => self.type_schema(&g.elem),
+            syn::Type::Paren(p) => self.type_schema(&p.elem),
+            syn::Type::Tuple(tuple) if tuple.elems.is_empty() => Ok(ty("null")),
+            syn::Type::Array(array) => {
+                let items = self.type_schema(&array.elem)?;
+                let len = match &array.len {
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Int(n),
+                        ..
+                    }) => n.base10_parse::<u64>()?,
+                    other => {
+                        return Err(err(
+                            other.span(),
+                            "array lengths in schema types must be integer literals",
+                        ));
+                    }
+                };
+                Ok(obj([
+                    ("type", Json::str("array")),
+                    ("items", items),
+                    ("minItems", Json::uint(len)),
+                    ("maxItems", Json::uint(len)),
+                ]))
+            }
+            syn::Type::Path(p) if p.qself.is_none() => self.path_schema(t, &p.path),
+            syn::Type::Reference(r) => Err(err(
+                r.span(),
+                "references are not allowed in schema types: schema types own their data; \
+                 use `String` or `Vec<T>`",
+            )),
+            other => Err(err(
+                other.span(),
+                format!("this type cannot be described in a contract schema; {SUPPORTED}"),
+            )),
+        }
+    }
+
+    fn path_schema(&mut self, t: &syn::Type, path: &syn::Path) -> syn::Result<Json> {
+        let Some(seg) = path.segments.last() else {
+            return Err(err(t.span(), "empty type path"));
+        };
+        let name = seg.ident.to_string();
+        let args = generic_args(seg);
+        let one = |args: &[&syn::Type]| -> syn::Result<syn::Type> {
+            args.first()
+                .map(|t| (*t).clone())
+                .ok_or_else(|| err(seg.span(), format!("`{name}` needs a type argument")))
+        };
+        let int = |signed: bool, bits: u32| -> Json {
+            let mut map = Object::new();
+            map.insert("type".into(), Json::str("integer"));
+            if signed && bits < 64 {
+                map.insert("minimum".into(), Json::int(-(1i64 << (bits - 1))));
+                map.insert("maximum".into(), Json::int((1i64 << (bits - 1)) - 1));
+            } else if !signed {
+                map.insert("minimum".into(), Json::uint(0));
+                if bits < 64 {
+                    map.insert("maximum".into(), Json::uint((1u64 << bits) - 1));
+                }
+            }
+            Json::Object(map)
+        };
+        if path.segments.len() == 1 || name == "Value" {
+            match name.as_str() {
+                "bool" => return Ok(ty("boolean")),
+                "String" | "str" => return Ok(ty("string")),
+                "char" => {
+                    return Ok(obj([
+                        ("type", Json::str("string")),
+                        ("minLength", Json::uint(1)),
+                        ("maxLength", Json::uint(1)),
+                    ]));
+                }
+                "i8" => return Ok(int(true, 8)),
+                "i16" => return Ok(int(true, 16)),
+                "i32" => return Ok(int(true, 32)),
+                "i64" | "isize" => return Ok(int(true, 64)),
+                "u8" => return Ok(int(false, 8)),
+                "u16" => return Ok(int(false, 16)),
+                "u32" => return Ok(int(false, 32)),
+                "u64" | "usize" => return Ok(int(false, 64)),
+                "i128" | "u128" => {
+                    return Err(err(
+                        seg.span(),
+                        "128-bit integers do not survive JSON round trips; use i64/u64 or a String",
+                    ));
+                }
+                "f32" | "f64" => return Ok(ty("number")),
+                _ => {}
+            }
+        }
+        match name.as_str() {
+            "Option" => {
+                let inner = self.type_schema(&one(&args)?)?;
+                Ok(obj([("anyOf", Json::Array(vec![inner, ty("null")]))]))
+            }
+            "Vec" | "VecDeque" | "LinkedList" => {
+                let inner = self.type_schema(&one(&args)?)?;
+                Ok(obj([("type", Json::str("array")), ("items", inner)]))
+            }
+            "HashSet" | "BTreeSet" => {
+                let inner = self.type_schema(&one(&args)?)?;
+                Ok(obj([
+                    ("type", Json::str("array")),
+                    ("items", inner),
+                    ("uniqueItems", Json::Bool(true)),
+                ]))
+            }
+            "HashMap" | "BTreeMap" => {
+                let (Some(key), Some(value)) = (args.first(), args.get(1)) else {
+                    return Err(err(
+                        seg.span(),
+                        format!("`{name}` needs key and value types"),
+                    ));
+                };
+                if !last_segment(key).is_some_and(|s| s.ident == "String") {
+                    return Err(err(
+                        key.span(),
+                        "map keys in schema types must be `String` (JSON object keys are strings)",
+                    ));
+                }
+                let inner = self.type_schema(value)?;
+                Ok(obj([
+                    ("type", Json::str("object")),
+                    ("additionalProperties", inner),
+                ]))
+            }
+            "Box" | "Arc" | "Rc" => self.type_schema(&one(&args)?),
+            "Value"
+                if path.segments.len() == 1
+                    || path
+                        .segments
+                        .first()
+                        .is_some_and(|s| s.ident == "serde_json") =>
+            {
+                if self.types.contains("Value") && path.segments.len() == 1 {
+                    self.named(&name, seg.span())
+                } else {
+                    Ok(Json::object())
+                }
+            }
+            _ if path.segments.len() == 1 && self.types.contains(&name) => {
+                if !args.is_empty() {
+                    return Err(err(seg.span(), "schema types are not generic"));
+                }
+                self.named(&name, seg.span())
+            }
+            _ => Err(err(
+                t.span(),
+                format!(
+                    "type `{}` is not declared in this contract and has no JSON Schema mapping; \
+                     declare it in the contract module with #[derive(Serialize, Deserialize)] \
+                     ({SUPPORTED})",
+                    path.segments
+                        .iter()
+                        .map(|s| s.ident.to_string())
+                        .collect::<Vec<_>>()
+                        .join("::")
+                ),
+            )),
+        }
+    }
+
+    fn named(&mut self, name: &str, span: Span) -> syn::Result<Json> {
+        if self.stack.iter().any(|n| n == name) {
+            let cycle = self.stack.join(" -> ");
+            return Err(err(
+                span,
+                format!(
+                    "recursive schema type `{name}` ({cycle} -> {name}): manifest schemas are \
+                     self-contained without `$ref`, so recursion cannot be expressed; \
+                     break the cycle (e.g. store child ids instead of children)"
+                ),
+            ));
+        }
+        let Some(input) = self.types.items.get(name) else {
+            return Err(err(span, format!("unknown schema type `{name}`")));
+        };
+        self.stack.push(name.to_owned());
+        let result = self.container(input);
+        self.stack.pop();
+        result
+    }
+}
+
+/// Which node types a pointer target may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// `string` only.
+    String,
+    /// `string`, `number` or `integer` (subject tokens).
+    Scalar,
+    /// An object (metadata maps).
+    Object,
+}
+
+impl Want {
+    fn accepts(self, t: &str) -> bool {
+        match self {
+            Want::String => t == "string",
+            Want::Scalar => matches!(t, "string" | "number" | "integer"),
+            Want::Object => t == "object",
+        }
+    }
+
+    /// Human description.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Want::String => "a string field",
+            Want::Scalar => "a string or number field",
+            Want::Object => "an object (map) field",
+        }
+    }
+}
+
+/// Resolves a JSON pointer (`/a/b`) against a schema. Every branch of a
+/// union must resolve; with `required` the field may not be optional or
+/// nullable. Returns a reason on failure.
+pub fn resolve_pointer(
+    schema: &Json,
+    pointer: &str,
+    want: Want,
+    required: bool,
+) -> Result<(), String> {
+    let Some(rest) = pointer.strip_prefix('/') else {
+        return Err(format!(
+            "`{pointer}` is not a JSON pointer (it must start with `/`)"
+        ));
+    };
+    let tokens: Vec<String> = rest
+        .split('/')
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    resolve_tokens(schema, &tokens, want, required, pointer)
+}
+
+fn branches(schema: &Json) -> Option<&[Json]> {
+    schema
+        .get("anyOf")
+        .or_else(|| schema.get("oneOf"))
+        .and_then(Json::as_array)
+}
+
+fn is_null_schema(schema: &Json) -> bool {
+    schema.get("type").and_then(Json::as_str) == Some("null")
+}
+
+fn resolve_tokens(
+    schema: &Json,
+    tokens: &[String],
+    want: Want,
+    required: bool,
+    pointer: &str,
+) -> Result<(), String> {
+    if let Some(list) = branches(schema) {
+        let non_null: Vec<&Json> = list.iter().filter(|b| !is_null_schema(b)).collect();
+        if required && non_null.len() != list.len() {
+            return Err(format!(
+                "`{pointer}` passes through an optional (nullable) value"
+            ));
+        }
+        for branch in non_null {
+            resolve_tokens(branch, tokens, want, required, pointer)?;
+        }
+        return Ok(());
+    }
+    let Some((first, rest)) = tokens.split_first() else {
+        let t = schema.get("type").and_then(Json::as_str).unwrap_or("any");
+        return if want.accepts(t) {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{pointer}` must resolve to {}, but it is `{t}`",
+                want.describe()
+            ))
+        };
+    };
+    let Some(prop) = schema.get("properties").and_then(|p| p.get(first)) else {
+        let known: BTreeSet<&str> = schema
+            .get("properties")
+            .and_then(Json::as_object)
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let known = known.into_iter().collect::<Vec<_>>().join(", ");
+        return Err(format!(
+            "`{pointer}`: no field `{first}` here (fields: {})",
+            if known.is_empty() { "none" } else { &known }
+        ));
+    };
+    if required {
+        let listed = schema
+            .get("required")
+            .and_then(Json::as_array)
+            .is_some_and(|r| r.iter().any(|x| x.as_str() == Some(first)));
+        if !listed {
+            return Err(format!(
+                "`{pointer}`: field `{first}` is optional; it must always be present"
+            ));
+        }
+    }
+    resolve_tokens(prop, rest, want, required, pointer)
+}

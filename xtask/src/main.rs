@@ -1,0 +1,194 @@
+//! Developer tasks for the trellis-rs workspace, run as `cargo xtask <task>`.
+//!
+//! * `setup` — make sure a `nats-server` >= 2.10 is available.
+//! * `test [ARGS...]` — setup, `cargo fmt --check`, then `cargo test --workspace ARGS...`.
+//! * `lint` — `cargo fmt --check` and `cargo clippy -D warnings`.
+//! * `demo` — build the examples and check/digest their contract manifests.
+
+mod cmd;
+mod nats;
+
+use std::env;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cmd::{CommandFailed, cargo, run, step};
+
+/// Usage text printed for `help` and on bad invocations.
+const USAGE: &str = "\
+usage: cargo xtask <task> [args...]
+
+tasks:
+  setup           ensure nats-server >= 2.10 is available (installs into .tools/nats)
+  test [ARGS...]  setup, cargo fmt --check, cargo test --workspace ARGS...
+  lint            cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
+  demo            build the examples and run `trellis contract check/digest` on their manifests";
+
+fn main() -> ExitCode {
+    match try_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("\nerror: {err:#}");
+            let code = err
+                .chain()
+                .find_map(|cause| cause.downcast_ref::<CommandFailed>())
+                .and_then(|failed| failed.code)
+                .and_then(|code| u8::try_from(code).ok())
+                .filter(|&code| code != 0)
+                .unwrap_or(1);
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Parses the command line and dispatches to a task.
+fn try_main() -> Result<()> {
+    let mut args = env::args_os().skip(1);
+    let task = args.next();
+    let rest: Vec<OsString> = args.collect();
+    let root = repo_root()?;
+
+    match task.as_ref().and_then(|t| t.to_str()) {
+        Some("setup") => no_extra_args("setup", &rest).and_then(|()| nats::setup(&root).map(drop)),
+        Some("test") => test(&root, &rest),
+        Some("lint") => no_extra_args("lint", &rest).and_then(|()| lint(&root)),
+        Some("demo") => no_extra_args("demo", &rest).and_then(|()| demo(&root)),
+        None | Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(_) => bail!(
+            "unknown task `{}`\n\n{USAGE}",
+            task.as_deref().unwrap_or_default().to_string_lossy()
+        ),
+    }
+}
+
+/// Rejects stray arguments for tasks that take none.
+fn no_extra_args(task: &str, rest: &[OsString]) -> Result<()> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        bail!("`{task}` takes no arguments\n\n{USAGE}")
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+fn repo_root() -> Result<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask manifest directory has no parent")
+}
+
+/// `cargo xtask test`: setup, format check, then the workspace test suite.
+fn test(root: &Path, extra: &[OsString]) -> Result<()> {
+    let server = nats::setup(root)?;
+    fmt_check(root)?;
+
+    step("cargo test --workspace");
+    let mut path = vec![server.bin_dir().to_path_buf()];
+    if let Some(existing) = env::var_os("PATH") {
+        path.extend(env::split_paths(&existing));
+    }
+    let path = env::join_paths(path).context("cannot build PATH for the test run")?;
+    run(cargo(root)
+        .args(["test", "--workspace"])
+        .args(extra)
+        .env(nats::ENV_VAR, &server.path)
+        .env("PATH", path))
+}
+
+/// `cargo xtask lint`: rustfmt and clippy over the whole workspace.
+fn lint(root: &Path) -> Result<()> {
+    fmt_check(root)?;
+    step("cargo clippy --workspace --all-targets -- -D warnings");
+    run(cargo(root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+/// Runs `cargo fmt --all -- --check`.
+fn fmt_check(root: &Path) -> Result<()> {
+    step("cargo fmt --all -- --check");
+    run(cargo(root).args(["fmt", "--all", "--", "--check"]))
+}
+
+/// `cargo xtask demo`: build the examples, then check and digest every
+/// contract manifest their build scripts emitted.
+fn demo(root: &Path) -> Result<()> {
+    nats::setup(root)?;
+
+    step("cargo build -p documents-example -p items-example");
+    run(cargo(root).args(["build", "-p", "documents-example", "-p", "items-example"]))?;
+
+    let manifests = example_manifests(root)?;
+    if manifests.is_empty() {
+        bail!(
+            "no contract manifests found under {}; expected the example build scripts \
+             to write examples/<name>/contracts/*.json",
+            root.join("examples").display()
+        );
+    }
+
+    for manifest in &manifests {
+        let shown = manifest.strip_prefix(root).unwrap_or(manifest);
+        for action in ["check", "digest"] {
+            step(&format!("trellis contract {action} {}", shown.display()));
+            run(cargo(root)
+                .args([
+                    "run",
+                    "--quiet",
+                    "-p",
+                    "trellis-cli",
+                    "--bin",
+                    "trellis",
+                    "--",
+                ])
+                .args(["contract", action])
+                .arg(shown))?;
+        }
+    }
+    println!("\ndemo: processed {} manifest(s)", manifests.len());
+    Ok(())
+}
+
+/// Lists `examples/*/contracts/*.json` (sorted) under `root`.
+fn example_manifests(root: &Path) -> Result<Vec<PathBuf>> {
+    let examples = root.join("examples");
+    let mut manifests = Vec::new();
+    for example in read_dir(&examples)? {
+        let contracts = example.join("contracts");
+        if !contracts.is_dir() {
+            continue;
+        }
+        manifests.extend(
+            read_dir(&contracts)?
+                .into_iter()
+                .filter(|p| p.is_file() && p.extension().is_some_and(|ext| ext == "json")),
+        );
+    }
+    manifests.sort();
+    Ok(manifests)
+}
+
+/// Returns the paths of all entries in `dir`.
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    fs::read_dir(dir)
+        .with_context(|| format!("cannot read directory {}", dir.display()))?
+        .map(|entry| {
+            entry
+                .map(|e| e.path())
+                .with_context(|| format!("cannot read an entry of {}", dir.display()))
+        })
+        .collect()
+}
