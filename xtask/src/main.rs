@@ -100,7 +100,40 @@ fn test(root: &Path, extra: &[OsString]) -> Result<()> {
         .args(["test", "--workspace"])
         .args(extra)
         .env(nats::ENV_VAR, &server.path)
-        .env("PATH", path))
+        .env("PATH", path))?;
+    manifests_committed(root)
+}
+
+/// Fails when the build rewrote a committed contract manifest: build.rs
+/// emits `examples/*/contracts/*.json`, and reviewers and peer teams read
+/// the committed copy, so it must never be stale.
+fn manifests_committed(root: &Path) -> Result<()> {
+    if !root.join(".git").exists() {
+        return Ok(());
+    }
+    step("committed contract manifests are up to date");
+    let output = std::process::Command::new("git")
+        .current_dir(root)
+        .args([
+            "status",
+            "--porcelain",
+            "--untracked-files=all",
+            "--",
+            ":(glob)**/contracts/*.json",
+        ])
+        .output()
+        .context("cannot run `git status`")?;
+    if !output.status.success() {
+        bail!(
+            "`git status` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let changed = String::from_utf8_lossy(&output.stdout);
+    if !changed.trim().is_empty() {
+        bail!("the build changed committed contract manifests; review and commit them:\n{changed}");
+    }
+    Ok(())
 }
 
 /// `cargo xtask lint`: rustfmt and clippy over the whole workspace.
