@@ -76,12 +76,10 @@ pub struct Emitted {
 /// Configures manifest emission from `build.rs`.
 ///
 /// ```no_run
-/// // build.rs
-/// fn main() {
-///     trellis_codegen::Builder::new()
-///         .source("src/lib.rs")
-///         .emit_or_warn();
-/// }
+/// // build.rs, inside `fn main()`:
+/// trellis_codegen::Builder::new()
+///     .source("src/lib.rs")
+///     .emit_or_warn();
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
@@ -255,5 +253,75 @@ fn collect_modules<'a>(items: &'a [syn::Item], out: &mut Vec<&'a syn::ItemMod>) 
                 collect_modules(inner, out);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NESTED: &str = r#"
+mod outer {
+    #[trellis::contract(id = "a@v1", display_name = "A", description = "a")]
+    pub mod a {
+        use serde::{Deserialize, Serialize};
+        #[derive(Serialize, Deserialize)]
+        pub struct V { pub x: u32 }
+        #[kv(purpose = "p", schema = V)]
+        pub struct Vs;
+    }
+}
+#[contract(id = "ignored@v1")]
+mod not_matched {}
+"#;
+
+    #[test]
+    fn finds_contracts_in_nested_modules_by_literal_path() {
+        let found = parse_source(NESTED, Path::new("lib.rs")).expect("parses");
+        let ids: Vec<&str> = found.iter().map(|c| c.manifest.id.as_str()).collect();
+        assert_eq!(ids, ["a@v1"]);
+    }
+
+    #[test]
+    fn errors_carry_file_line_and_column() {
+        let text = NESTED.replace("schema = V)", "schema = W)");
+        let Err(BuildError::Contract(errors)) = parse_source(&text, Path::new("src/lib.rs")) else {
+            panic!("expected a contract error");
+        };
+        assert_eq!(errors.len(), 1);
+        let e = &errors[0];
+        assert_eq!((e.line, e.column), (8, 38));
+        assert!(e.message.contains("unknown schema 'W'"), "{}", e.message);
+        assert!(e.to_string().starts_with("src/lib.rs:8:38: "));
+    }
+
+    #[test]
+    fn emit_writes_both_copies_only_when_changed() {
+        let dir = std::env::temp_dir().join(format!("trellis-builder-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("src")).expect("mkdir");
+        fs::write(dir.join("src/lib.rs"), NESTED).expect("write source");
+        let builder = Builder::new()
+            .source("src/lib.rs")
+            .manifest_dir(&dir)
+            .out_dir(dir.join("out"));
+        let first = builder.emit().expect("emits");
+        assert_eq!(first.len(), 1);
+        let committed = fs::read_to_string(&first[0].path).expect("committed copy");
+        assert_eq!(
+            committed,
+            fs::read_to_string(&first[0].out_path).expect("out copy")
+        );
+        assert_eq!(committed, first[0].json);
+        let mtime = fs::metadata(&first[0].path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        builder.emit().expect("emits again");
+        let again = fs::metadata(&first[0].path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        assert_eq!(mtime, again, "unchanged manifest must not be rewritten");
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -163,7 +163,19 @@ pub fn projection(manifest: &Json) -> Json {
         out.insert("schemas".to_owned(), Json::Object(kept));
     }
 
+    prune_empty(&mut out, &["resources", "uses"]);
     Json::Object(out)
+}
+
+/// Drops empty-object sections (an absent map and `{}` mean the same), one
+/// level down into `nested` sections first.
+fn prune_empty(map: &mut Object, nested: &[&str]) {
+    for key in nested {
+        if let Some(Json::Object(inner)) = map.get_mut(*key) {
+            prune_empty(inner, &[]);
+        }
+    }
+    map.retain(|_, v| !matches!(v, Json::Object(m) if m.is_empty()));
 }
 
 fn keep_fields(entry: &Json, fields: &[&str]) -> Json {

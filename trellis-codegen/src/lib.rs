@@ -8,11 +8,9 @@
 //! A canonical `build.rs`:
 //!
 //! ```no_run
-//! fn main() {
-//!     // Writes contracts/<id>.json next to Cargo.toml (commit it) and
-//!     // $OUT_DIR/contracts/<id>.json.
-//!     trellis_codegen::Builder::new().source("src/lib.rs").emit_or_warn();
-//! }
+//! // Writes contracts/<id>.json next to Cargo.toml (commit it) and
+//! // $OUT_DIR/contracts/<id>.json.
+//! trellis_codegen::Builder::new().source("src/lib.rs").emit_or_warn();
 //! ```
 //!
 //! Parsing a module directly:

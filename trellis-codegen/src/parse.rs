@@ -466,7 +466,7 @@ impl Parser {
             let alias = attrs
                 .iter()
                 .find(|a| dsl_attr_name(a).as_deref() == Some("uses"))
-                .and_then(|a| alias_override(a))
+                .and_then(alias_override)
                 .unwrap_or_else(|| names::snake_case(&ident.to_string()));
             self.uses.insert(ident.to_string(), alias);
         } else if has("capability") {
@@ -711,7 +711,7 @@ impl Parser {
         true
     }
 
-    fn taken_aliases<'r>(resources: &'r Resources) -> Vec<(&'r str, &'static str)> {
+    fn taken_aliases(resources: &Resources) -> Vec<(&str, &'static str)> {
         resources
             .kv
             .keys()

@@ -301,18 +301,7 @@ impl Deriver<'_> {
     ) -> syn::Result<Json> {
         match style {
             ast::Style::Struct => {
-                let (properties, required, additional) =
-                    self.fields_object(fields, attrs.default())?;
-                let mut schema = object_schema(properties, required);
-                if let (Some(extra), Some(map)) = (additional, schema.as_object_mut()) {
-                    map.insert("additionalProperties".into(), extra);
-                }
-                if let attr::TagType::Internal { tag } = attrs.tag()
-                    && let Some(Json::Object(props)) =
-                        schema.as_object_mut().and_then(|m| m.get_mut("properties"))
-                {
-                    // `#[serde(tag = "...")]` on a struct adds the struct name.
-                    let _ = props;
+                if let attr::TagType::Internal { tag } = attrs.tag() {
                     return Err(err(
                         span,
                         format!(
@@ -320,6 +309,12 @@ impl Deriver<'_> {
                              add the field explicitly"
                         ),
                     ));
+                }
+                let (properties, required, additional) =
+                    self.fields_object(fields, attrs.default())?;
+                let mut schema = object_schema(properties, required);
+                if let (Some(extra), Some(map)) = (additional, schema.as_object_mut()) {
+                    map.insert("additionalProperties".into(), extra);
                 }
                 Ok(schema)
             }
@@ -590,7 +585,7 @@ impl Deriver<'_> {
                         format!("`{name}` needs key and value types"),
                     ));
                 };
-                if !last_segment(key).is_some_and(|s| s.ident == "String") {
+                if last_segment(key).is_none_or(|s| s.ident != "String") {
                     return Err(err(
                         key.span(),
                         "map keys in schema types must be `String` (JSON object keys are strings)",
