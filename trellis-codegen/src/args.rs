@@ -5,7 +5,8 @@
 //! in [`Args::finish`], reports each key nobody asked for, naming the keys
 //! that are accepted.
 
-use proc_macro2::Span;
+use proc_macro2::{Punct, Spacing, Span, TokenStream, TokenTree};
+use quote::ToTokens as _;
 use syn::ext::IdentExt as _;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
@@ -23,8 +24,8 @@ pub enum Value {
     Int {
         /// The literal.
         lit: LitInt,
-        /// Whether a `-` preceded it.
-        negative: bool,
+        /// The span of the `-` when the value is negative.
+        minus: Option<Span>,
     },
     /// `true` / `false`.
     Bool(LitBool),
@@ -60,19 +61,21 @@ impl Value {
 impl Parse for Value {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let look = input.lookahead1();
+        // `-` first: syn's `LitInt` also accepts `-1` (minus included in
+        // its digits), which `base10_parse::<u64>` would then reject with
+        // an unhelpful "invalid digit" error.
         if look.peek(LitStr) {
             Ok(Value::Str(input.parse()?))
-        } else if look.peek(LitInt) {
-            Ok(Value::Int {
-                lit: input.parse()?,
-                negative: false,
-            })
         } else if look.peek(Token![-]) {
-            input.parse::<Token![-]>()?;
+            let minus = input.parse::<Token![-]>()?;
             Ok(Value::Int {
                 lit: input.parse()?,
-                negative: true,
+                minus: Some(minus.span),
             })
+        } else if look.peek(LitInt) {
+            let lit: LitInt = input.parse()?;
+            let minus = lit.base10_digits().starts_with('-').then(|| lit.span());
+            Ok(Value::Int { lit, minus })
         } else if look.peek(LitBool) {
             Ok(Value::Bool(input.parse()?))
         } else if look.peek(syn::token::Bracket) {
@@ -294,10 +297,7 @@ impl<'e> Args<'e> {
     pub fn uint(&mut self, key: &str) -> Option<(u64, Span)> {
         let (_, v) = self.value(key)?;
         match v {
-            Value::Int {
-                lit,
-                negative: false,
-            } => match lit.base10_parse::<u64>() {
+            Value::Int { lit, minus: None } => match lit.base10_parse::<u64>() {
                 Ok(n) => Some((n, lit.span())),
                 Err(e) => {
                     self.errors.push(e);
@@ -306,14 +306,25 @@ impl<'e> Args<'e> {
             },
             Value::Int {
                 lit,
-                negative: true,
+                minus: Some(minus),
             } => {
-                self.errors.push(syn::Error::new(
-                    lit.span(),
+                let hint = if key.ends_with("ttl_ms") {
+                    format!("; write `{key} = 0` (the default) for no expiry")
+                } else {
+                    format!("; write a value of 0 or more, or leave `{key}` out for its default")
+                };
+                // Spanned from the `-` to the digits.
+                let mut tokens = TokenStream::new();
+                let mut punct = Punct::new('-', Spacing::Alone);
+                punct.set_span(minus);
+                tokens.extend([TokenTree::Punct(punct)]);
+                lit.to_tokens(&mut tokens);
+                self.errors.push(syn::Error::new_spanned(
+                    tokens,
                     format!(
-                        "`{key}` in {} must be >= 0, found -{}",
+                        "`{key}` in {} must be >= 0, found -{}{hint}",
                         self.what,
-                        lit.base10_digits()
+                        lit.base10_digits().trim_start_matches('-')
                     ),
                 ));
                 None
@@ -414,10 +425,7 @@ impl<'e> Args<'e> {
                 let mut out = Vec::new();
                 for item in items {
                     match item {
-                        Value::Int {
-                            lit,
-                            negative: false,
-                        } => match lit.base10_parse::<u64>() {
+                        Value::Int { lit, minus: None } => match lit.base10_parse::<u64>() {
                             Ok(n) => out.push(n),
                             Err(e) => self.errors.push(e),
                         },
@@ -482,11 +490,20 @@ impl<'e> Args<'e> {
             .join(", ");
         for arg in self.args.into_iter().flatten() {
             let msg = match arg.key() {
-                Some(k) => format!(
-                    "unknown key `{}` in {}; expected one of: {expected}",
-                    k.unraw(),
-                    self.what
-                ),
+                Some(k) => {
+                    let k = k.unraw().to_string();
+                    let hint = self
+                        .allowed
+                        .iter()
+                        .filter(|a| edit_distance(a, &k) <= 2.min(a.len() / 2))
+                        .min_by_key(|a| edit_distance(a, &k))
+                        .map(|a| format!("did you mean `{a}`? "))
+                        .unwrap_or_default();
+                    format!(
+                        "unknown key `{k}` in {}; {hint}expected one of: {expected}",
+                        self.what
+                    )
+                }
                 None => format!(
                     "unexpected positional value in {}; expected one of: {expected}",
                     self.what
@@ -494,5 +511,46 @@ impl<'e> Args<'e> {
             };
             self.errors.push(syn::Error::new(arg.span(), msg));
         }
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints on misspelled keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distance() {
+        assert_eq!(edit_distance("history", "histroy"), 2);
+        assert_eq!(edit_distance("ttl_ms", "ttl"), 3);
+        assert_eq!(edit_distance("schema", "schema"), 0);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn negative_int() {
+        let v: Value = syn::parse_str("-1").unwrap();
+        assert!(matches!(v, Value::Int { minus: Some(_), ref lit } if lit.base10_digits() == "1"));
+        let v: Value = syn::parse_str("7").unwrap();
+        assert!(matches!(v, Value::Int { minus: None, .. }));
     }
 }

@@ -241,11 +241,9 @@ pub struct ContractArgs {
 impl ContractArgs {
     /// Parses the attribute's argument tokens.
     pub fn parse(tokens: TokenStream) -> syn::Result<Self> {
-        let span = if tokens.is_empty() {
-            Span::call_site()
-        } else {
-            tokens.span()
-        };
+        // The attribute itself (`#[trellis::contract(...)]`): errors about
+        // missing keys belong there, not on whichever argument comes first.
+        let span = Span::call_site();
         let args =
             syn::parse::Parser::parse2(Punctuated::<Arg, Token![,]>::parse_terminated, tokens)?;
         Ok(ContractArgs {
@@ -371,7 +369,7 @@ pub fn parse_contract(args: ContractArgs, module: &syn::ItemMod) -> syn::Result<
     for attr in &module.attrs {
         if attr_name(attr) == "cfg" || attr_name(attr) == "cfg_attr" {
             p.errors.at(
-                attr.span(),
+                attr_span(attr),
                 "`#[cfg]` on a contract module is not supported: build.rs would emit a manifest \
                  for a module that may not be compiled; gate the whole crate instead",
             );
@@ -460,8 +458,10 @@ impl Parser {
         let dsl: Vec<String> = attrs.iter().filter_map(dsl_attr_name).collect();
         let has = |n: &str| dsl.iter().any(|d| d == n);
         if has("store") {
-            self.stores
-                .insert(ident.to_string(), names::snake_case(&ident.to_string()));
+            let alias = find_dsl(attrs, "store")
+                .and_then(alias_override)
+                .unwrap_or_else(|| names::snake_case(&ident.to_string()));
+            self.stores.insert(ident.to_string(), alias);
         } else if has("uses") {
             let alias = attrs
                 .iter()
@@ -504,7 +504,7 @@ impl Parser {
                 let name = attr_name(attr);
                 if name == "cfg" || name == "cfg_attr" {
                     self.errors.at(
-                        attr.span(),
+                        attr_span(attr),
                         "`#[cfg]`/`#[cfg_attr]` inside a contract module is not supported: the \
                          manifest must not depend on build configuration; move the item out of \
                          the contract module",
@@ -514,7 +514,7 @@ impl Parser {
                 if let Some(n) = dsl_attr_name(attr)
                     && let Some((_, why)) = REJECTED_ATTRS.iter().find(|(r, _)| *r == n)
                 {
-                    self.errors.at(attr.span(), *why);
+                    self.errors.at(attr_span(attr), *why);
                     return;
                 }
             }
@@ -527,7 +527,7 @@ impl Parser {
                     self.event(attr, &e.attrs, &e.ident, out, schema_types);
                 } else if let Some(attr) = e.attrs.iter().find(|a| is_dsl_attr(a)) {
                     self.errors.at(
-                        attr.span(),
+                        attr_span(attr),
                         format!("`#[{}]` cannot be used on an enum", attr_name(attr)),
                     );
                     return;
@@ -611,7 +611,7 @@ impl Parser {
         let kinds: Vec<&syn::Attribute> = s.attrs.iter().filter(|a| is_dsl_attr(a)).collect();
         if kinds.len() > 1 {
             self.errors.at(
-                kinds[1].span(),
+                attr_span(kinds[1]),
                 format!(
                     "`{}` carries two declarations (`#[{}]` and `#[{}]`); use one per item",
                     s.ident,
@@ -652,7 +652,7 @@ impl Parser {
             "uses" => self.uses(attr, s, out, uses),
             "event_consumer" => self.consumer(attr, s, out),
             other => self.errors.at(
-                attr.span(),
+                attr_span(attr),
                 format!("`#[{other}]` cannot be used on a struct"),
             ),
         }
@@ -667,7 +667,7 @@ impl Parser {
         match parse_attr_args(attr) {
             Ok(args) => Some(Args::new(
                 format!("#[{what}(...)]"),
-                attr.span(),
+                attr_span(attr),
                 allowed,
                 args,
                 &mut self.errors,
@@ -978,8 +978,10 @@ impl Parser {
             return;
         };
         let Some(display) = display else {
-            self.errors
-                .at(attr.span(), "a capability needs `display_name = \"...\"`");
+            self.errors.at(
+                attr_span(attr),
+                "a capability needs `display_name = \"...\"`",
+            );
             return;
         };
         let key = self.global_cap(&local.value());
@@ -1024,7 +1026,7 @@ impl Parser {
             Some("rpc") => self.rpc(attr, &f, out),
             Some("operation") => self.operation(attr, &f, out),
             Some(other) => self.errors.at(
-                attr.span(),
+                attr_span(attr),
                 format!("`#[{other}]` cannot be used on a function; use #[rpc] or #[operation]"),
             ),
             None => {}
@@ -1072,10 +1074,24 @@ impl Parser {
             && last.ident == "Result"
         {
             if !allow_result {
+                let ok = match &last.arguments {
+                    syn::PathArguments::AngleBracketed(args) => {
+                        args.args.iter().find_map(|a| match a {
+                            syn::GenericArgument::Type(syn::Type::Path(t)) => {
+                                t.path.get_ident().map(|i| format!(" (`-> {i}`)"))
+                            }
+                            _ => None,
+                        })
+                    }
+                    _ => None,
+                };
                 self.errors.at(
                     last.ident.span(),
-                    "operations report failure through their terminal state, not `Result`: \
-                     return the output type",
+                    format!(
+                        "operations report failure through their terminal state, not `Result`: \
+                         return the output type itself{}",
+                        ok.unwrap_or_default()
+                    ),
                 );
                 return None;
             }
@@ -1133,10 +1149,10 @@ impl Parser {
             return;
         };
         self.spans.insert(["rpc", name.as_str()], name_span);
-        let call = caps.and_then(|(_, args)| {
+        let call = caps.and_then(|(k, args)| {
             let mut c = Args::new(
                 "capabilities(...)",
-                attr.span(),
+                k.span(),
                 &["call"],
                 args,
                 &mut self.errors,
@@ -1732,13 +1748,18 @@ fn self_surface_name(a: &mut Args<'_>, kind: &str, taken: &[String]) -> Option<(
     }
     let norm = names::normalized(&name);
     if let Some(other) = taken.iter().find(|t| names::normalized(t) == norm) {
-        a.errors().at(
-            lit.span(),
+        let msg = if *other == name {
             format!(
-                "duplicate {kind} name `{name}` (collides with `{other}` after case \
-                 normalization); rename one of them"
-            ),
-        );
+                "duplicate {kind} name `{name}`: this contract already declares an {kind} \
+                 named `{name}`; rename one of them or remove the duplicate"
+            )
+        } else {
+            format!(
+                "duplicate {kind} name `{name}`: it collides with `{other}` (names must differ \
+                 by more than case); rename one of them"
+            )
+        };
+        a.errors().at(lit.span(), msg);
         return None;
     }
     Some((name, lit.span()))
@@ -1750,6 +1771,15 @@ fn alias_override(attr: &syn::Attribute) -> Option<String> {
         Arg::Assign(k, crate::args::Value::Str(s)) if k == "alias" => Some(s.value()),
         _ => None,
     })
+}
+
+/// Where to point errors about an attribute as a whole: its name (`kv` in
+/// `#[kv(...)]`). `attr.span()` would cover only the `#` on stable Rust.
+fn attr_span(attr: &syn::Attribute) -> Span {
+    attr.path()
+        .segments
+        .last()
+        .map_or_else(|| attr.span(), |s| s.ident.span())
 }
 
 fn find_dsl<'a>(attrs: &'a [syn::Attribute], name: &str) -> Option<&'a syn::Attribute> {

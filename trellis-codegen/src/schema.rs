@@ -67,6 +67,27 @@ fn err(span: Span, msg: impl std::fmt::Display) -> syn::Error {
     syn::Error::new(span, msg)
 }
 
+/// The span of `key` inside a `#[serde(...)]` attribute, e.g. the
+/// `deny_unknown_fields` in `#[serde(deny_unknown_fields)]`.
+fn serde_key_span(attrs: &[syn::Attribute], key: &str) -> Option<Span> {
+    let mut found = None;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("serde")) {
+        let _ = attr.parse_nested_meta(|meta| {
+            if found.is_none() && meta.path.is_ident(key) {
+                found = Some(meta.path.span());
+            }
+            // Skip the value of `key = value` so parsing can continue.
+            if meta.input.peek(syn::Token![=]) {
+                let _: syn::Expr = meta.value()?.parse()?;
+            } else if meta.input.peek(syn::token::Paren) {
+                meta.parse_nested_meta(|_| Ok(()))?;
+            }
+            Ok(())
+        });
+    }
+    found
+}
+
 fn obj(pairs: impl IntoIterator<Item = (&'static str, Json)>) -> Json {
     Json::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
@@ -158,7 +179,7 @@ impl Deriver<'_> {
         let span = input.ident.span();
         if attrs.deny_unknown_fields() {
             return Err(err(
-                span,
+                serde_key_span(&input.attrs, "deny_unknown_fields").unwrap_or(span),
                 "`#[serde(deny_unknown_fields)]` is not allowed on contract schema types: wire objects \
                  stay open to unknown fields so additive rollouts work; remove it",
             ));
@@ -182,7 +203,9 @@ impl Deriver<'_> {
         }
         if !matches!(attrs.identifier(), attr::Identifier::No) {
             return Err(err(
-                span,
+                serde_key_span(&input.attrs, "field_identifier")
+                    .or_else(|| serde_key_span(&input.attrs, "variant_identifier"))
+                    .unwrap_or(span),
                 "`#[serde(field_identifier/variant_identifier)]` types are not wire types; remove the attribute",
             ));
         }
@@ -696,14 +719,14 @@ pub fn resolve_pointer(
 ) -> Result<(), String> {
     let Some(rest) = pointer.strip_prefix('/') else {
         return Err(format!(
-            "`{pointer}` is not a JSON pointer (it must start with `/`)"
+            "it is not a JSON pointer (write `/{pointer}`: pointers start with `/`)"
         ));
     };
     let tokens: Vec<String> = rest
         .split('/')
         .map(|t| t.replace("~1", "/").replace("~0", "~"))
         .collect();
-    resolve_tokens(schema, &tokens, want, required, pointer)
+    resolve_tokens(schema, &tokens, want, required)
 }
 
 fn branches(schema: &Json) -> Option<&[Json]> {
@@ -722,17 +745,14 @@ fn resolve_tokens(
     tokens: &[String],
     want: Want,
     required: bool,
-    pointer: &str,
 ) -> Result<(), String> {
     if let Some(list) = branches(schema) {
         let non_null: Vec<&Json> = list.iter().filter(|b| !is_null_schema(b)).collect();
         if required && non_null.len() != list.len() {
-            return Err(format!(
-                "`{pointer}` passes through an optional (nullable) value"
-            ));
+            return Err("it passes through an optional (nullable) value".to_owned());
         }
         for branch in non_null {
-            resolve_tokens(branch, tokens, want, required, pointer)?;
+            resolve_tokens(branch, tokens, want, required)?;
         }
         return Ok(());
     }
@@ -741,10 +761,7 @@ fn resolve_tokens(
         return if want.accepts(t) {
             Ok(())
         } else {
-            Err(format!(
-                "`{pointer}` must resolve to {}, but it is `{t}`",
-                want.describe()
-            ))
+            Err(format!("it is `{t}`, not {}", want.describe()))
         };
     };
     let Some(prop) = schema.get("properties").and_then(|p| p.get(first)) else {
@@ -755,7 +772,7 @@ fn resolve_tokens(
             .unwrap_or_default();
         let known = known.into_iter().collect::<Vec<_>>().join(", ");
         return Err(format!(
-            "`{pointer}`: no field `{first}` here (fields: {})",
+            "no field `{first}` there (fields: {})",
             if known.is_empty() { "none" } else { &known }
         ));
     };
@@ -766,9 +783,9 @@ fn resolve_tokens(
             .is_some_and(|r| r.iter().any(|x| x.as_str() == Some(first)));
         if !listed {
             return Err(format!(
-                "`{pointer}`: field `{first}` is optional; it must always be present"
+                "field `{first}` is optional; it must always be present"
             ));
         }
     }
-    resolve_tokens(prop, rest, want, required, pointer)
+    resolve_tokens(prop, rest, want, required)
 }

@@ -227,17 +227,30 @@ impl Ctx<'_> {
         }
     }
 
-    fn pointer(&mut self, path: &[&str], schema: &str, pointer: &str, want: Want, required: bool) {
+    /// Checks that `pointer` reaches a `want` node of `schema`; `role` says
+    /// what the pointer is for (shown with the fix).
+    fn pointer(
+        &mut self,
+        path: &[&str],
+        schema: &str,
+        pointer: &str,
+        want: Want,
+        required: bool,
+        role: &str,
+    ) {
         let Some(s) = self.m.schemas.get(schema) else {
             return;
         };
         if let Err(why) = resolve_pointer(s, pointer, want, required) {
+            let always = if required {
+                " that is always present (not an `Option`)"
+            } else {
+                ""
+            };
             self.push(
-                Issue::new(
-                    path,
-                    format!("pointer `{pointer}` does not resolve in `{schema}`: {why}"),
-                )
-                .help(format!("point at {} of `{schema}`", want.describe())),
+                Issue::new(path, format!("pointer `{pointer}` into `{schema}`: {why}")).help(
+                    format!("{role}: point at {} of `{schema}`{always}", want.describe()),
+                ),
             );
         }
     }
@@ -297,6 +310,7 @@ impl Ctx<'_> {
                 &t.key,
                 Want::String,
                 true,
+                "the transfer key names the stored object",
             );
             if let Some(ct) = &t.content_type {
                 self.pointer(
@@ -305,6 +319,7 @@ impl Ctx<'_> {
                     ct,
                     Want::String,
                     false,
+                    "`content_type` reads the MIME type from the input",
                 );
             }
             if let Some(md) = &t.metadata {
@@ -314,6 +329,7 @@ impl Ctx<'_> {
                     md,
                     Want::Object,
                     false,
+                    "`metadata` reads a string map from the input",
                 );
             }
             if t.max_bytes == Some(0) {
@@ -348,6 +364,7 @@ impl Ctx<'_> {
                     p,
                     Want::Scalar,
                     true,
+                    "event params become subject tokens",
                 );
             }
         }

@@ -1,0 +1,16 @@
+#[trellis::contract(
+    id = "search@v1",
+    display_name = "Search",
+    description = "Indexes documents"
+)]
+pub mod search {
+    /// The documents service.
+    #[uses(contract = "documents@v1", subscribe = ["Documents.Created"])]
+    pub struct Docs;
+
+    /// Keeps the index current.
+    #[event_consumer(uses(Docs = ["Documents.Deleted"]))]
+    pub struct Indexer;
+}
+
+fn main() {}

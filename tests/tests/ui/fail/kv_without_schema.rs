@@ -1,0 +1,20 @@
+#[trellis::contract(
+    id = "items@v1",
+    display_name = "Items",
+    description = "Keeps item records"
+)]
+pub mod items {
+    use serde::{Deserialize, Serialize};
+
+    /// An item record.
+    #[derive(Serialize, Deserialize)]
+    pub struct Item {
+        pub id: String,
+    }
+
+    /// Item records by id.
+    #[kv(purpose = "Store item records")]
+    pub struct Items;
+}
+
+fn main() {}

@@ -1,0 +1,20 @@
+#[trellis::contract(
+    id = "items@v1",
+    display_name = "Items",
+    description = "Keeps item records"
+)]
+pub mod items {
+    use serde::{Deserialize, Serialize};
+
+    /// An item record.
+    #[derive(Serialize, Deserialize)]
+    pub struct Item {
+        pub id: String,
+    }
+
+    /// A raw stream.
+    #[stream(purpose = "Item events")]
+    pub struct Events;
+}
+
+fn main() {}

@@ -1,0 +1,20 @@
+#[trellis::contract(
+    id = "items@v1",
+    display_name = "Items",
+    description = "Keeps item records"
+)]
+pub mod items {
+    use serde::{Deserialize, Serialize};
+
+    /// An item record.
+    #[derive(Serialize, Deserialize)]
+    pub struct Item {
+        pub id: String,
+    }
+
+    /// Item records by id.
+    #[kv(purpose = "Store item records", schema = Item, histroy = 2)]
+    pub struct Items;
+}
+
+fn main() {}
