@@ -37,12 +37,33 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     match parsed {
         Ok(contract) => generate(&contract),
         Err(e) => {
-            // Keep the module's items visible (minus DSL noise) so IDEs and
-            // follow-up errors stay useful; the compile error is what counts.
             let err = e.to_compile_error();
-            quote! { #err }
+            let fallback = fallback_module(module);
+            quote! { #err #fallback }
         }
     }
+}
+
+/// The module as written, minus DSL attributes and body-less declarations,
+/// so author code that uses its schema types does not drown the real error
+/// in follow-up "unresolved" errors.
+fn fallback_module(mut module: syn::ItemMod) -> TokenStream {
+    use crate::parse::is_dsl_attr;
+    if let Some((_, items)) = &mut module.content {
+        items.retain(|item| !matches!(item, syn::Item::Verbatim(_)));
+        for item in items.iter_mut() {
+            let attrs = match item {
+                syn::Item::Struct(s) => &mut s.attrs,
+                syn::Item::Enum(e) => &mut e.attrs,
+                syn::Item::Const(c) => &mut c.attrs,
+                syn::Item::Fn(f) => &mut f.attrs,
+                syn::Item::Type(t) => &mut t.attrs,
+                _ => continue,
+            };
+            attrs.retain(|a| !is_dsl_attr(a));
+        }
+    }
+    quote! { #module }
 }
 
 fn handle_type(decl: &ResourceDecl, kv: bool) -> TokenStream {

@@ -172,7 +172,8 @@ fn dsl_attr_name(attr: &syn::Attribute) -> Option<String> {
     }
 }
 
-fn is_dsl_attr(attr: &syn::Attribute) -> bool {
+/// Whether `attr` belongs to the contract DSL (`#[kv]`, `#[rpc]`, ...).
+pub fn is_dsl_attr(attr: &syn::Attribute) -> bool {
     dsl_attr_name(attr).is_some_and(|n| {
         DSL_ATTRS.contains(&n.as_str()) || REJECTED_ATTRS.iter().any(|(r, _)| *r == n)
     })
@@ -908,7 +909,7 @@ impl Parser {
     }
 
     /// Maps capability identifiers to global keys, reporting undeclared ones.
-    fn caps(&mut self, idents: Option<Vec<Ident>>, path: Vec<String>) -> Option<Vec<String>> {
+    fn caps(&mut self, idents: Option<Vec<Ident>>) -> Option<Vec<String>> {
         let idents = idents?;
         let mut out = Vec::new();
         for ident in idents {
@@ -925,7 +926,6 @@ impl Parser {
                 ),
             }
         }
-        let _ = path;
         Some(out)
     }
 
@@ -1161,10 +1161,7 @@ impl Parser {
             c.finish();
             call
         });
-        let call = self.caps(
-            call,
-            vec!["rpc".into(), name.clone(), "capabilities".into()],
-        );
+        let call = self.caps(call);
         let transfer = transfer.and_then(|(k, args)| {
             let mut t = Args::new(
                 "transfer(...)",
@@ -1264,12 +1261,11 @@ impl Parser {
                 let cancel = c.ident_list("cancel");
                 let control = c.ident_list("control");
                 c.finish();
-                let caps_path = base("capabilities");
                 Some(OperationCapabilities {
-                    call: self.caps(call, caps_path.clone()),
-                    observe: self.caps(observe, caps_path.clone()),
-                    cancel: self.caps(cancel, caps_path.clone()),
-                    control: self.caps(control, caps_path),
+                    call: self.caps(call),
+                    observe: self.caps(observe),
+                    cancel: self.caps(cancel),
+                    control: self.caps(control),
                 })
             }
             None => None,
@@ -1438,10 +1434,9 @@ impl Parser {
             let publish = c.ident_list("publish");
             let subscribe = c.ident_list("subscribe");
             c.finish();
-            let p = vec!["events".to_owned(), name.clone(), "capabilities".to_owned()];
             EventCapabilities {
-                publish: self.caps(publish, p.clone()),
-                subscribe: self.caps(subscribe, p),
+                publish: self.caps(publish),
+                subscribe: self.caps(subscribe),
             }
         });
         let mut subject = format!("events.{}.{name}", self.version);
