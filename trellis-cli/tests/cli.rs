@@ -135,11 +135,31 @@ fn unknown_field_fails_naming_its_path() {
     assert!(run.stdout.is_empty(), "stdout: {}", run.stdout);
     let line = run.stderr.lines().next().expect("a problem line");
     assert!(line.starts_with(&format!("{}: ", file.shown())), "{line}");
-    assert!(line.contains("Notes.Get"), "{line}");
     assert!(
-        line.contains(".timeoutMs: unknown field `timeoutMs`"),
+        line.contains(r#"rpc."Notes.Get".timeoutMs: unknown field `timeoutMs`"#),
         "{line}"
     );
+}
+
+#[test]
+fn duplicate_keys_are_refused_not_collapsed() {
+    // serde_json::Value would keep only the last entry and hide the first.
+    let text = FOREIGN.replace(
+        r#""rpc": {"#,
+        r#""rpc": {
+    "Notes.Get": { "version": "v1", "subject": "s", "input": { "schema": "Gone" }, "output": { "schema": "Note" } },"#,
+    );
+    assert_ne!(text, FOREIGN);
+    let file = TempFile::new("duplicate-key.json", &text);
+    for command in ["check", "digest"] {
+        let run = trellis(["contract".as_ref(), command.as_ref(), file.path()]);
+        assert_eq!(run.code, 1, "{command}: stdout: {}", run.stdout);
+        assert!(
+            run.stderr.contains("duplicate key `Notes.Get`"),
+            "{command}: {}",
+            run.stderr
+        );
+    }
 }
 
 #[test]

@@ -44,17 +44,11 @@ pub fn check_manifest(text: &str) -> Result<Checked, CheckError> {
         return Err(CheckError::Invalid(rejected));
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let manifest: Manifest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        CheckError::Shape {
-            path: if path == "." {
-                "(top level)".into()
-            } else {
-                path
-            },
+    let manifest: Manifest =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| CheckError::Shape {
+            path: shape_path(e.path()),
             message: e.into_inner().to_string(),
-        }
-    })?;
+        })?;
     let issues = validate(&manifest);
     if !issues.is_empty() {
         return Err(CheckError::Invalid(issues));
@@ -65,6 +59,27 @@ pub fn check_manifest(text: &str) -> Result<Checked, CheckError> {
         canonical: canonical_text == text,
         manifest,
     })
+}
+
+/// Renders a deserialization path like [`Issue::path_string`]: dotted, with
+/// keys that contain dots quoted (`rpc."Files.List".input`).
+fn shape_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let parts: Vec<String> = path
+        .iter()
+        .filter_map(|segment| match segment {
+            Segment::Map { key } if key.contains('.') => Some(format!("\"{key}\"")),
+            Segment::Map { key } => Some(key.clone()),
+            Segment::Seq { index } => Some(index.to_string()),
+            Segment::Enum { variant } => Some(variant.clone()),
+            Segment::Unknown => None,
+        })
+        .collect();
+    if parts.is_empty() {
+        "(top level)".to_owned()
+    } else {
+        parts.join(".")
+    }
 }
 
 fn rejected_concepts(json: &Json) -> Vec<Issue> {

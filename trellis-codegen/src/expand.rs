@@ -131,8 +131,7 @@ fn generate(c: &Contract) -> TokenStream {
     let ident = &c.ident;
     let attrs = &c.module_attrs;
     let items = &c.items;
-    let json = c.manifest.to_canonical_string();
-    let digest = c.manifest.digest();
+    let (json, digest) = c.manifest.canonical_and_digest();
     let id = &c.manifest.id;
     let docs = crate::parse::docs_of_module(c);
 

@@ -129,10 +129,9 @@ impl Json {
         }
     }
 
-    /// Parses JSON text.
+    /// Parses JSON text; duplicate object keys are an error.
     pub fn parse(text: &str) -> Result<Json, serde_json::Error> {
-        let value: serde_json::Value = serde_json::from_str(text)?;
-        Ok(Json::from_value(&value))
+        serde_json::from_str(text)
     }
 
     /// The canonical text: sorted keys, no whitespace, serde_json string
@@ -264,8 +263,78 @@ impl serde::Serialize for Json {
 
 impl<'de> serde::Deserialize<'de> for Json {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
-        Ok(Json::from_value(&value))
+        deserializer.deserialize_any(JsonVisitor)
+    }
+}
+
+/// Builds [`Json`] directly, refusing duplicate object keys (which
+/// `serde_json::Value` would silently collapse to the last one).
+struct JsonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonVisitor {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
+        Ok(Json::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+        Ok(Json::int(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+        Ok(Json::uint(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Json, E> {
+        if !v.is_finite() {
+            return Err(E::custom("non-finite numbers are not JSON"));
+        }
+        Ok(Json::Number(normalize_float(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Json, E> {
+        Ok(Json::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Json, E> {
+        Ok(Json::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Json, D::Error> {
+        serde::Deserialize::deserialize(d)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Json::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut out = Object::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
+            }
+            let value = map.next_value()?;
+            out.insert(key, value);
+        }
+        Ok(Json::Object(out))
     }
 }
 
@@ -282,6 +351,13 @@ mod tests {
             json.to_canonical_string(),
             r#"{"a":[true,null,"x\"y"],"b":1,"c":1,"d":0.5,"é":0}"#
         );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let err = Json::parse(r#"{"rpc":{"A.B":1,"A.B":2}}"#).expect_err("duplicate");
+        assert!(err.to_string().contains("duplicate key `A.B`"), "{err}");
+        assert!(Json::parse(r#"{"a":{"k":1},"b":{"k":2}}"#).is_ok());
     }
 
     #[test]

@@ -550,9 +550,15 @@ impl Manifest {
 
     /// The canonical manifest file bytes (canonical JSON + trailing newline).
     pub fn to_canonical_string(&self) -> String {
-        let mut text = self.to_json().to_canonical_string();
+        self.canonical_and_digest().0
+    }
+
+    /// The canonical file text and the digest, from one JSON rendering.
+    pub fn canonical_and_digest(&self) -> (String, String) {
+        let json = self.to_json();
+        let mut text = json.to_canonical_string();
         text.push('\n');
-        text
+        (text, crate::digest::digest(&json))
     }
 
     /// The contract digest (see [`crate::digest`]).
