@@ -1,7 +1,7 @@
-//! Emits `contracts/<id>.json` from the contract module in `src/lib.rs`.
+//! Emits `contracts/<id>.json` from the contract module in `src/contract.rs`.
 
 fn main() {
     trellis_codegen::Builder::new()
-        .source("src/lib.rs")
+        .source("src/contract.rs")
         .emit_or_warn();
 }

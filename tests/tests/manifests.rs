@@ -14,7 +14,10 @@ fn workspace() -> PathBuf {
 }
 
 fn example_source(name: &str) -> (String, PathBuf) {
-    let path = workspace().join("examples").join(name).join("src/lib.rs");
+    let path = workspace()
+        .join("examples")
+        .join(name)
+        .join("src/contract.rs");
     let text = std::fs::read_to_string(&path).expect("example source");
     (text, path)
 }
