@@ -1,8 +1,15 @@
-//! Bindings: which physical resource backs each logical alias.
+//! Bindings: which physical resource backs each logical alias, opened and
+//! ready. Only the runtime builds them (in `connect`); generated code turns
+//! them into a contract's typed `Service`.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::marker::PhantomData;
+
+use async_nats::jetstream;
+
+use crate::kv::KvHandle;
+use crate::protocol::{KvBinding, StoreBinding};
+use crate::store::StoreHandle;
 
 /// Why a contract's bindings could not produce its service object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,16 +26,10 @@ pub enum BindError {
     },
 }
 
-/// The physical binding of one resource alias.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Binding {
-    pub(crate) physical: String,
-}
-
-/// Every binding of one contract. Only the runtime creates these.
+/// Every opened binding of one contract. Only the runtime creates these.
 pub struct Bindings {
-    kv: BTreeMap<String, Binding>,
-    store: BTreeMap<String, Binding>,
+    kv: BTreeMap<String, (KvBinding, jetstream::kv::Store)>,
+    store: BTreeMap<String, (StoreBinding, jetstream::Context)>,
 }
 
 impl fmt::Debug for Bindings {
@@ -44,43 +45,6 @@ impl fmt::Debug for Bindings {
 #[derive(Debug)]
 pub struct Sealed(());
 
-/// A typed handle to a KV bucket whose values are `T`.
-pub struct KvHandle<T> {
-    binding: Binding,
-    _values: PhantomData<fn() -> T>,
-}
-
-impl<T> fmt::Debug for KvHandle<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KvHandle").finish_non_exhaustive()
-    }
-}
-
-/// A handle to an object store.
-pub struct StoreHandle {
-    binding: Binding,
-}
-
-impl fmt::Debug for StoreHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreHandle").finish_non_exhaustive()
-    }
-}
-
-impl<T> KvHandle<T> {
-    #[allow(dead_code)]
-    pub(crate) fn physical(&self) -> &str {
-        &self.binding.physical
-    }
-}
-
-impl StoreHandle {
-    #[allow(dead_code)]
-    pub(crate) fn physical(&self) -> &str {
-        &self.binding.physical
-    }
-}
-
 /// Implemented by the `Service` type `#[trellis::contract]` generates.
 pub trait Contract: Sized {
     /// Contract id.
@@ -95,17 +59,29 @@ pub trait Contract: Sized {
 }
 
 impl Bindings {
-    #[allow(dead_code)]
-    pub(crate) fn new(kv: BTreeMap<String, String>, store: BTreeMap<String, String>) -> Self {
-        let wrap = |m: BTreeMap<String, String>| {
-            m.into_iter()
-                .map(|(alias, physical)| (alias, Binding { physical }))
-                .collect()
-        };
+    pub(crate) fn new() -> Self {
         Bindings {
-            kv: wrap(kv),
-            store: wrap(store),
+            kv: BTreeMap::new(),
+            store: BTreeMap::new(),
         }
+    }
+
+    pub(crate) fn insert_kv(
+        &mut self,
+        alias: String,
+        binding: KvBinding,
+        store: jetstream::kv::Store,
+    ) {
+        self.kv.insert(alias, (binding, store));
+    }
+
+    pub(crate) fn insert_store(
+        &mut self,
+        alias: String,
+        binding: StoreBinding,
+        js: jetstream::Context,
+    ) {
+        self.store.insert(alias, (binding, js));
     }
 
     /// Seals a generated service object.
@@ -132,10 +108,10 @@ impl Bindings {
     /// The handle of optional KV alias `alias`, if bound.
     #[doc(hidden)]
     pub fn kv_optional<T>(&self, alias: &str) -> Result<Option<KvHandle<T>>, BindError> {
-        Ok(self.kv.get(alias).map(|b| KvHandle {
-            binding: b.clone(),
-            _values: PhantomData,
-        }))
+        Ok(self
+            .kv
+            .get(alias)
+            .map(|(binding, store)| KvHandle::new(store.clone(), binding.clone())))
     }
 
     /// The handle of required store alias `alias`.
@@ -151,6 +127,6 @@ impl Bindings {
         Ok(self
             .store
             .get(alias)
-            .map(|b| StoreHandle { binding: b.clone() }))
+            .map(|(binding, js)| StoreHandle::new(js.clone(), binding.clone())))
     }
 }

@@ -1,0 +1,172 @@
+//! The exact JetStream stream configurations behind KV buckets and object
+//! stores that trellis provisions, and the checks that decide whether an
+//! existing stream may be adopted.
+//!
+//! The configurations match what async-nats itself creates (so its KV and
+//! object-store clients work unchanged) plus an explicit, large
+//! `max_consumers`: nats-server 2.15 caps a stream at 1000 consumers by
+//! default, and every KV `keys`/`watch` call creates a short-lived one.
+
+use std::time::Duration;
+
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+
+use crate::protocol::{KvBinding, StoreBinding};
+
+/// Consumers allowed per provisioned stream.
+pub const STREAM_MAX_CONSUMERS: i32 = 100_000;
+
+/// Stream name of KV bucket `bucket`.
+pub fn kv_stream_name(bucket: &str) -> String {
+    format!("KV_{bucket}")
+}
+
+/// Stream name of object store `bucket`.
+pub fn object_stream_name(bucket: &str) -> String {
+    format!("OBJ_{bucket}")
+}
+
+fn ttl(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// Duplicate window: the server default (2 min), never beyond a finite TTL.
+fn duplicate_window(ttl_ms: u64) -> Duration {
+    let default = Duration::from_secs(120);
+    if ttl_ms == 0 {
+        default
+    } else {
+        default.min(ttl(ttl_ms))
+    }
+}
+
+/// The stream configuration of a KV binding.
+pub fn kv_stream_config(binding: &KvBinding, replicas: usize) -> stream::Config {
+    stream::Config {
+        name: kv_stream_name(&binding.bucket),
+        description: Some("trellis KV bucket".to_owned()),
+        subjects: vec![format!("$KV.{}.>", binding.bucket)],
+        max_messages_per_subject: binding.history as i64,
+        max_bytes: -1,
+        max_age: ttl(binding.ttl_ms),
+        max_message_size: binding
+            .max_value_bytes
+            .map(|b| i32::try_from(b).unwrap_or(i32::MAX))
+            .unwrap_or(-1),
+        storage: StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        deny_purge: false,
+        allow_direct: true,
+        num_replicas: replicas,
+        discard: DiscardPolicy::New,
+        duplicate_window: duplicate_window(binding.ttl_ms),
+        max_consumers: STREAM_MAX_CONSUMERS,
+        ..Default::default()
+    }
+}
+
+/// The stream configuration of a store binding. Discard policy `New`: a
+/// full store refuses writes instead of silently dropping old objects.
+pub fn object_stream_config(binding: &StoreBinding, replicas: usize) -> stream::Config {
+    stream::Config {
+        name: object_stream_name(&binding.bucket),
+        description: Some("trellis object store".to_owned()),
+        subjects: vec![
+            format!("$O.{}.C.>", binding.bucket),
+            format!("$O.{}.M.>", binding.bucket),
+        ],
+        max_bytes: binding
+            .max_total_bytes
+            .map(|b| i64::try_from(b).unwrap_or(i64::MAX))
+            .unwrap_or(-1),
+        max_age: ttl(binding.ttl_ms),
+        storage: StorageType::File,
+        num_replicas: replicas,
+        discard: DiscardPolicy::New,
+        allow_rollup: true,
+        allow_direct: true,
+        duplicate_window: duplicate_window(binding.ttl_ms),
+        max_consumers: STREAM_MAX_CONSUMERS,
+        ..Default::default()
+    }
+}
+
+/// Why an existing stream cannot be adopted for a binding. `None` means it
+/// has the right shape (limits may still need an update, which is safe).
+pub fn incompatibility(existing: &stream::Config, wanted: &stream::Config) -> Option<String> {
+    let mut have = existing.subjects.clone();
+    let mut want = wanted.subjects.clone();
+    have.sort();
+    want.sort();
+    if have != want {
+        return Some(format!(
+            "stream `{}` has subjects {:?}, expected {:?}",
+            existing.name, existing.subjects, wanted.subjects
+        ));
+    }
+    if existing.retention != RetentionPolicy::Limits {
+        return Some(format!(
+            "stream `{}` uses {:?} retention, expected limits",
+            existing.name, existing.retention
+        ));
+    }
+    if existing.storage != wanted.storage {
+        return Some(format!(
+            "stream `{}` uses {:?} storage, expected {:?}",
+            existing.name, existing.storage, wanted.storage
+        ));
+    }
+    if existing.mirror.is_some() || existing.sources.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Some(format!("stream `{}` is a mirror or has sources", existing.name));
+    }
+    if !existing.allow_rollup || existing.allow_direct != wanted.allow_direct {
+        return Some(format!(
+            "stream `{}` does not allow rollups/direct gets as a {} requires",
+            existing.name,
+            if wanted.deny_delete { "KV bucket" } else { "object store" }
+        ));
+    }
+    if existing.discard != wanted.discard {
+        return Some(format!(
+            "stream `{}` discards {:?} messages when full, expected {:?}",
+            existing.name, existing.discard, wanted.discard
+        ));
+    }
+    None
+}
+
+/// Whether the limits differ (an in-place update reconciles them).
+pub fn limits_differ(existing: &stream::Config, wanted: &stream::Config) -> bool {
+    existing.max_messages_per_subject != wanted.max_messages_per_subject
+        || existing.max_bytes != wanted.max_bytes
+        || existing.max_age != wanted.max_age
+        || existing.max_message_size != wanted.max_message_size
+        || existing.max_consumers != wanted.max_consumers
+        || existing.num_replicas != wanted.num_replicas
+        || existing.deny_delete != wanted.deny_delete
+}
+
+/// Creates the KV bucket of `binding` in a test (the authority provisions
+/// real ones) and opens it.
+#[cfg(test)]
+pub(crate) async fn create_kv_for_test(
+    js: &async_nats::jetstream::Context,
+    binding: &KvBinding,
+) -> async_nats::jetstream::kv::Store {
+    js.create_stream(kv_stream_config(binding, 1))
+        .await
+        .expect("create kv stream");
+    js.get_key_value(&binding.bucket).await.expect("open kv")
+}
+
+/// Creates the object store of `binding` in a test.
+#[cfg(test)]
+pub(crate) async fn create_store_for_test(
+    js: &async_nats::jetstream::Context,
+    binding: &StoreBinding,
+) {
+    js.create_stream(object_stream_config(binding, 1))
+        .await
+        .expect("create object stream");
+}
