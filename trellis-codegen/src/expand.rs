@@ -172,6 +172,17 @@ fn generate(c: &Contract) -> TokenStream {
                 __sealed: ::trellis::__private::Sealed,
             }
 
+            impl Service {
+                /// Connects this contract's service to a deployment: fetches
+                /// the bindings its authority persisted, waits (bounded) while
+                /// reconciliation is pending, and opens the resources.
+                pub async fn connect(
+                    options: ::trellis::ConnectOptions,
+                ) -> ::core::result::Result<Self, ::trellis::ConnectError> {
+                    ::trellis::__private::connect::<Self>(options).await
+                }
+            }
+
             impl ::trellis::__private::Contract for Service {
                 const ID: &'static str = ID;
                 const DIGEST: &'static str = DIGEST;

@@ -31,3 +31,250 @@ pub struct StoreBinding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_total_bytes: Option<u64>,
 }
+
+use std::collections::BTreeMap;
+
+pub use crate::authority::plan::{Change, Plan, PlanItem, ResourceKind};
+
+/// Prefix of the authority's request subjects.
+pub const AUTHORITY_PREFIX: &str = "trellis.authority";
+
+/// The request subject of authority operation `op` in `deployment`.
+pub fn authority_subject(deployment: &str, op: &str) -> String {
+    format!("{AUTHORITY_PREFIX}.{deployment}.{op}")
+}
+
+/// `plan` request: what would accepting this manifest change?
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanRequest {
+    /// Manifest JSON text.
+    pub manifest: String,
+}
+
+/// `accept` request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptRequest {
+    /// Manifest JSON text.
+    pub manifest: String,
+    /// Confirms dangerous changes.
+    #[serde(default)]
+    pub allow_dangerous: bool,
+}
+
+/// `accept` reply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptReply {
+    /// The plan that was accepted.
+    pub plan: Plan,
+    /// Monotonic generation of this contract's desired state.
+    pub generation: u64,
+}
+
+/// `bindings` request from a connecting service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingsRequest {
+    /// Contract id.
+    pub id: String,
+    /// The digest the service was built with.
+    pub digest: String,
+}
+
+/// `bindings` reply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingsReply {
+    /// Currently accepted digest; `None` when the contract is unknown.
+    pub accepted_digest: Option<String>,
+    /// Reconcile state, once a pass has run.
+    pub state: Option<ContractState>,
+}
+
+/// Status of one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "status")]
+pub enum ResourceStatus {
+    /// Not provisioned yet.
+    Pending,
+    /// Provisioned and matching the desired configuration.
+    Ready,
+    /// Provisioning failed; retried with backoff.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One resource in the reconcile state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceState {
+    /// Kind.
+    pub kind: ResourceKind,
+    /// Alias.
+    pub alias: String,
+    /// Physical bucket.
+    pub physical: String,
+    /// Whether the contract needs it.
+    pub required: bool,
+    /// Status.
+    #[serde(flatten)]
+    pub status: ResourceStatus,
+    /// Consecutive failed attempts.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Earliest next retry (unix ms) after a failure.
+    #[serde(default)]
+    pub next_attempt_ms: u64,
+}
+
+/// The bindings of one contract, as last successfully reconciled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingsRecord {
+    /// KV bindings by alias.
+    #[serde(default)]
+    pub kv: BTreeMap<String, KvBinding>,
+    /// Store bindings by alias.
+    #[serde(default)]
+    pub store: BTreeMap<String, StoreBinding>,
+}
+
+/// Contract phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Every required resource is ready for the accepted digest.
+    Ready,
+    /// Reconciliation has not (yet) provisioned every required resource.
+    Pending,
+}
+
+/// Reconcile state of one contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractState {
+    /// Contract id.
+    pub id: String,
+    /// Digest this state was reconciled for.
+    pub digest: String,
+    /// Desired generation this state was reconciled for.
+    pub generation: u64,
+    /// Phase.
+    pub phase: Phase,
+    /// Every resource of the contract.
+    pub resources: Vec<ResourceState>,
+    /// Bindings services receive (last good for resources that failed).
+    pub bindings: BindingsRecord,
+    /// When this pass ran (unix ms).
+    pub updated_ms: u64,
+}
+
+/// A resource detached from its contract; data retained until purged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Orphan {
+    /// Kind.
+    pub kind: ResourceKind,
+    /// Physical bucket.
+    pub physical: String,
+    /// Contract id it belonged to.
+    pub contract: String,
+    /// Alias it was bound to.
+    pub alias: String,
+    /// When it was detached (unix ms).
+    pub detached_ms: u64,
+}
+
+/// One contract in a status report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractReport {
+    /// Contract id.
+    pub id: String,
+    /// Accepted digest.
+    pub digest: String,
+    /// Desired generation.
+    pub generation: u64,
+    /// Latest reconcile state.
+    pub state: Option<ContractState>,
+}
+
+/// `status` reply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReply {
+    /// Deployment name.
+    pub deployment: String,
+    /// Profile name.
+    pub profile: String,
+    /// Replicas per resource in this profile.
+    pub replicas: usize,
+    /// Accepted contracts.
+    pub contracts: Vec<ContractReport>,
+    /// Detached resources awaiting an explicit purge.
+    pub orphans: Vec<Orphan>,
+}
+
+/// `purge` request: delete an orphaned resource and its data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeRequest {
+    /// Physical name of the orphan.
+    pub physical: String,
+}
+
+/// Errors the authority replies with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "camelCase", tag = "error")]
+pub enum AuthorityError {
+    /// The manifest failed `trellis contract check`.
+    #[error("invalid manifest: {}", problems.join("; "))]
+    InvalidManifest {
+        /// Every problem.
+        problems: Vec<String>,
+    },
+    /// The plan is dangerous and confirmation was not given.
+    #[error("the plan for {} has dangerous changes; review it and accept with --allow-dangerous: {}", plan.id, plan.items.iter().flat_map(|i| i.dangers.iter().map(move |d| format!("{} `{}`: {d}", i.kind.as_str(), i.alias))).collect::<Vec<_>>().join("; "))]
+    Dangerous {
+        /// The refused plan.
+        plan: Box<Plan>,
+    },
+    /// Another accept changed the contract concurrently; retry.
+    #[error("contract {id} changed concurrently; re-plan and retry")]
+    Conflict {
+        /// Contract id.
+        id: String,
+    },
+    /// Something named does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What.
+        what: String,
+    },
+    /// The request was malformed.
+    #[error("bad request: {message}")]
+    BadRequest {
+        /// Why.
+        message: String,
+    },
+    /// JetStream failed.
+    #[error("authority storage error: {message}")]
+    Storage {
+        /// Details.
+        message: String,
+    },
+}
+
+/// Wire envelope of every authority reply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Reply<T> {
+    /// Success.
+    Ok(T),
+    /// Failure.
+    Err(AuthorityError),
+}

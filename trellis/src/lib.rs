@@ -26,11 +26,14 @@
 //!
 //! assert_eq!(items::ID, "items@v1");
 //! assert!(items::MANIFEST_JSON.contains(r#""history":4"#));
-//! // `items::Service` has `kv.items: KvHandle<Item>`; only the runtime builds it.
+//! // `items::Service::connect(ConnectOptions::new(url))` returns the service
+//! // with `kv.items: KvHandle<Item>`; only the runtime can build it.
 //! ```
 
 pub use trellis_macros::contract;
-pub use trellis_runtime::{BindError, KvHandle, StoreHandle};
+pub use trellis_runtime::{
+    BindError, ConnectError, ConnectOptions, KvHandle, StoreHandle, Unready, kv, store,
+};
 
 /// Support items for generated code; not public API.
 #[doc(hidden)]

@@ -23,15 +23,15 @@ pub mod items {
 
 // No public path exposes physical bucket or store names.
 fn bucket(handle: &items::Items) -> &str {
-    handle.physical()
+    &handle.binding.bucket
 }
 
 fn object_store(handle: &items::Attachments) -> &str {
-    &handle.binding.physical
+    &handle.binding.bucket
 }
 
 fn bindings() -> trellis::__private::Bindings {
-    trellis::__private::Bindings::new(Default::default(), Default::default())
+    trellis::__private::Bindings::new()
 }
 
 fn main() {}

@@ -1,0 +1,115 @@
+//! Shared helpers for tests against a real nats-server and authority.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use trellis_runtime::AuthorityClient;
+use trellis_runtime::authority::{Authority, AuthorityConfig};
+use trellis_runtime::protocol::{ContractState, Phase, StatusReply};
+use trellis_testing::NatsServer;
+
+/// A server, one authority and a client of it (deployment `test`).
+pub struct Stack {
+    pub server: NatsServer,
+    pub authority: Authority,
+    pub client: AuthorityClient,
+}
+
+pub fn config() -> AuthorityConfig {
+    AuthorityConfig::local("test").reconcile_interval(Duration::from_millis(200))
+}
+
+pub async fn stack() -> Stack {
+    let server = NatsServer::start().await.expect("nats-server starts");
+    let authority = Authority::start(server.client().await.expect("client"), config())
+        .await
+        .expect("authority starts");
+    let client = AuthorityClient::new(server.client().await.expect("client"), "test");
+    Stack {
+        server,
+        authority,
+        client,
+    }
+}
+
+/// The canonical manifest of a contract module given as source text.
+pub fn manifest(src: &str) -> String {
+    let contracts = trellis_codegen::parse_source(src, Path::new("test.rs"))
+        .unwrap_or_else(|e| panic!("test contract does not parse: {e}"));
+    contracts[0].manifest.to_canonical_string()
+}
+
+/// Polls `check` until it returns `Some` or `limit` passes.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn status(client: &AuthorityClient) -> StatusReply {
+    client.status().await.expect("status")
+}
+
+/// Waits until the contract's reconcile state satisfies `pred`.
+pub async fn state_where(
+    client: &AuthorityClient,
+    id: &str,
+    what: &str,
+    pred: impl Fn(&ContractState) -> bool,
+) -> ContractState {
+    eventually(Duration::from_secs(15), what, || async {
+        status(client)
+            .await
+            .contracts
+            .into_iter()
+            .find(|c| c.id == id)
+            .and_then(|c| c.state)
+            .filter(|s| pred(s))
+    })
+    .await
+}
+
+pub async fn ready(client: &AuthorityClient, id: &str, digest: &str) -> ContractState {
+    state_where(client, id, "the contract to be ready", |s| {
+        s.phase == Phase::Ready && s.digest == digest
+    })
+    .await
+}
+
+/// A contract source with one kv and one store; `kv`/`store` are the
+/// attribute argument lists.
+pub fn shop(kv: &str, store: &str, item_fields: &str) -> String {
+    format!(
+        r#"
+#[trellis::contract(id = "shop@v1", display_name = "Shop", description = "A shop")]
+pub mod shop {{
+    use serde::{{Deserialize, Serialize}};
+    #[derive(Serialize, Deserialize)]
+    pub struct Item {{ {item_fields} }}
+    #[kv({kv})]
+    pub struct Items;
+    #[store({store})]
+    pub struct Photos;
+}}
+"#
+    )
+}
+
+pub const ITEM: &str = "pub id: String, pub count: u32";
+pub const KV: &str =
+    r#"purpose = "items", schema = Item, history = 4, ttl_ms = 60000, max_value_bytes = 4096"#;
+pub const STORE: &str = r#"purpose = "photos", ttl_ms = 60000, max_total_bytes = 1000000"#;

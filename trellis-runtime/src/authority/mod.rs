@@ -1,0 +1,485 @@
+//! The deployment authority: a control plane served over NATS.
+//!
+//! It takes contract proposals, answers with a [`Plan`], records accepted
+//! contracts as desired state in a JetStream KV bucket (so it survives
+//! restarts and is shared by every instance), reconciles them into real
+//! KV buckets and object stores, and serves each service its bindings.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use trellis_runtime::authority::{Authority, AuthorityConfig};
+//! let client = async_nats::connect("nats://127.0.0.1:4222").await?;
+//! let authority = Authority::start(client, AuthorityConfig::local("dev")).await?;
+//! // ... serve until shutdown
+//! authority.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub(crate) mod naming;
+pub mod plan;
+mod reconcile;
+pub(crate) mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures::StreamExt as _;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+use trellis_codegen::manifest::Manifest;
+
+use crate::protocol::*;
+use crate::provision;
+use naming::{lineage_key, physical_name, valid_scope_name};
+use plan::Existing;
+use reconcile::Reconciler;
+use state::{Desired, StateStore, now_ms};
+
+/// Where and how the authority provisions.
+#[derive(Debug, Clone)]
+pub struct AuthorityConfig {
+    /// Deployment name (scopes subjects, state and physical names).
+    pub deployment: String,
+    /// Profile name (`local`, `cluster`, ...).
+    pub profile: String,
+    /// Replicas per provisioned resource (R1 locally, R3 on a cluster).
+    pub replicas: usize,
+    /// How often every contract is re-checked for drift.
+    pub reconcile_interval: Duration,
+}
+
+impl AuthorityConfig {
+    /// The local profile: one replica.
+    pub fn local(deployment: &str) -> Self {
+        AuthorityConfig {
+            deployment: deployment.to_owned(),
+            profile: "local".to_owned(),
+            replicas: 1,
+            reconcile_interval: Duration::from_secs(2),
+        }
+    }
+
+    /// The cluster profile: three replicas.
+    pub fn cluster(deployment: &str) -> Self {
+        AuthorityConfig {
+            profile: "cluster".to_owned(),
+            replicas: 3,
+            ..Self::local(deployment)
+        }
+    }
+
+    /// Sets the drift-check interval.
+    pub fn reconcile_interval(mut self, interval: Duration) -> Self {
+        self.reconcile_interval = interval;
+        self
+    }
+}
+
+/// Why the authority could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Deployment or profile name unusable in subjects.
+    #[error("invalid {what} name `{name}`: use 1-32 lowercase letters, digits or `-`")]
+    InvalidName {
+        /// `deployment` or `profile`.
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// The state bucket could not be opened.
+    #[error(transparent)]
+    State(#[from] AuthorityError),
+    /// Subscribing failed.
+    #[error("subscribing to authority requests failed: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+}
+
+/// A running authority; stops when shut down or dropped.
+pub struct Authority {
+    tasks: Vec<JoinHandle<()>>,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    state: StateStore,
+    config: AuthorityConfig,
+    reconciler: Reconciler,
+    wake: Arc<Notify>,
+}
+
+impl Authority {
+    /// Starts serving requests and reconciling. Several instances may run
+    /// against one deployment: requests are load-balanced through a queue
+    /// group and reconciliation is coordinated through KV leases.
+    pub async fn start(
+        client: async_nats::Client,
+        config: AuthorityConfig,
+    ) -> Result<Authority, StartError> {
+        for (what, name) in [
+            ("deployment", &config.deployment),
+            ("profile", &config.profile),
+        ] {
+            if !valid_scope_name(name) {
+                return Err(StartError::InvalidName {
+                    what,
+                    name: name.clone(),
+                });
+            }
+        }
+        let js = jetstream::new(client.clone());
+        let state = StateStore::open(&js, &config.deployment, config.replicas).await?;
+        let wake = Arc::new(Notify::new());
+        let holder = format!("authority-{}-{}", std::process::id(), next_instance());
+        let inner = Arc::new(Inner {
+            client: client.clone(),
+            js: js.clone(),
+            state: state.clone(),
+            config: config.clone(),
+            reconciler: Reconciler {
+                js,
+                state,
+                config: config.clone(),
+                holder,
+            },
+            wake: wake.clone(),
+        });
+        let subject = authority_subject(&config.deployment, "*");
+        let mut requests = client
+            .queue_subscribe(subject, format!("trellis-authority-{}", config.deployment))
+            .await?;
+        let server = {
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                while let Some(message) = requests.next().await {
+                    let inner = inner.clone();
+                    tokio::spawn(async move { inner.handle(message).await });
+                }
+            })
+        };
+        let reconciler = {
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = inner.reconciler.pass().await {
+                        warn!(error = %e, "reconcile pass failed");
+                    }
+                    let _ = tokio::time::timeout(
+                        inner.config.reconcile_interval,
+                        inner.wake.notified(),
+                    )
+                    .await;
+                }
+            })
+        };
+        Ok(Authority {
+            tasks: vec![server, reconciler],
+            wake,
+        })
+    }
+
+    /// Runs a reconcile pass now instead of waiting for the interval.
+    pub fn reconcile_now(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Stops serving and reconciling.
+    pub async fn shutdown(mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Authority {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn next_instance() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, AuthorityError> {
+    serde_json::from_slice(payload).map_err(|e| AuthorityError::BadRequest {
+        message: format!("request does not decode: {e}"),
+    })
+}
+
+impl Inner {
+    async fn handle(&self, message: async_nats::Message) {
+        let Some(reply) = message.reply.clone() else {
+            return;
+        };
+        let op = message
+            .subject
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        debug!(op = %op, "authority request");
+        let payload = match op.as_str() {
+            "plan" => encode(self.plan(&message.payload).await),
+            "accept" => encode(self.accept(&message.payload).await),
+            "bindings" => encode(self.bindings(&message.payload).await),
+            "status" => encode(self.status().await),
+            "purge" => encode(self.purge(&message.payload).await),
+            other => encode::<()>(Err(AuthorityError::BadRequest {
+                message: format!("unknown authority operation `{other}`"),
+            })),
+        };
+        if let Err(e) = self.client.publish(reply, payload.into()).await {
+            warn!(error = %e, "could not send authority reply");
+        }
+    }
+
+    fn physical(&self, id: &str, kind: ResourceKind, alias: &str) -> String {
+        physical_name(
+            &self.config.deployment,
+            &self.config.profile,
+            id,
+            kind.as_str(),
+            alias,
+        )
+    }
+
+    async fn existing(
+        &self,
+        id: &str,
+        manifest: &Manifest,
+    ) -> Vec<((ResourceKind, String), Existing)> {
+        let mut out = Vec::new();
+        let Some(resources) = &manifest.resources else {
+            return out;
+        };
+        let wanted = resources
+            .kv
+            .iter()
+            .map(|(alias, kv)| {
+                let b = KvBinding {
+                    bucket: self.physical(id, ResourceKind::Kv, alias),
+                    history: kv.history.unwrap_or(1),
+                    ttl_ms: kv.ttl_ms.unwrap_or(0),
+                    max_value_bytes: kv.max_value_bytes,
+                };
+                (
+                    ResourceKind::Kv,
+                    alias.clone(),
+                    provision::kv_stream_config(&b, self.config.replicas),
+                )
+            })
+            .chain(resources.store.iter().map(|(alias, st)| {
+                let b = StoreBinding {
+                    bucket: self.physical(id, ResourceKind::Store, alias),
+                    ttl_ms: st.ttl_ms.unwrap_or(0),
+                    max_total_bytes: st.max_total_bytes,
+                };
+                (
+                    ResourceKind::Store,
+                    alias.clone(),
+                    provision::object_stream_config(&b, self.config.replicas),
+                )
+            }));
+        for (kind, alias, config) in wanted {
+            let found = match self.js.get_stream(&config.name).await {
+                Ok(stream) => {
+                    match provision::incompatibility(&stream.cached_info().config, &config) {
+                        Some(why) => Existing::Incompatible(why),
+                        None => Existing::Compatible,
+                    }
+                }
+                Err(_) => Existing::Absent,
+            };
+            out.push(((kind, alias), found));
+        }
+        out
+    }
+
+    async fn make_plan(
+        &self,
+        text: &str,
+    ) -> Result<(Plan, Manifest, Option<state::Versioned<Desired>>, String), AuthorityError> {
+        let checked =
+            trellis_codegen::check_manifest(text).map_err(|e| AuthorityError::InvalidManifest {
+                problems: e.to_string().lines().map(str::to_owned).collect(),
+            })?;
+        let manifest = checked.manifest;
+        let canonical = manifest.to_canonical_string();
+        let key = format!("contract.{}.desired", lineage_key(&manifest.id));
+        let previous = self.state.read::<Desired>(&key).await?;
+        let previous_manifest: Option<Manifest> = match &previous {
+            Some(p) => Some(serde_json::from_str(&p.value.manifest).map_err(state::storage)?),
+            None => None,
+        };
+        let existing = self.existing(&manifest.id, &manifest).await;
+        let id = manifest.id.clone();
+        let plan = plan::compute(
+            previous_manifest.as_ref(),
+            &manifest,
+            &checked.digest,
+            previous.as_ref().map(|p| p.value.digest.as_str()),
+            &|kind, alias| self.physical(&id, kind, alias),
+            &|kind, alias| {
+                existing
+                    .iter()
+                    .find(|((k, a), _)| *k == kind && a == alias)
+                    .map(|(_, e)| e.clone())
+                    .unwrap_or(Existing::Absent)
+            },
+        );
+        Ok((plan, manifest, previous, canonical))
+    }
+
+    async fn plan(&self, payload: &[u8]) -> Result<Plan, AuthorityError> {
+        let request: PlanRequest = decode(payload)?;
+        Ok(self.make_plan(&request.manifest).await?.0)
+    }
+
+    async fn accept(&self, payload: &[u8]) -> Result<AcceptReply, AuthorityError> {
+        let request: AcceptRequest = decode(payload)?;
+        let (plan, manifest, previous, canonical) = self.make_plan(&request.manifest).await?;
+        if plan.is_dangerous() && !request.allow_dangerous {
+            return Err(AuthorityError::Dangerous {
+                plan: Box::new(plan),
+            });
+        }
+        let generation = previous.as_ref().map_or(0, |p| p.value.generation) + 1;
+        let desired = Desired {
+            id: manifest.id.clone(),
+            digest: plan.digest.clone(),
+            manifest: canonical,
+            generation,
+            accepted_ms: now_ms(),
+        };
+        let key = format!("contract.{}.desired", lineage_key(&manifest.id));
+        let written = self
+            .state
+            .write_cas(&key, &desired, previous.as_ref().map(|p| p.revision))
+            .await?;
+        if written.is_none() {
+            return Err(AuthorityError::Conflict { id: manifest.id });
+        }
+        // Accepting a previously detached alias again re-attaches its data.
+        for item in &plan.items {
+            if item.change == Change::Added {
+                let _ = self
+                    .state
+                    .delete(&format!("orphan.{}", item.physical))
+                    .await;
+            }
+        }
+        self.wake.notify_one();
+        Ok(AcceptReply { plan, generation })
+    }
+
+    async fn bindings(&self, payload: &[u8]) -> Result<BindingsReply, AuthorityError> {
+        let request: BindingsRequest = decode(payload)?;
+        let lineage = lineage_key(&request.id);
+        let desired = self
+            .state
+            .read::<Desired>(&format!("contract.{lineage}.desired"))
+            .await?;
+        let state = self
+            .state
+            .read::<ContractState>(&format!("contract.{lineage}.state"))
+            .await?;
+        Ok(BindingsReply {
+            accepted_digest: desired.map(|d| d.value.digest),
+            state: state.map(|s| s.value),
+        })
+    }
+
+    async fn status(&self) -> Result<StatusReply, AuthorityError> {
+        let mut contracts = Vec::new();
+        for key in self.state.keys("contract.>").await? {
+            let Some(lineage) = key
+                .strip_prefix("contract.")
+                .and_then(|k| k.strip_suffix(".desired"))
+            else {
+                continue;
+            };
+            let Some(desired) = self.state.read::<Desired>(&key).await? else {
+                continue;
+            };
+            let state = self
+                .state
+                .read::<ContractState>(&format!("contract.{lineage}.state"))
+                .await?;
+            contracts.push(ContractReport {
+                id: desired.value.id,
+                digest: desired.value.digest,
+                generation: desired.value.generation,
+                state: state.map(|s| s.value),
+            });
+        }
+        let mut orphans = Vec::new();
+        for key in self.state.keys("orphan.>").await? {
+            if let Some(o) = self.state.read::<Orphan>(&key).await? {
+                orphans.push(o.value);
+            }
+        }
+        Ok(StatusReply {
+            deployment: self.config.deployment.clone(),
+            profile: self.config.profile.clone(),
+            replicas: self.config.replicas,
+            contracts,
+            orphans,
+        })
+    }
+
+    async fn purge(&self, payload: &[u8]) -> Result<Orphan, AuthorityError> {
+        let request: PurgeRequest = decode(payload)?;
+        let key = format!("orphan.{}", request.physical);
+        let Some(orphan) = self.state.read::<Orphan>(&key).await? else {
+            return Err(AuthorityError::NotFound {
+                what: format!(
+                    "orphan `{}` (only detached resources can be purged)",
+                    request.physical
+                ),
+            });
+        };
+        let stream = match orphan.value.kind {
+            ResourceKind::Kv => provision::kv_stream_name(&orphan.value.physical),
+            ResourceKind::Store => provision::object_stream_name(&orphan.value.physical),
+        };
+        match self.js.delete_stream(&stream).await {
+            Ok(_) => {}
+            Err(e) => {
+                if !matches!(e.kind(), jetstream::context::DeleteStreamErrorKind::JetStream(js) if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
+                {
+                    return Err(state::storage(e));
+                }
+            }
+        }
+        self.state.delete(&key).await?;
+        Ok(orphan.value)
+    }
+}
+
+fn encode<T: Serialize>(result: Result<T, AuthorityError>) -> Vec<u8> {
+    let reply = match result {
+        Ok(v) => Reply::Ok(v),
+        Err(e) => Reply::Err(e),
+    };
+    serde_json::to_vec(&reply).unwrap_or_else(|e| {
+        format!(r#"{{"err":{{"error":"storage","message":"reply does not encode: {e}"}}}}"#)
+            .into_bytes()
+    })
+}

@@ -1,0 +1,400 @@
+//! Reconciliation: make the materialized JetStream resources match the
+//! accepted contracts, idempotently.
+//!
+//! Safety rules:
+//! - one reconciler per contract at a time (a KV lease taken with
+//!   compare-and-set), and physical names are deterministic, so concurrent
+//!   reconcilers can never create two resources for one alias;
+//! - an existing stream is adopted only after its configuration is checked
+//!   ([`provision::incompatibility`]); an incompatible one is a failure with
+//!   the reason, never adopted or overwritten;
+//! - a failed resource keeps its last good binding, so running services
+//!   keep working, and is retried with exponential backoff;
+//! - every pass re-reads the actual streams, so hand edits and deletions
+//!   (drift) are repaired;
+//! - aliases that disappear are detached: the binding goes, the data stays,
+//!   and an orphan record lists it until an operator purges it.
+
+use std::collections::BTreeMap;
+
+use async_nats::jetstream::{self, stream};
+use tracing::{debug, info, warn};
+use trellis_codegen::manifest::Manifest;
+
+use super::AuthorityConfig;
+use super::naming::physical_name;
+use super::state::{Desired, StateStore, now_ms};
+use crate::protocol::*;
+use crate::provision;
+
+/// Lease length; a pass over one contract takes far less.
+const LEASE_MS: u64 = 15_000;
+
+/// Backoff after `attempts` consecutive failures.
+pub(crate) fn backoff_ms(attempts: u32) -> u64 {
+    let exp = 250u64.saturating_mul(1 << attempts.min(10));
+    exp.min(30_000)
+}
+
+pub(crate) struct Reconciler {
+    pub(crate) js: jetstream::Context,
+    pub(crate) state: StateStore,
+    pub(crate) config: AuthorityConfig,
+    pub(crate) holder: String,
+}
+
+/// Outcome of ensuring one resource.
+enum Ensured<B> {
+    Ready(B),
+    Failed(String),
+}
+
+fn read_kv_binding(bucket: &str, config: &stream::Config) -> KvBinding {
+    KvBinding {
+        bucket: bucket.to_owned(),
+        history: config.max_messages_per_subject.max(1) as u64,
+        ttl_ms: config.max_age.as_millis() as u64,
+        max_value_bytes: u64::try_from(config.max_message_size)
+            .ok()
+            .filter(|n| *n > 0),
+    }
+}
+
+fn read_store_binding(bucket: &str, config: &stream::Config) -> StoreBinding {
+    StoreBinding {
+        bucket: bucket.to_owned(),
+        ttl_ms: config.max_age.as_millis() as u64,
+        max_total_bytes: u64::try_from(config.max_bytes).ok().filter(|n| *n > 0),
+    }
+}
+
+impl Reconciler {
+    fn physical(&self, id: &str, kind: ResourceKind, alias: &str) -> String {
+        physical_name(
+            &self.config.deployment,
+            &self.config.profile,
+            id,
+            kind.as_str(),
+            alias,
+        )
+    }
+
+    /// Reconciles every accepted contract once.
+    pub(crate) async fn pass(&self) -> Result<(), AuthorityError> {
+        let keys = self.state.keys("contract.>").await?;
+        for key in keys.iter().filter(|k| k.ends_with(".desired")) {
+            let lineage = key
+                .trim_start_matches("contract.")
+                .trim_end_matches(".desired")
+                .to_owned();
+            if let Err(e) = self.reconcile(&lineage).await {
+                warn!(contract = %lineage, error = %e, "reconcile failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Reconciles one contract, if this reconciler holds its lease.
+    pub(crate) async fn reconcile(&self, lineage: &str) -> Result<(), AuthorityError> {
+        if !self
+            .state
+            .acquire_lease(lineage, &self.holder, LEASE_MS)
+            .await?
+        {
+            debug!(contract = %lineage, "another reconciler holds the lease");
+            return Ok(());
+        }
+        let result = self.reconcile_locked(lineage).await;
+        if let Err(e) = self.state.release_lease(lineage, &self.holder).await {
+            warn!(contract = %lineage, error = %e, "could not release the reconcile lease");
+        }
+        result
+    }
+
+    async fn reconcile_locked(&self, lineage: &str) -> Result<(), AuthorityError> {
+        // Loop until the state is written for the latest desired generation
+        // (an accept may land while we work).
+        for _ in 0..5 {
+            let Some(desired) = self
+                .state
+                .read::<Desired>(&format!("contract.{lineage}.desired"))
+                .await?
+            else {
+                return Ok(());
+            };
+            let state_key = format!("contract.{lineage}.state");
+            let previous = self.state.read::<ContractState>(&state_key).await?;
+            let next = self
+                .compute_state(&desired.value, previous.as_ref().map(|p| &p.value))
+                .await?;
+            if previous.as_ref().map(|p| &p.value.resources) != Some(&next.resources)
+                || previous
+                    .as_ref()
+                    .map(|p| (&p.value.bindings, p.value.generation, p.value.phase))
+                    != Some((&next.bindings, next.generation, next.phase))
+            {
+                let written = self
+                    .state
+                    .write_cas(&state_key, &next, previous.as_ref().map(|p| p.revision))
+                    .await?;
+                if written.is_none() {
+                    continue;
+                }
+                info!(contract = %desired.value.id, phase = ?next.phase, generation = next.generation, "reconciled");
+            }
+            let latest = self
+                .state
+                .read::<Desired>(&format!("contract.{lineage}.desired"))
+                .await?;
+            if latest.map(|d| d.revision) == Some(desired.revision) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn compute_state(
+        &self,
+        desired: &Desired,
+        previous: Option<&ContractState>,
+    ) -> Result<ContractState, AuthorityError> {
+        let manifest: Manifest =
+            serde_json::from_str(&desired.manifest).map_err(super::state::storage)?;
+        let resources = manifest.resources.clone().unwrap_or_default();
+        let last_good = previous.map(|p| p.bindings.clone()).unwrap_or_default();
+        let previous_status: BTreeMap<(ResourceKind, String), &ResourceState> = previous
+            .map(|p| {
+                p.resources
+                    .iter()
+                    .map(|r| ((r.kind, r.alias.clone()), r))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let now = now_ms();
+        let mut states = Vec::new();
+        let mut bindings = BindingsRecord::default();
+
+        for (alias, kv) in &resources.kv {
+            let physical = self.physical(&desired.id, ResourceKind::Kv, alias);
+            let wanted = KvBinding {
+                bucket: physical.clone(),
+                history: kv.history.unwrap_or(1),
+                ttl_ms: kv.ttl_ms.unwrap_or(0),
+                max_value_bytes: kv.max_value_bytes,
+            };
+            let prior = previous_status
+                .get(&(ResourceKind::Kv, alias.clone()))
+                .copied();
+            let outcome = if backing_off(prior, now) {
+                None
+            } else {
+                Some(
+                    self.ensure(
+                        provision::kv_stream_config(&wanted, self.config.replicas),
+                        |c| read_kv_binding(&physical, c),
+                    )
+                    .await,
+                )
+            };
+            let required = kv.required.unwrap_or(true);
+            let (status, binding) = settle(outcome, prior, last_good.kv.get(alias).cloned());
+            if let Some(b) = binding {
+                bindings.kv.insert(alias.clone(), b);
+            }
+            states.push(resource_state(
+                ResourceKind::Kv,
+                alias,
+                physical,
+                required,
+                status,
+                prior,
+                now,
+            ));
+        }
+        for (alias, st) in &resources.store {
+            let physical = self.physical(&desired.id, ResourceKind::Store, alias);
+            let wanted = StoreBinding {
+                bucket: physical.clone(),
+                ttl_ms: st.ttl_ms.unwrap_or(0),
+                max_total_bytes: st.max_total_bytes,
+            };
+            let prior = previous_status
+                .get(&(ResourceKind::Store, alias.clone()))
+                .copied();
+            let outcome = if backing_off(prior, now) {
+                None
+            } else {
+                Some(
+                    self.ensure(
+                        provision::object_stream_config(&wanted, self.config.replicas),
+                        |c| read_store_binding(&physical, c),
+                    )
+                    .await,
+                )
+            };
+            let required = st.required.unwrap_or(true);
+            let (status, binding) = settle(outcome, prior, last_good.store.get(alias).cloned());
+            if let Some(b) = binding {
+                bindings.store.insert(alias.clone(), b);
+            }
+            states.push(resource_state(
+                ResourceKind::Store,
+                alias,
+                physical,
+                required,
+                status,
+                prior,
+                now,
+            ));
+        }
+
+        // Aliases that disappeared: detach, keep the data, list the orphan.
+        for (kind, alias, physical) in last_good
+            .kv
+            .iter()
+            .filter(|(a, _)| !resources.kv.contains_key(*a))
+            .map(|(a, b)| (ResourceKind::Kv, a, &b.bucket))
+            .chain(
+                last_good
+                    .store
+                    .iter()
+                    .filter(|(a, _)| !resources.store.contains_key(*a))
+                    .map(|(a, b)| (ResourceKind::Store, a, &b.bucket)),
+            )
+        {
+            let orphan = Orphan {
+                kind,
+                physical: physical.clone(),
+                contract: desired.id.clone(),
+                alias: alias.clone(),
+                detached_ms: now,
+            };
+            self.state
+                .put(&format!("orphan.{physical}"), &orphan)
+                .await?;
+            info!(contract = %desired.id, alias = %alias, physical = %physical, "detached resource; data retained as orphan");
+        }
+
+        let phase = if states
+            .iter()
+            .filter(|r| r.required)
+            .all(|r| r.status == ResourceStatus::Ready)
+        {
+            Phase::Ready
+        } else {
+            Phase::Pending
+        };
+        Ok(ContractState {
+            id: desired.id.clone(),
+            digest: desired.digest.clone(),
+            generation: desired.generation,
+            phase,
+            resources: states,
+            bindings,
+            updated_ms: now,
+        })
+    }
+
+    /// Creates, adopts or updates one stream; reads the installed limits back.
+    async fn ensure<B>(
+        &self,
+        wanted: stream::Config,
+        binding: impl Fn(&stream::Config) -> B,
+    ) -> Ensured<B> {
+        let name = wanted.name.clone();
+        match self.js.get_stream(&name).await {
+            Ok(mut existing) => {
+                let config = existing.cached_info().config.clone();
+                if let Some(why) = provision::incompatibility(&config, &wanted) {
+                    return Ensured::Failed(format!("not adopting existing stream: {why}"));
+                }
+                if provision::limits_differ(&config, &wanted) {
+                    match self.js.update_stream(&wanted).await {
+                        Ok(info) => return Ensured::Ready(binding(&info.config)),
+                        Err(e) => {
+                            return Ensured::Failed(format!(
+                                "updating stream `{name}` failed: {e}"
+                            ));
+                        }
+                    }
+                }
+                match existing.info().await {
+                    Ok(info) => Ensured::Ready(binding(&info.config)),
+                    Err(e) => Ensured::Failed(format!("reading stream `{name}` failed: {e}")),
+                }
+            }
+            Err(e) if is_not_found(&e) => match self.js.create_stream(wanted).await {
+                Ok(created) => {
+                    info!(stream = %name, "created");
+                    let config = created.cached_info().config.clone();
+                    Ensured::Ready(binding(&config))
+                }
+                Err(e) => Ensured::Failed(format!("creating stream `{name}` failed: {e}")),
+            },
+            Err(e) => Ensured::Failed(format!("looking up stream `{name}` failed: {e}")),
+        }
+    }
+}
+
+/// Decided by the JetStream error code, never by error text.
+fn is_not_found(e: &jetstream::context::GetStreamError) -> bool {
+    matches!(
+        e.kind(),
+        jetstream::context::GetStreamErrorKind::JetStream(js)
+            if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
+}
+
+fn backing_off(prior: Option<&ResourceState>, now: u64) -> bool {
+    prior.is_some_and(|p| {
+        matches!(p.status, ResourceStatus::Failed { .. }) && p.next_attempt_ms > now
+    })
+}
+
+/// Status and binding after an attempt (`None` = skipped while backing off).
+fn settle<B>(
+    outcome: Option<Ensured<B>>,
+    prior: Option<&ResourceState>,
+    last_good: Option<B>,
+) -> (ResourceStatus, Option<B>) {
+    match outcome {
+        Some(Ensured::Ready(b)) => (ResourceStatus::Ready, Some(b)),
+        Some(Ensured::Failed(reason)) => (ResourceStatus::Failed { reason }, last_good),
+        None => (
+            prior
+                .map(|p| p.status.clone())
+                .unwrap_or(ResourceStatus::Pending),
+            last_good,
+        ),
+    }
+}
+
+fn resource_state(
+    kind: ResourceKind,
+    alias: &str,
+    physical: String,
+    required: bool,
+    status: ResourceStatus,
+    prior: Option<&ResourceState>,
+    now: u64,
+) -> ResourceState {
+    let (attempts, next_attempt_ms) = match (&status, prior) {
+        (ResourceStatus::Failed { .. }, Some(p)) if p.next_attempt_ms > now => {
+            (p.attempts, p.next_attempt_ms)
+        }
+        (ResourceStatus::Failed { .. }, p) => {
+            let attempts = p.map_or(0, |p| p.attempts) + 1;
+            (attempts, now + backoff_ms(attempts))
+        }
+        _ => (0, 0),
+    };
+    ResourceState {
+        kind,
+        alias: alias.to_owned(),
+        physical,
+        required,
+        status,
+        attempts,
+        next_attempt_ms,
+    }
+}

@@ -1,0 +1,230 @@
+//! The authority's own state, in a runtime-owned JetStream KV bucket so it
+//! survives restarts and is shared by every authority instance.
+//!
+//! Keys (`<l>` is the lineage key, e.g. `documents=v1`):
+//! - `contract.<l>.desired`: the accepted manifest ([`Desired`]),
+//! - `contract.<l>.state`: the latest reconcile state,
+//! - `lock.<l>`: the reconcile lease (compare-and-set on revisions),
+//! - `orphan.<physical>`: detached resources.
+
+use async_nats::jetstream::{self, kv};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::protocol::AuthorityError;
+
+/// The accepted (desired) contract.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Desired {
+    /// Contract id.
+    pub id: String,
+    /// Digest of `manifest`.
+    pub digest: String,
+    /// Canonical manifest text.
+    pub manifest: String,
+    /// Increases with every accept.
+    pub generation: u64,
+    /// When accepted (unix ms).
+    pub accepted_ms: u64,
+}
+
+/// The reconcile lease.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    /// Holder id.
+    pub holder: String,
+    /// Expiry (unix ms).
+    pub until_ms: u64,
+}
+
+pub(crate) fn storage(e: impl std::fmt::Display) -> AuthorityError {
+    AuthorityError::Storage {
+        message: e.to_string(),
+    }
+}
+
+/// Current unix time in ms.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Typed access to the state bucket.
+#[derive(Clone, Debug)]
+pub(crate) struct StateStore {
+    pub(crate) kv: kv::Store,
+}
+
+/// A value with the revision it was read at.
+pub(crate) struct Versioned<T> {
+    pub(crate) value: T,
+    pub(crate) revision: u64,
+}
+
+impl StateStore {
+    pub(crate) fn bucket_name(deployment: &str) -> String {
+        format!("trellis-authority-{deployment}")
+    }
+
+    pub(crate) async fn open(
+        js: &jetstream::Context,
+        deployment: &str,
+        replicas: usize,
+    ) -> Result<Self, AuthorityError> {
+        let bucket = Self::bucket_name(deployment);
+        let kv = match js.get_key_value(&bucket).await {
+            Ok(kv) => kv,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: bucket.clone(),
+                    description: "trellis deployment authority state".to_owned(),
+                    history: 16,
+                    storage: jetstream::stream::StorageType::File,
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| AuthorityError::Storage {
+                    message: format!("cannot create or open state bucket `{bucket}`: {e}"),
+                })?,
+        };
+        Ok(StateStore { kv })
+    }
+
+    pub(crate) async fn read<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>, AuthorityError> {
+        let Some(entry) = self.kv.entry(key).await.map_err(storage)? else {
+            return Ok(None);
+        };
+        if entry.operation != kv::Operation::Put {
+            return Ok(None);
+        }
+        let value = serde_json::from_slice(&entry.value).map_err(|e| AuthorityError::Storage {
+            message: format!("state record `{key}` does not decode: {e}"),
+        })?;
+        Ok(Some(Versioned {
+            value,
+            revision: entry.revision,
+        }))
+    }
+
+    /// Writes `value` only if `key` is still at `expected` (`None`: absent).
+    /// Returns `Ok(None)` when someone else wrote first.
+    pub(crate) async fn write_cas<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        expected: Option<u64>,
+    ) -> Result<Option<u64>, AuthorityError> {
+        let bytes = serde_json::to_vec(value).map_err(storage)?;
+        let result = match expected {
+            Some(revision) => {
+                self.kv
+                    .update(key, bytes.into(), revision)
+                    .await
+                    .map_err(|e| match e.kind() {
+                        kv::UpdateErrorKind::WrongLastRevision => None,
+                        _ => Some(storage(e)),
+                    })
+            }
+            None => self
+                .kv
+                .create(key, bytes.into())
+                .await
+                .map_err(|e| match e.kind() {
+                    kv::CreateErrorKind::AlreadyExists => None,
+                    _ => Some(storage(e)),
+                }),
+        };
+        match result {
+            Ok(revision) => Ok(Some(revision)),
+            Err(None) => Ok(None),
+            Err(Some(e)) => Err(e),
+        }
+    }
+
+    pub(crate) async fn put<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<u64, AuthorityError> {
+        let bytes = serde_json::to_vec(value).map_err(storage)?;
+        self.kv.put(key, bytes.into()).await.map_err(storage)
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> Result<(), AuthorityError> {
+        self.kv.delete(key).await.map_err(storage)
+    }
+
+    /// Keys matching a filter (e.g. `orphan.>`).
+    pub(crate) async fn keys(&self, filter: &str) -> Result<Vec<String>, AuthorityError> {
+        use futures::TryStreamExt as _;
+        let mut keys: Vec<String> = self
+            .kv
+            .keys()
+            .await
+            .map_err(storage)?
+            .try_collect()
+            .await
+            .map_err(storage)?;
+        let prefix = filter.trim_end_matches('>');
+        keys.retain(|k| k.starts_with(prefix));
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Takes (or renews) the reconcile lease of a contract; `false` when
+    /// another live holder has it.
+    pub(crate) async fn acquire_lease(
+        &self,
+        lineage: &str,
+        holder: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, AuthorityError> {
+        let key = format!("lock.{lineage}");
+        let lease = Lease {
+            holder: holder.to_owned(),
+            until_ms: now_ms() + ttl_ms,
+        };
+        let expected = match self.kv.entry(&key).await.map_err(storage)? {
+            None => None,
+            Some(entry) if entry.operation != kv::Operation::Put => Some(entry.revision),
+            Some(entry) => {
+                let current: Option<Lease> = serde_json::from_slice(&entry.value).ok();
+                let free = current
+                    .as_ref()
+                    .is_none_or(|l| l.holder == holder || l.until_ms < now_ms());
+                if !free {
+                    return Ok(false);
+                }
+                Some(entry.revision)
+            }
+        };
+        Ok(self.write_cas(&key, &lease, expected).await?.is_some())
+    }
+
+    /// Gives the lease up early.
+    pub(crate) async fn release_lease(
+        &self,
+        lineage: &str,
+        holder: &str,
+    ) -> Result<(), AuthorityError> {
+        let key = format!("lock.{lineage}");
+        if let Some(current) = self.read::<Lease>(&key).await?
+            && current.value.holder == holder
+        {
+            let expired = Lease {
+                holder: holder.to_owned(),
+                until_ms: 0,
+            };
+            self.write_cas(&key, &expired, Some(current.revision))
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,232 @@
+//! Connecting a service: fetch the persisted bindings of its contract from
+//! the authority, wait (bounded) while reconciliation is pending, open the
+//! resources and build the typed service object.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+
+use crate::bindings::{BindError, Bindings, Contract};
+use crate::client::{AuthorityClient, ClientError};
+use crate::protocol::*;
+
+/// How a service connects.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    url: String,
+    deployment: String,
+    name: Option<String>,
+    ready_deadline: Duration,
+    request_timeout: Duration,
+}
+
+impl ConnectOptions {
+    /// Connect to the NATS server at `url`, deployment `dev`.
+    pub fn new(url: impl Into<String>) -> Self {
+        ConnectOptions {
+            url: url.into(),
+            deployment: "dev".to_owned(),
+            name: None,
+            ready_deadline: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The deployment whose authority serves the bindings.
+    pub fn deployment(mut self, deployment: impl Into<String>) -> Self {
+        self.deployment = deployment.into();
+        self
+    }
+
+    /// The participant name the connection presents.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// How long to wait while reconciliation is pending (default 30 s).
+    pub fn ready_deadline(mut self, deadline: Duration) -> Self {
+        self.ready_deadline = deadline;
+        self
+    }
+
+    /// Timeout of each authority request (default 5 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+}
+
+/// A resource that keeps a contract from being ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unready {
+    /// `kv` or `store`.
+    pub kind: &'static str,
+    /// Alias.
+    pub alias: String,
+    /// Why (`pending`, or the failure reason).
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} `{}`: {}", self.kind, self.alias, self.reason)
+    }
+}
+
+/// Why a service could not connect.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The NATS connection failed.
+    #[error("connecting to NATS at {url} failed: {source}")]
+    Nats {
+        /// URL.
+        url: String,
+        /// Error.
+        source: async_nats::ConnectError,
+    },
+    /// Talking to the authority failed.
+    #[error(transparent)]
+    Authority(#[from] ClientError),
+    /// The contract was never accepted in this deployment.
+    #[error(
+        "contract {id} is not accepted in this deployment; run `trellis contract accept contracts/{id}.json`"
+    )]
+    NotAccepted {
+        /// Contract id.
+        id: String,
+    },
+    /// The accepted contract has another digest than this build.
+    #[error(
+        "contract {id}: this build has digest {local}, but the accepted digest is {accepted}; accept this build's manifest or deploy the accepted build"
+    )]
+    DigestMismatch {
+        /// Contract id.
+        id: String,
+        /// This build's digest.
+        local: String,
+        /// The accepted digest.
+        accepted: String,
+    },
+    /// Required resources were still not ready at the deadline.
+    #[error("contract {id} is not ready after {waited:?}: {}", unready.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    NotReady {
+        /// Contract id.
+        id: String,
+        /// How long we waited.
+        waited: Duration,
+        /// What is missing, with reasons.
+        unready: Vec<Unready>,
+    },
+    /// Opening a bound resource failed.
+    #[error("opening {kind} `{alias}` failed: {reason}")]
+    Open {
+        /// `kv` or `store`.
+        kind: &'static str,
+        /// Alias.
+        alias: String,
+        /// Why.
+        reason: String,
+    },
+    /// The bindings do not fit the generated service type.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+}
+
+fn unready(state: Option<&ContractState>, digest: &str) -> Vec<Unready> {
+    let Some(state) = state else {
+        return vec![Unready {
+            kind: "contract",
+            alias: String::new(),
+            reason: "no reconcile pass has run yet".to_owned(),
+        }];
+    };
+    if state.digest != digest {
+        return vec![Unready {
+            kind: "contract",
+            alias: String::new(),
+            reason: format!("reconciliation has not reached digest {digest} yet"),
+        }];
+    }
+    state
+        .resources
+        .iter()
+        .filter(|r| r.required && r.status != ResourceStatus::Ready)
+        .map(|r| Unready {
+            kind: r.kind.as_str(),
+            alias: r.alias.clone(),
+            reason: match &r.status {
+                ResourceStatus::Failed { reason } => reason.clone(),
+                _ => "pending".to_owned(),
+            },
+        })
+        .collect()
+}
+
+/// Connects the service of contract `S`.
+pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectError> {
+    let mut nats = async_nats::ConnectOptions::new();
+    if let Some(name) = &options.name {
+        nats = nats.name(name);
+    } else {
+        nats = nats.name(S::ID);
+    }
+    let client = nats
+        .connect(options.url.as_str())
+        .await
+        .map_err(|source| ConnectError::Nats {
+            url: options.url.clone(),
+            source,
+        })?;
+    let authority = AuthorityClient::new(client.clone(), options.deployment.clone())
+        .with_timeout(options.request_timeout);
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(20);
+    let state = loop {
+        let reply = authority.bindings(S::ID, S::DIGEST).await?;
+        let Some(accepted) = reply.accepted_digest else {
+            return Err(ConnectError::NotAccepted {
+                id: S::ID.to_owned(),
+            });
+        };
+        if accepted != S::DIGEST {
+            return Err(ConnectError::DigestMismatch {
+                id: S::ID.to_owned(),
+                local: S::DIGEST.to_owned(),
+                accepted,
+            });
+        }
+        let missing = unready(reply.state.as_ref(), S::DIGEST);
+        match reply.state {
+            Some(state) if missing.is_empty() && state.phase == Phase::Ready => break state,
+            _ => {
+                if started.elapsed() + delay > options.ready_deadline {
+                    return Err(ConnectError::NotReady {
+                        id: S::ID.to_owned(),
+                        waited: started.elapsed(),
+                        unready: missing,
+                    });
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(500));
+            }
+        }
+    };
+    let js = jetstream::new(client);
+    let mut bindings = Bindings::new();
+    for (alias, binding) in state.bindings.kv {
+        let store = js
+            .get_key_value(&binding.bucket)
+            .await
+            .map_err(|e| ConnectError::Open {
+                kind: "kv",
+                alias: alias.clone(),
+                reason: e.to_string(),
+            })?;
+        bindings.insert_kv(alias, binding, store);
+    }
+    for (alias, binding) in state.bindings.store {
+        bindings.insert_store(alias, binding, js.clone());
+    }
+    Ok(S::from_bindings(&bindings)?)
+}
