@@ -118,13 +118,20 @@ pub fn incompatibility(existing: &stream::Config, wanted: &stream::Config) -> Op
         ));
     }
     if existing.mirror.is_some() || existing.sources.as_ref().is_some_and(|s| !s.is_empty()) {
-        return Some(format!("stream `{}` is a mirror or has sources", existing.name));
+        return Some(format!(
+            "stream `{}` is a mirror or has sources",
+            existing.name
+        ));
     }
     if !existing.allow_rollup || existing.allow_direct != wanted.allow_direct {
         return Some(format!(
             "stream `{}` does not allow rollups/direct gets as a {} requires",
             existing.name,
-            if wanted.deny_delete { "KV bucket" } else { "object store" }
+            if wanted.deny_delete {
+                "KV bucket"
+            } else {
+                "object store"
+            }
         ));
     }
     if existing.discard != wanted.discard {

@@ -240,7 +240,11 @@ impl NatsServer {
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if child.try_wait().map_err(io("waiting for nats-server"))?.is_some() {
+            if child
+                .try_wait()
+                .map_err(io("waiting for nats-server"))?
+                .is_some()
+            {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -321,7 +325,10 @@ mod tests {
         assert!(server.pid().is_none());
         server.start_again().await.expect("starts after a crash");
         let js = async_nats::jetstream::new(server.client().await.expect("client"));
-        let kv = js.get_key_value("harness").await.expect("bucket survives a crash");
+        let kv = js
+            .get_key_value("harness")
+            .await
+            .expect("bucket survives a crash");
         assert_eq!(kv.get("k").await.expect("get").as_deref(), Some(&b"v"[..]));
     }
 
