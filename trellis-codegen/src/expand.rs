@@ -117,6 +117,7 @@ fn resource_group(
     let doc = format!("The {what}s this contract declares, by alias.");
     let def = quote! {
         #[doc = #doc]
+        #[derive(Debug)]
         #[non_exhaustive]
         pub struct #group {
             #fields
@@ -163,6 +164,7 @@ fn generate(c: &Contract) -> TokenStream {
             /// This contract's service: typed handles to its provisioned
             /// resources. Obtained only by connecting through the runtime;
             /// it cannot be constructed by hand.
+            #[derive(Debug)]
             #[non_exhaustive]
             pub struct Service {
                 /// KV buckets by alias.

@@ -11,8 +11,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The binary comes from `TRELLIS_NATS_SERVER`, else `nats-server` on `PATH`.
-//! `cargo xtask setup` installs one into `.tools/nats/bin`.
+//! The binary comes from `TRELLIS_NATS_SERVER`, else the workspace's
+//! `.tools/nats/bin/nats-server` (where `cargo xtask setup` installs it),
+//! else `nats-server` on `PATH`.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -86,11 +87,20 @@ pub fn nats_server_binary() -> Result<PathBuf, HarnessError> {
             )))
         };
     }
+    // Where `cargo xtask setup` installs it in this workspace.
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/nats/bin/nats-server");
+    if tools.is_file() {
+        return Ok(tools);
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join("nats-server"))
         .find(|candidate| candidate.is_file())
-        .ok_or_else(|| HarnessError::NotFound(format!("{ENV_VAR} is unset and PATH has none")))
+        .ok_or_else(|| {
+            HarnessError::NotFound(format!(
+                "{ENV_VAR} is unset, .tools/nats/bin has none and PATH has none"
+            ))
+        })
 }
 
 /// A running (or stopped) nats-server owned by a test.
