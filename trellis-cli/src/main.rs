@@ -3,6 +3,9 @@
 //! ```text
 //! trellis contract digest <file>...
 //! trellis contract check <file>... [--schema <schema.json>] [--strict-canonical]
+//! trellis dev [--port 4222] [--dir .trellis/dev]
+//! trellis contract plan <file> | accept <file> [--allow-dangerous]
+//! trellis status | purge <physical>
 //! ```
 //!
 //! Exit codes: `0` everything ok, `1` at least one manifest is invalid,
@@ -28,6 +31,15 @@ fn main() -> ExitCode {
         Command::Contract {
             command: ContractCommand::Check(args),
         } => commands::check::run(&args),
+        Command::Contract {
+            command: ContractCommand::Plan(args),
+        } => commands::authority::block_on(commands::authority::plan(args)),
+        Command::Contract {
+            command: ContractCommand::Accept(args),
+        } => commands::authority::block_on(commands::authority::accept(args)),
+        Command::Status(conn) => commands::authority::block_on(commands::authority::status(conn)),
+        Command::Purge(args) => commands::authority::block_on(commands::authority::purge(args)),
+        Command::Dev(args) => commands::authority::block_on(commands::dev::run(args)),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

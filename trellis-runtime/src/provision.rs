@@ -16,6 +16,11 @@ use crate::protocol::{KvBinding, StoreBinding};
 /// Consumers allowed per provisioned stream.
 pub const STREAM_MAX_CONSUMERS: i32 = 100_000;
 
+/// Room for message headers on top of a KV value limit: the server counts
+/// headers (e.g. the expected-revision header of a compare-and-set) against
+/// `max_message_size`, so a value of exactly the limit must still fit.
+pub const KV_HEADER_ROOM: u64 = 1024;
+
 /// Stream name of KV bucket `bucket`.
 pub fn kv_stream_name(bucket: &str) -> String {
     format!("KV_{bucket}")
@@ -51,7 +56,7 @@ pub fn kv_stream_config(binding: &KvBinding, replicas: usize) -> stream::Config 
         max_age: ttl(binding.ttl_ms),
         max_message_size: binding
             .max_value_bytes
-            .map(|b| i32::try_from(b).unwrap_or(i32::MAX))
+            .map(|b| i32::try_from(b.saturating_add(KV_HEADER_ROOM)).unwrap_or(i32::MAX))
             .unwrap_or(-1),
         storage: StorageType::File,
         allow_rollup: true,

@@ -1,6 +1,7 @@
-//! A real `nats-server` with JetStream for tests: free loopback port, its
-//! own temporary store directory, stop/restart on the same port and store
-//! (for durability tests), killed and cleaned up on drop.
+//! A real `nats-server` with JetStream for tests (and the local `trellis
+//! dev` stack): free loopback port, its own temporary store directory,
+//! stop/restart on the same port and store (for durability tests), killed
+//! and cleaned up on drop.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -108,8 +109,26 @@ pub fn nats_server_binary() -> Result<PathBuf, HarnessError> {
 pub struct NatsServer {
     binary: PathBuf,
     port: u16,
-    dir: tempfile::TempDir,
+    dir: Dir,
     child: Option<Child>,
+}
+
+/// Where the server keeps config, log and store.
+#[derive(Debug)]
+enum Dir {
+    /// Removed on drop (tests).
+    Temp(tempfile::TempDir),
+    /// Kept (a local development stack).
+    Fixed(PathBuf),
+}
+
+impl Dir {
+    fn path(&self) -> &Path {
+        match self {
+            Dir::Temp(t) => t.path(),
+            Dir::Fixed(p) => p,
+        }
+    }
 }
 
 /// Picks a free loopback port.
@@ -133,7 +152,26 @@ impl NatsServer {
         let mut server = NatsServer {
             binary,
             port: free_port()?,
-            dir,
+            dir: Dir::Temp(dir),
+            child: None,
+        };
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// Starts a server whose config, log and JetStream store live in `dir`
+    /// and survive it (a local development stack), listening on `port`.
+    pub async fn start_persistent(
+        dir: impl Into<PathBuf>,
+        port: u16,
+    ) -> Result<NatsServer, HarnessError> {
+        let binary = nats_server_binary()?;
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        let mut server = NatsServer {
+            binary,
+            port,
+            dir: Dir::Fixed(dir),
             child: None,
         };
         server.spawn().await?;

@@ -11,3 +11,5 @@ use anyhow::Context as _;
 pub fn read_text(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("{}: cannot read file", path.display()))
 }
+pub mod authority;
+pub mod dev;

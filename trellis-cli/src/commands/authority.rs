@@ -1,0 +1,213 @@
+//! Commands that talk to the deployment authority over NATS.
+
+use std::future::Future;
+
+use anyhow::Context as _;
+use trellis_runtime::protocol::{AuthorityError, Change, Phase, Plan, ResourceStatus};
+use trellis_runtime::{AuthorityClient, ClientError};
+
+use crate::cli::{ConnArgs, ProposeArgs, PurgeArgs};
+use crate::outcome::Outcome;
+
+/// Runs an async command on a fresh runtime.
+pub fn block_on(f: impl Future<Output = anyhow::Result<Outcome>>) -> anyhow::Result<Outcome> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(f)
+}
+
+async fn client(conn: &ConnArgs) -> anyhow::Result<AuthorityClient> {
+    let nats = async_nats::connect(conn.url.as_str())
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to NATS at {} (is `trellis dev` running?)",
+                conn.url
+            )
+        })?;
+    Ok(AuthorityClient::new(nats, conn.deployment.clone()))
+}
+
+fn read(file: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
+}
+
+/// Prints a plan, one line per change.
+pub fn print_plan(plan: &Plan) {
+    let from = plan
+        .previous_digest
+        .as_deref()
+        .unwrap_or("(nothing accepted)");
+    println!("plan for {}: {from} -> {}", plan.id, plan.digest);
+    if plan.items.is_empty() {
+        println!("  no resource changes");
+    }
+    for item in &plan.items {
+        let (mark, what) = match &item.change {
+            Change::Added => ("+", "add".to_owned()),
+            Change::Removed => ("-", "detach".to_owned()),
+            Change::Changed { fields } => ("~", fields.join(", ")),
+        };
+        let verdict = if item.is_dangerous() {
+            "DANGEROUS"
+        } else {
+            "safe"
+        };
+        println!(
+            "  {mark} {} {:<16} {what}  [{verdict}]  ({})",
+            item.kind.as_str(),
+            item.alias,
+            item.physical
+        );
+        for danger in &item.dangers {
+            println!("      ! {danger}");
+        }
+    }
+}
+
+fn refused(e: ClientError) -> anyhow::Result<Outcome> {
+    match e {
+        ClientError::Refused(AuthorityError::Dangerous { plan }) => {
+            print_plan(&plan);
+            eprintln!(
+                "refused: the plan has dangerous changes; re-run with --allow-dangerous to accept them"
+            );
+            Ok(Outcome::Invalid)
+        }
+        ClientError::Refused(AuthorityError::InvalidManifest { problems }) => {
+            for p in problems {
+                eprintln!("invalid manifest: {p}");
+            }
+            Ok(Outcome::Invalid)
+        }
+        other => Err(other.into()),
+    }
+}
+
+/// `trellis contract plan`.
+pub async fn plan(args: ProposeArgs) -> anyhow::Result<Outcome> {
+    let text = read(&args.file)?;
+    match client(&args.conn).await?.plan(&text).await {
+        Ok(plan) => {
+            print_plan(&plan);
+            if plan.is_dangerous() {
+                println!("accepting needs --allow-dangerous");
+            }
+            Ok(Outcome::Ok)
+        }
+        Err(e) => refused(e),
+    }
+}
+
+/// `trellis contract accept`.
+pub async fn accept(args: ProposeArgs) -> anyhow::Result<Outcome> {
+    let text = read(&args.file)?;
+    match client(&args.conn)
+        .await?
+        .accept(&text, args.allow_dangerous)
+        .await
+    {
+        Ok(reply) => {
+            print_plan(&reply.plan);
+            println!(
+                "accepted {} at generation {}; reconciling (see `trellis status`)",
+                reply.plan.id, reply.generation
+            );
+            Ok(Outcome::Ok)
+        }
+        Err(e) => refused(e),
+    }
+}
+
+/// `trellis status`.
+pub async fn status(conn: ConnArgs) -> anyhow::Result<Outcome> {
+    let report = client(&conn).await?.status().await?;
+    println!(
+        "deployment {} (profile {}, R{})",
+        report.deployment, report.profile, report.replicas
+    );
+    if report.contracts.is_empty() {
+        println!("  no accepted contracts");
+    }
+    for c in &report.contracts {
+        let phase = match &c.state {
+            Some(s) if s.digest == c.digest && s.phase == Phase::Ready => "ready",
+            Some(_) | None => "pending",
+        };
+        println!(
+            "  {} {} (generation {}): {phase}",
+            c.id, c.digest, c.generation
+        );
+        let Some(state) = &c.state else { continue };
+        for r in &state.resources {
+            let status = match &r.status {
+                ResourceStatus::Ready => "ready".to_owned(),
+                ResourceStatus::Pending => "pending".to_owned(),
+                ResourceStatus::Failed { reason } => {
+                    format!("failed (attempt {}): {reason}", r.attempts)
+                }
+            };
+            let limits = match r.kind {
+                trellis_runtime::protocol::ResourceKind::Kv => {
+                    state.bindings.kv.get(&r.alias).map(|b| {
+                        format!(
+                            "history {}, ttl {} ms, max value {}",
+                            b.history,
+                            b.ttl_ms,
+                            b.max_value_bytes
+                                .map_or("unlimited".to_owned(), |n| format!("{n} B"))
+                        )
+                    })
+                }
+                trellis_runtime::protocol::ResourceKind::Store => {
+                    state.bindings.store.get(&r.alias).map(|b| {
+                        format!(
+                            "ttl {} ms, max total {}",
+                            b.ttl_ms,
+                            b.max_total_bytes
+                                .map_or("unlimited".to_owned(), |n| format!("{n} B"))
+                        )
+                    })
+                }
+            };
+            println!(
+                "    {} {:<16} {status}{}  -> {}",
+                r.kind.as_str(),
+                r.alias,
+                if r.required { "" } else { " (optional)" },
+                r.physical
+            );
+            if let Some(limits) = limits {
+                println!("      installed: {limits}");
+            }
+        }
+    }
+    if !report.orphans.is_empty() {
+        println!("  orphaned (detached, data retained; `trellis purge <physical>` deletes):");
+        for o in &report.orphans {
+            println!(
+                "    {} {} (was {} `{}`)",
+                o.kind.as_str(),
+                o.physical,
+                o.contract,
+                o.alias
+            );
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `trellis purge`.
+pub async fn purge(args: PurgeArgs) -> anyhow::Result<Outcome> {
+    let orphan = client(&args.conn).await?.purge(&args.physical).await?;
+    println!(
+        "purged {} {} (was {} `{}`)",
+        orphan.kind.as_str(),
+        orphan.physical,
+        orphan.contract,
+        orphan.alias
+    );
+    Ok(Outcome::Ok)
+}
