@@ -56,7 +56,8 @@ fn read_kv_binding(bucket: &str, config: &stream::Config) -> KvBinding {
         ttl_ms: config.max_age.as_millis() as u64,
         max_value_bytes: u64::try_from(config.max_message_size)
             .ok()
-            .filter(|n| *n > 0),
+            .filter(|n| *n > 0)
+            .map(|n| n.saturating_sub(provision::KV_HEADER_ROOM)),
     }
 }
 
@@ -396,5 +397,42 @@ fn resource_state(
         status,
         attempts,
         next_attempt_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installed_limits_read_back_as_requested() {
+        for max_value_bytes in [None, Some(1), Some(65_536)] {
+            for (history, ttl_ms) in [(1, 0), (64, 86_400_000)] {
+                let wanted = KvBinding {
+                    bucket: "b".into(),
+                    history,
+                    ttl_ms,
+                    max_value_bytes,
+                };
+                let config = provision::kv_stream_config(&wanted, 1);
+                assert_eq!(read_kv_binding("b", &config), wanted);
+            }
+        }
+        for max_total_bytes in [None, Some(1_000_000)] {
+            let wanted = StoreBinding {
+                bucket: "s".into(),
+                ttl_ms: 5_000,
+                max_total_bytes,
+            };
+            let config = provision::object_stream_config(&wanted, 1);
+            assert_eq!(read_store_binding("s", &config), wanted);
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff_ms(1), 500);
+        assert!(backoff_ms(3) > backoff_ms(2));
+        assert_eq!(backoff_ms(30), 30_000);
     }
 }
