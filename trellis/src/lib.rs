@@ -32,7 +32,8 @@
 
 pub use trellis_macros::contract;
 pub use trellis_runtime::{
-    BindError, ConnectError, ConnectOptions, KvHandle, StoreHandle, Unready, kv, store,
+    BindError, ConnectError, ConnectOptions, KvChange, KvEntry, KvError, KvHandle, StoreHandle,
+    Unready, kv, store,
 };
 
 /// Support items for generated code; not public API.

@@ -12,7 +12,7 @@ use std::env;
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
@@ -156,13 +156,24 @@ fn fmt_check(root: &Path) -> Result<()> {
     run(cargo(root).args(["fmt", "--all", "--", "--check"]))
 }
 
-/// `cargo xtask demo`: build the examples, then check and digest every
-/// contract manifest their build scripts emitted.
+/// `cargo xtask demo`: build the examples, check and digest every contract
+/// manifest their build scripts emitted, then run the items service against
+/// a local stack (`trellis dev` + `trellis contract accept`).
 fn demo(root: &Path) -> Result<()> {
-    nats::setup(root)?;
+    let server = nats::setup(root)?;
 
-    step("cargo build -p documents-example -p items-example");
-    run(cargo(root).args(["build", "-p", "documents-example", "-p", "items-example"]))?;
+    step("cargo build -p trellis-cli -p documents-example -p items-example");
+    run(cargo(root).args([
+        "build",
+        "-p",
+        "trellis-cli",
+        "-p",
+        "documents-example",
+        "-p",
+        "items-example",
+    ]))?;
+    let bin = root.join("target/debug");
+    let trellis = bin.join("trellis");
 
     let manifests = example_manifests(root)?;
     if manifests.is_empty() {
@@ -172,27 +183,87 @@ fn demo(root: &Path) -> Result<()> {
             root.join("examples").display()
         );
     }
-
     for manifest in &manifests {
         let shown = manifest.strip_prefix(root).unwrap_or(manifest);
         for action in ["check", "digest"] {
             step(&format!("trellis contract {action} {}", shown.display()));
-            run(cargo(root)
-                .args([
-                    "run",
-                    "--quiet",
-                    "-p",
-                    "trellis-cli",
-                    "--bin",
-                    "trellis",
-                    "--",
-                ])
+            run(Command::new(&trellis)
+                .current_dir(root)
                 .args(["contract", action])
                 .arg(shown))?;
         }
     }
-    println!("\ndemo: processed {} manifest(s)", manifests.len());
+
+    let port = free_port()?;
+    let url = format!("nats://127.0.0.1:{port}");
+    let dir = root.join("target/trellis-demo");
+    let _ = fs::remove_dir_all(&dir);
+    step(&format!(
+        "trellis dev --port {port} --dir target/trellis-demo"
+    ));
+    let dev = Command::new(&trellis)
+        .current_dir(root)
+        .args(["dev", "--port", &port.to_string(), "--dir"])
+        .arg(&dir)
+        .env(nats::ENV_VAR, &server.path)
+        .spawn()
+        .context("starting `trellis dev`")?;
+    let dev = DevStack(dev);
+    wait_for_authority(&trellis, &url)?;
+
+    let items = root.join("examples/items/contracts/items@v1.json");
+    step("trellis contract accept examples/items/contracts/items@v1.json");
+    run(Command::new(&trellis)
+        .args(["contract", "accept", "--url", &url])
+        .arg(&items))?;
+    step("items service (examples/items/src/main.rs)");
+    run(Command::new(bin.join("items-example"))
+        .env("TRELLIS_URL", &url)
+        .env("TRELLIS_DEPLOYMENT", "dev"))?;
+    step("trellis status");
+    run(Command::new(&trellis).args(["status", "--url", &url]))?;
+    drop(dev);
+    println!("\ndemo: done (manifests checked: {})", manifests.len());
     Ok(())
+}
+
+/// A `trellis dev` child, interrupted (like Ctrl-C) when dropped.
+struct DevStack(std::process::Child);
+
+impl Drop for DevStack {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback port.
+fn free_port() -> Result<u16> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").context("binding a free loopback port")?;
+    Ok(listener.local_addr().context("reading the port")?.port())
+}
+
+/// Polls `trellis status` until the authority answers (20 s at most).
+fn wait_for_authority(trellis: &Path, url: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let ok = Command::new(trellis)
+            .args(["status", "--url", url])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the local stack did not come up at {url} within 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// Lists `examples/*/contracts/*.json` (sorted) under `root`.
