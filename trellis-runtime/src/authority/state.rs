@@ -10,7 +10,9 @@
 use async_nats::jetstream::{self, kv};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::protocol::AuthorityError;
+use crate::kv::KvHandle;
+use crate::protocol::{AuthorityError, KvBinding};
+use crate::provision;
 
 /// The accepted (desired) contract.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +58,8 @@ pub(crate) fn now_ms() -> u64 {
 #[derive(Clone, Debug)]
 pub(crate) struct StateStore {
     pub(crate) kv: kv::Store,
+    /// Typed view used for key listing (no lingering consumers).
+    keys: KvHandle<serde_json::Value>,
 }
 
 /// A value with the revision it was read at.
@@ -75,23 +79,29 @@ impl StateStore {
         replicas: usize,
     ) -> Result<Self, AuthorityError> {
         let bucket = Self::bucket_name(deployment);
+        let binding = KvBinding {
+            bucket: bucket.clone(),
+            history: 16,
+            ttl_ms: 0,
+            max_value_bytes: None,
+        };
         let kv = match js.get_key_value(&bucket).await {
             Ok(kv) => kv,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: bucket.clone(),
-                    description: "trellis deployment authority state".to_owned(),
-                    history: 16,
-                    storage: jetstream::stream::StorageType::File,
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| AuthorityError::Storage {
-                    message: format!("cannot create or open state bucket `{bucket}`: {e}"),
-                })?,
+            Err(_) => {
+                js.get_or_create_stream(provision::kv_stream_config(&binding, replicas))
+                    .await
+                    .map_err(|e| AuthorityError::Storage {
+                        message: format!("cannot create state bucket `{bucket}`: {e}"),
+                    })?;
+                js.get_key_value(&bucket)
+                    .await
+                    .map_err(|e| AuthorityError::Storage {
+                        message: format!("cannot open state bucket `{bucket}`: {e}"),
+                    })?
+            }
         };
-        Ok(StateStore { kv })
+        let keys = KvHandle::new(kv.clone(), binding);
+        Ok(StateStore { kv, keys })
     }
 
     pub(crate) async fn read<T: DeserializeOwned>(
@@ -161,21 +171,9 @@ impl StateStore {
         self.kv.delete(key).await.map_err(storage)
     }
 
-    /// Keys matching a filter (e.g. `orphan.>`).
+    /// Keys matching a filter (e.g. `orphan.>`), sorted.
     pub(crate) async fn keys(&self, filter: &str) -> Result<Vec<String>, AuthorityError> {
-        use futures::TryStreamExt as _;
-        let mut keys: Vec<String> = self
-            .kv
-            .keys()
-            .await
-            .map_err(storage)?
-            .try_collect()
-            .await
-            .map_err(storage)?;
-        let prefix = filter.trim_end_matches('>');
-        keys.retain(|k| k.starts_with(prefix));
-        keys.sort();
-        Ok(keys)
+        self.keys.keys(filter).await.map_err(storage)
     }
 
     /// Takes (or renews) the reconcile lease of a contract; `false` when
