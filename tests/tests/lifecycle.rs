@@ -134,6 +134,37 @@ async fn accept_reconcile_connect_and_compatible_rollout_reuses_data() {
     assert_eq!(entry.revision, rev);
     assert!(service.kv.cache.is_some(), "optional cache provisioned");
 
+    let photos = service.store.photos.open().await.expect("open store");
+    let info = photos
+        .put(
+            "sku-1/front.jpg",
+            vec![7u8; 300_000],
+            trellis::PutOptions::new().content_type("image/jpeg"),
+        )
+        .await
+        .expect("store put");
+    assert_eq!(info.size, 300_000);
+    let object = photos
+        .get("sku-1/front.jpg")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(object.info().content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(object.bytes().await.expect("bytes").len(), 300_000);
+    // Writes beyond the installed limit fail whole, leaving nothing behind.
+    let err = photos
+        .put("huge.bin", vec![0u8; 2_000_000], trellis::PutOptions::new())
+        .await
+        .expect_err("over max_total_bytes");
+    assert!(
+        matches!(err, trellis::StoreError::StoreFull { .. }),
+        "{err:?}"
+    );
+    assert!(photos.info("huge.bin").await.expect("info").is_none());
+    let status = photos.status().await.expect("status");
+    assert_eq!(status.max_total_bytes, Some(1_000_000));
+    assert_eq!(status.objects, 1);
+
     let before = ready(&stack.client, "inventory@v1", v1::inventory::DIGEST).await;
     assert_eq!(
         before.bindings.store["photos"].max_total_bytes,

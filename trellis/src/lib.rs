@@ -32,8 +32,9 @@
 
 pub use trellis_macros::contract;
 pub use trellis_runtime::{
-    BindError, ConnectError, ConnectOptions, KvChange, KvEntry, KvError, KvHandle, StoreHandle,
-    Unready, kv, store,
+    BindError, Body, ConnectError, ConnectOptions, KvChange, KvEntry, KvError, KvHandle,
+    ListOptions, ListPage, Object, ObjectInfo, PutOptions, Store, StoreError, StoreHandle,
+    StoreStatus, Unready, kv, store,
 };
 
 /// Support items for generated code; not public API.
