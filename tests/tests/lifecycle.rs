@@ -67,7 +67,8 @@ mod v2 {
     }
 }
 
-/// v1 without the cache alias (a dangerous removal).
+/// v1 without the cache alias (a dangerous removal); only its manifest is used.
+#[allow(dead_code)]
 mod v3 {
     #[trellis::contract(
         id = "inventory@v1",
