@@ -440,3 +440,62 @@ async fn concurrent_reconcilers_drift_repair_and_detached_orphans() {
     assert!(err.to_string().contains("only detached resources"), "{err}");
     second.shutdown().await;
 }
+
+#[tokio::test]
+async fn failed_reconcile_keeps_last_good_bindings_and_running_services_work() {
+    let stack = stack().await;
+    stack
+        .client
+        .accept(v1::inventory::MANIFEST_JSON, false)
+        .await
+        .expect("accept");
+    let service = v1::inventory::Service::connect(options(&stack))
+        .await
+        .expect("connect");
+    let good = ready(&stack.client, "inventory@v1", v1::inventory::DIGEST).await;
+
+    // Someone changes the bucket's discard policy by hand: the stream still
+    // works, but it is no longer what trellis provisions, so the reconciler
+    // refuses to adopt (or fight) it and reports the failure.
+    let js = async_nats::jetstream::new(stack.server.client().await.expect("client"));
+    let name = format!("KV_{}", good.bindings.kv["levels"].bucket);
+    let mut stream = js.get_stream(&name).await.expect("stream");
+    let mut config = stream.info().await.expect("info").config.clone();
+    config.discard = async_nats::jetstream::stream::DiscardPolicy::Old;
+    js.update_stream(&config).await.expect("hand edit");
+
+    let failed = state_where(&stack.client, "inventory@v1", "levels to fail", |s| {
+        s.resources
+            .iter()
+            .any(|r| r.alias == "levels" && matches!(r.status, ResourceStatus::Failed { .. }))
+    })
+    .await;
+    assert_eq!(
+        failed.bindings.kv["levels"], good.bindings.kv["levels"],
+        "last good binding kept"
+    );
+    let levels = failed
+        .resources
+        .iter()
+        .find(|r| r.alias == "levels")
+        .expect("levels");
+    assert!(
+        levels.attempts >= 1 && levels.next_attempt_ms > 0,
+        "retried with backoff: {levels:?}"
+    );
+
+    // The running service keeps working on its bindings.
+    service
+        .kv
+        .levels
+        .put("still", &stock("still", 1))
+        .await
+        .expect("put still works");
+    assert!(service.kv.levels.get("still").await.expect("get").is_some());
+    // New instances wait for a ready contract instead.
+    let err =
+        v1::inventory::Service::connect(options(&stack).ready_deadline(Duration::from_millis(500)))
+            .await
+            .expect_err("not ready");
+    assert!(err.to_string().contains("discards"), "{err}");
+}
