@@ -214,15 +214,21 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
     };
     let js = jetstream::new(client);
     let mut bindings = Bindings::new();
-    for (alias, binding) in state.bindings.kv {
-        let store = js
-            .get_key_value(&binding.bucket)
-            .await
-            .map_err(|e| ConnectError::Open {
-                kind: "kv",
-                alias: alias.clone(),
-                reason: e.to_string(),
-            })?;
+    let opened =
+        futures::future::join_all(state.bindings.kv.into_iter().map(|(alias, binding)| {
+            let js = js.clone();
+            async move {
+                let store = js.get_key_value(&binding.bucket).await;
+                (alias, binding, store)
+            }
+        }))
+        .await;
+    for (alias, binding, store) in opened {
+        let store = store.map_err(|e| ConnectError::Open {
+            kind: "kv",
+            alias: alias.clone(),
+            reason: e.to_string(),
+        })?;
         bindings.insert_kv(alias, binding, store);
     }
     for (alias, binding) in state.bindings.store {

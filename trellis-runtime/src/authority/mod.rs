@@ -392,14 +392,15 @@ impl Inner {
     async fn bindings(&self, payload: &[u8]) -> Result<BindingsReply, AuthorityError> {
         let request: BindingsRequest = decode(payload)?;
         let lineage = lineage_key(&request.id);
-        let desired = self
-            .state
-            .read::<Desired>(&format!("contract.{lineage}.desired"))
-            .await?;
-        let state = self
-            .state
-            .read::<ContractState>(&format!("contract.{lineage}.state"))
-            .await?;
+        let (desired_key, state_key) = (
+            format!("contract.{lineage}.desired"),
+            format!("contract.{lineage}.state"),
+        );
+        let (desired, state) = tokio::join!(
+            self.state.read::<Desired>(&desired_key),
+            self.state.read::<ContractState>(&state_key),
+        );
+        let (desired, state) = (desired?, state?);
         Ok(BindingsReply {
             accepted_digest: desired.map(|d| d.value.digest),
             state: state.map(|s| s.value),
