@@ -12,6 +12,9 @@ use crate::parse::{Contract, ContractArgs, ResourceDecl, parse_contract};
 /// Names the expansion defines inside the module; authors cannot reuse them.
 pub const RESERVED: &[&str] = &[
     "Service",
+    "Client",
+    "Rpc",
+    "Handlers",
     "KvResources",
     "StoreResources",
     "ID",
@@ -141,11 +144,15 @@ fn generate(c: &Contract) -> TokenStream {
     let (kv_defs, kv_build) = resource_group(&c.kv, true, &kv_group, "KV bucket");
     let (store_defs, store_build) = resource_group(&c.stores, false, &store_group, "object store");
 
+    let rpc = rpc_surface(c);
+
     quote! {
         #(#attrs)*
         #[doc = #docs]
         #vis mod #ident {
             #(#items)*
+
+            #rpc
 
             #kv_defs
             #store_defs
@@ -171,6 +178,7 @@ fn generate(c: &Contract) -> TokenStream {
                 pub kv: #kv_group,
                 /// Object stores by alias.
                 pub store: #store_group,
+                __runtime: ::trellis::__private::ServiceRuntime,
                 __sealed: ::trellis::__private::Sealed,
             }
 
@@ -196,9 +204,180 @@ fn generate(c: &Contract) -> TokenStream {
                     ::core::result::Result::Ok(Service {
                         kv: #kv_build,
                         store: #store_build,
+                        __runtime: bindings.runtime(),
                         __sealed: bindings.seal(),
                     })
                 }
+            }
+        }
+    }
+}
+
+/// `Files.List` -> (`files`, `list`).
+fn accessor(name: &str) -> (syn::Ident, syn::Ident) {
+    let (group, leaf) = name.split_once('.').unwrap_or((name, name));
+    (
+        format_ident!("{}", crate::names::snake_case(group)),
+        format_ident!("{}", crate::names::snake_case(leaf)),
+    )
+}
+
+/// The handler trait, `Service::serve`, and the typed `Client`.
+fn rpc_surface(c: &Contract) -> TokenStream {
+    let mut trait_fns = TokenStream::new();
+    let mut registrations = TokenStream::new();
+    let mut groups: std::collections::BTreeMap<String, Vec<TokenStream>> = Default::default();
+    for rpc in &c.rpcs {
+        let Some(method) = c.manifest.rpc.get(&rpc.name) else {
+            continue;
+        };
+        let name = &rpc.name;
+        let subject = &method.subject;
+        let f = &rpc.ident;
+        let input = &rpc.input;
+        let output = &rpc.output;
+        let docs = &rpc.docs;
+        let (group, leaf) = accessor(name);
+        match &rpc.error {
+            Some(error) => {
+                trait_fns.extend(quote! {
+                    #(#docs)*
+                    fn #f(&self, input: #input) -> impl ::core::future::Future<
+                        Output = ::core::result::Result<#output, #error>,
+                    > + ::core::marker::Send;
+                });
+                registrations.extend(quote! {{
+                    let handlers = handlers.clone();
+                    endpoints.add(#name, #subject, move |input: #input| {
+                        let handlers = handlers.clone();
+                        async move { handlers.#f(input).await }
+                    });
+                }});
+                groups.entry(group.to_string()).or_default().push(quote! {
+                    #(#docs)*
+                    ///
+                    /// The outer `Result` is the call (transport, timeouts, malformed
+                    /// requests); the inner one is the RPC's declared outcome.
+                    pub async fn #leaf(
+                        &self,
+                        input: &#input,
+                    ) -> ::core::result::Result<::core::result::Result<#output, #error>, ::trellis::CallError> {
+                        self.inner.call(#name, #subject, input).await
+                    }
+                });
+            }
+            None => {
+                trait_fns.extend(quote! {
+                    #(#docs)*
+                    fn #f(&self, input: #input) -> impl ::core::future::Future<Output = #output>
+                        + ::core::marker::Send;
+                });
+                registrations.extend(quote! {{
+                    let handlers = handlers.clone();
+                    endpoints.add(#name, #subject, move |input: #input| {
+                        let handlers = handlers.clone();
+                        async move { ::core::result::Result::<#output, ()>::Ok(handlers.#f(input).await) }
+                    });
+                }});
+                groups.entry(group.to_string()).or_default().push(quote! {
+                    #(#docs)*
+                    pub async fn #leaf(
+                        &self,
+                        input: &#input,
+                    ) -> ::core::result::Result<#output, ::trellis::CallError> {
+                        match self.inner.call::<#input, #output, ()>(#name, #subject, input).await? {
+                            ::core::result::Result::Ok(output) => ::core::result::Result::Ok(output),
+                            ::core::result::Result::Err(()) => ::core::result::Result::Err(
+                                ::trellis::CallError::MalformedReply {
+                                    rpc: #name.into(),
+                                    message: "an error reply from an RPC that declares no error".into(),
+                                },
+                            ),
+                        }
+                    }
+                });
+            }
+        }
+    }
+    let mut group_defs = TokenStream::new();
+    let mut group_fields = TokenStream::new();
+    let mut group_inits = TokenStream::new();
+    for (group, methods) in &groups {
+        let field = format_ident!("{}", group);
+        let ty = format_ident!("{}Rpc", crate::names::pascal_case(group));
+        let doc = format!("The `{}.*` RPCs.", crate::names::pascal_case(group));
+        group_defs.extend(quote! {
+            #[doc = #doc]
+            #[derive(Debug, Clone)]
+            pub struct #ty {
+                inner: ::trellis::__private::RpcClient,
+            }
+            impl #ty {
+                #(#methods)*
+            }
+        });
+        group_fields.extend(quote! {
+            #[doc = #doc]
+            pub #field: #ty,
+        });
+        group_inits.extend(quote! { #field: #ty { inner: runtime.rpc_client() }, });
+    }
+    let serve = if c.rpcs.is_empty() {
+        TokenStream::new()
+    } else {
+        quote! {
+            /// The handlers of this contract's RPCs: implement it and pass it
+            /// to [`Service::serve`].
+            pub trait Handlers: ::core::marker::Send + ::core::marker::Sync + 'static {
+                #trait_fns
+            }
+
+            impl Service {
+                /// Serves this contract's RPCs with `handlers` until the returned
+                /// server is shut down. Malformed requests get a typed
+                /// `bad-request` reply and the service keeps serving.
+                pub async fn serve<H: Handlers>(
+                    &self,
+                    handlers: H,
+                    options: ::trellis::ServeOptions,
+                ) -> ::core::result::Result<::trellis::RpcServer, ::trellis::ServeError> {
+                    let handlers = ::std::sync::Arc::new(handlers);
+                    let mut endpoints = ::trellis::__private::Endpoints::new();
+                    #registrations
+                    self.__runtime.serve(endpoints, options).await
+                }
+            }
+        }
+    };
+    quote! {
+        #serve
+
+        /// This contract's RPCs, by group.
+        #[derive(Debug, Clone)]
+        #[non_exhaustive]
+        pub struct Rpc {
+            #group_fields
+        }
+
+        #group_defs
+
+        /// A typed caller of this contract.
+        #[derive(Debug, Clone)]
+        #[non_exhaustive]
+        pub struct Client {
+            /// RPCs: `client.rpc.<group>.<leaf>(&input)`.
+            pub rpc: Rpc,
+        }
+
+        impl Client {
+            /// Connects a caller to this contract in a deployment.
+            pub async fn connect(
+                options: ::trellis::ConnectOptions,
+            ) -> ::core::result::Result<Self, ::trellis::ConnectError> {
+                let runtime = ::trellis::__private::connect_client(options, ID).await?;
+                ::core::result::Result::Ok(Client {
+                    rpc: Rpc { #group_inits },
+                })
             }
         }
     }

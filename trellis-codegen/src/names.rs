@@ -21,6 +21,21 @@ pub fn snake_case(name: &str) -> String {
     out
 }
 
+/// `files` → `Files`, `upload_queue` → `UploadQueue`.
+pub fn pascal_case(snake: &str) -> String {
+    snake
+        .split('_')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut chars = p.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// Whether `id` is `<name>@v<N>`: lowercase dot/dash separated name, N >= 1.
 pub fn valid_contract_id(id: &str) -> bool {
     let Some((name, version)) = id.split_once('@') else {

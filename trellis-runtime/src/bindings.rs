@@ -28,8 +28,72 @@ pub enum BindError {
 
 /// Every opened binding of one contract. Only the runtime creates these.
 pub struct Bindings {
+    runtime: ServiceRuntime,
     kv: BTreeMap<String, (KvBinding, jetstream::kv::Store)>,
     store: BTreeMap<String, (StoreBinding, jetstream::Context)>,
+}
+
+/// The connection a service or client runs on: NATS, deployment and
+/// contract. Only the runtime creates it.
+#[derive(Clone)]
+pub struct ServiceRuntime {
+    client: async_nats::Client,
+    deployment: String,
+    contract_id: String,
+    request_timeout: std::time::Duration,
+}
+
+impl fmt::Debug for ServiceRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceRuntime")
+            .field("deployment", &self.deployment)
+            .field("contract", &self.contract_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceRuntime {
+    pub(crate) fn new(
+        client: async_nats::Client,
+        deployment: &str,
+        contract_id: &str,
+        request_timeout: std::time::Duration,
+    ) -> Self {
+        ServiceRuntime {
+            client,
+            deployment: deployment.to_owned(),
+            contract_id: contract_id.to_owned(),
+            request_timeout,
+        }
+    }
+
+    /// Serves RPC endpoints (used by generated code).
+    #[doc(hidden)]
+    pub async fn serve(
+        &self,
+        endpoints: crate::rpc::Endpoints,
+        options: crate::rpc::ServeOptions,
+    ) -> Result<crate::rpc::RpcServer, crate::rpc::ServeError> {
+        crate::rpc::serve(
+            &self.client,
+            &self.deployment,
+            &self.contract_id,
+            endpoints,
+            options,
+        )
+        .await
+    }
+
+    /// A caller of this contract's RPCs (used by generated code).
+    #[doc(hidden)]
+    pub fn rpc_client(&self) -> crate::rpc::RpcClient {
+        crate::rpc::RpcClient::new(
+            self.client.clone(),
+            &self.deployment,
+            &self.contract_id,
+            self.request_timeout,
+        )
+    }
 }
 
 impl fmt::Debug for Bindings {
@@ -59,8 +123,9 @@ pub trait Contract: Sized {
 }
 
 impl Bindings {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(runtime: ServiceRuntime) -> Self {
         Bindings {
+            runtime,
             kv: BTreeMap::new(),
             store: BTreeMap::new(),
         }
@@ -82,6 +147,12 @@ impl Bindings {
         js: jetstream::Context,
     ) {
         self.store.insert(alias, (binding, js));
+    }
+
+    /// The connection the service runs on (used by generated code).
+    #[doc(hidden)]
+    pub fn runtime(&self) -> ServiceRuntime {
+        self.runtime.clone()
     }
 
     /// Seals a generated service object.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 
-use crate::bindings::{BindError, Bindings, Contract};
+use crate::bindings::{BindError, Bindings, Contract, ServiceRuntime};
 use crate::client::{AuthorityClient, ClientError};
 use crate::protocol::*;
 
@@ -163,21 +163,38 @@ fn unready(state: Option<&ContractState>, digest: &str) -> Vec<Unready> {
         .collect()
 }
 
-/// Connects the service of contract `S`.
-pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectError> {
-    let mut nats = async_nats::ConnectOptions::new();
-    if let Some(name) = &options.name {
-        nats = nats.name(name);
-    } else {
-        nats = nats.name(S::ID);
-    }
-    let client = nats
+async fn nats(
+    options: &ConnectOptions,
+    default_name: &str,
+) -> Result<async_nats::Client, ConnectError> {
+    async_nats::ConnectOptions::new()
+        .name(options.name.as_deref().unwrap_or(default_name))
         .connect(options.url.as_str())
         .await
         .map_err(|source| ConnectError::Nats {
             url: options.url.clone(),
             source,
-        })?;
+        })
+}
+
+/// Connects a caller of contract `id` (used by generated clients).
+#[doc(hidden)]
+pub async fn connect_client(
+    options: ConnectOptions,
+    id: &str,
+) -> Result<ServiceRuntime, ConnectError> {
+    let client = nats(&options, &format!("{id} client")).await?;
+    Ok(ServiceRuntime::new(
+        client,
+        &options.deployment,
+        id,
+        options.request_timeout,
+    ))
+}
+
+/// Connects the service of contract `S`.
+pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectError> {
+    let client = nats(&options, S::ID).await?;
     let authority = AuthorityClient::new(client.clone(), options.deployment.clone())
         .with_timeout(options.request_timeout);
     let started = Instant::now();
@@ -212,8 +229,13 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
             }
         }
     };
-    let js = jetstream::new(client);
-    let mut bindings = Bindings::new();
+    let js = jetstream::new(client.clone());
+    let mut bindings = Bindings::new(ServiceRuntime::new(
+        client,
+        &options.deployment,
+        S::ID,
+        options.request_timeout,
+    ));
     let opened =
         futures::future::join_all(state.bindings.kv.into_iter().map(|(alias, binding)| {
             let js = js.clone();

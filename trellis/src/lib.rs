@@ -32,9 +32,9 @@
 
 pub use trellis_macros::contract;
 pub use trellis_runtime::{
-    BindError, Body, ConnectError, ConnectOptions, KvChange, KvEntry, KvError, KvHandle,
-    ListOptions, ListPage, Object, ObjectInfo, PutOptions, Store, StoreError, StoreHandle,
-    StoreStatus, Unready, kv, store,
+    BindError, Body, CallError, ConnectError, ConnectOptions, KvChange, KvEntry, KvError, KvHandle,
+    ListOptions, ListPage, Object, ObjectInfo, PutOptions, RpcServer, ServeError, ServeOptions,
+    Store, StoreError, StoreHandle, StoreStatus, Unready, kv, rpc, store,
 };
 
 /// Support items for generated code; not public API.

@@ -96,6 +96,9 @@ pub enum StartError {
     /// Subscribing failed.
     #[error("subscribing to authority requests failed: {0}")]
     Subscribe(#[from] async_nats::SubscribeError),
+    /// The subscription could not be confirmed with the server.
+    #[error("confirming the authority's subscription failed: {0}")]
+    Confirm(String),
 }
 
 /// A running authority; stops when shut down or dropped.
@@ -159,6 +162,9 @@ impl Authority {
         let mut requests = client
             .queue_subscribe(subject, format!("trellis-authority-{}", config.deployment))
             .await?;
+        crate::rpc::confirm_subscriptions(&client)
+            .await
+            .map_err(|e| StartError::Confirm(e.to_string()))?;
         let server = {
             let inner = inner.clone();
             tokio::spawn(async move {
