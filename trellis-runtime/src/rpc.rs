@@ -1,9 +1,9 @@
 //! Typed RPCs: serving a contract's RPCs and calling them.
 //!
-//! Requests and replies are JSON. A reply carries the `Trellis-Status`
-//! header: `ok` (payload = output), `error` (payload = the contract's
-//! declared error), `bad-request` (the request did not decode; payload =
-//! message) or `internal`. Declared errors reach callers as the inner
+//! Requests and replies are JSON. A successful reply has no headers and
+//! carries the output; any other reply carries the `Trellis-Status` header:
+//! `error` (payload = the contract's declared error), `bad-request` (the
+//! request did not decode; payload = message) or `internal`. Declared errors reach callers as the inner
 //! `Err` of `Result<Result<Output, DeclaredError>, CallError>`; everything
 //! else is a [`CallError`]. Subjects derive from the deployment, the
 //! contract id and the manifest subject, never from author strings.
@@ -266,9 +266,15 @@ pub(crate) async fn serve(
                 let name = name.clone();
                 tokio::spawn(async move {
                     let (status, body) = handler(message.payload).await;
-                    let mut headers = async_nats::HeaderMap::new();
-                    headers.insert(STATUS_HEADER, status);
-                    if let Err(e) = client.publish_with_headers(reply, headers, body).await {
+                    // `ok` is the header-less common case.
+                    let sent = if status == "ok" {
+                        client.publish(reply, body).await
+                    } else {
+                        let mut headers = async_nats::HeaderMap::new();
+                        headers.insert(STATUS_HEADER, status);
+                        client.publish_with_headers(reply, headers, body).await
+                    };
+                    if let Err(e) = sent {
                         warn!(rpc = %name, error = %e, "could not send reply");
                     }
                     drop(permit);
@@ -393,14 +399,13 @@ impl RpcClient {
             .headers
             .as_ref()
             .and_then(|h| h.get(STATUS_HEADER))
-            .map(|v| v.as_str().to_owned())
-            .unwrap_or_default();
+            .map_or("ok", |v| v.as_str());
         let text = || String::from_utf8_lossy(&reply.payload).into_owned();
         let malformed = |e: serde_json::Error| CallError::MalformedReply {
             rpc: rpc(),
             message: e.to_string(),
         };
-        match status.as_str() {
+        match status {
             "ok" => Ok(Ok(
                 serde_json::from_slice(&reply.payload).map_err(malformed)?
             )),

@@ -1,0 +1,187 @@
+//! Typed RPC calls vs raw async-nats request/reply doing the same work
+//! (JSON encode the request, decode it in the handler, encode the reply,
+//! decode it in the caller), on one nats-server in the same run.
+//!
+//! `cargo bench -p trellis-tests --bench rpc`
+
+use std::future::Future;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use documents_example::documents::{self, FileInfo, FileKey, FilesError};
+use futures::StreamExt as _;
+use futures::future::join_all;
+use trellis::{ConnectOptions, RpcServer, ServeOptions};
+use trellis_runtime::AuthorityClient;
+use trellis_runtime::authority::{Authority, AuthorityConfig};
+use trellis_testing::NatsServer;
+
+const DEPLOYMENT: &str = "bench";
+const IN_FLIGHT: usize = 64;
+
+struct Stat;
+
+fn info(key: String) -> FileInfo {
+    FileInfo {
+        key,
+        size: 1_234,
+        content_type: Some("text/plain".into()),
+        digest: "SHA-256=Zm9vYmFyYmF6cXV4".into(),
+    }
+}
+
+impl documents::Handlers for Stat {
+    async fn files_list(
+        &self,
+        _: documents::ListRequest,
+    ) -> Result<documents::FilePage, FilesError> {
+        Err(FilesError::NotFound { key: String::new() })
+    }
+    async fn files_stat(&self, input: FileKey) -> Result<FileInfo, FilesError> {
+        Ok(info(input.key))
+    }
+    async fn files_download(&self, input: FileKey) -> Result<documents::DownloadGrant, FilesError> {
+        Err(FilesError::NotFound { key: input.key })
+    }
+    async fn files_delete(&self, input: FileKey) -> Result<FileInfo, FilesError> {
+        Err(FilesError::NotFound { key: input.key })
+    }
+}
+
+struct Fixture {
+    client: documents::Client,
+    raw: async_nats::Client,
+    _server: RpcServer,
+    _raw_server: tokio::task::JoinHandle<()>,
+    _authority: Authority,
+    _nats: NatsServer,
+    rt: tokio::runtime::Runtime,
+}
+
+const RAW_SUBJECT: &str = "bench.raw.stat";
+
+impl Fixture {
+    fn start() -> Fixture {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let (nats, authority, server, client, raw, raw_server) = rt.block_on(async {
+            let nats = NatsServer::start().await.expect("nats-server");
+            let authority = Authority::start(
+                nats.client().await.expect("client"),
+                AuthorityConfig::local(DEPLOYMENT),
+            )
+            .await
+            .expect("authority");
+            AuthorityClient::new(nats.client().await.expect("client"), DEPLOYMENT)
+                .accept(documents::MANIFEST_JSON, false)
+                .await
+                .expect("accept");
+            let options = ConnectOptions::new(nats.url())
+                .deployment(DEPLOYMENT)
+                .ready_deadline(Duration::from_secs(30));
+            let service = documents::Service::connect(options.clone())
+                .await
+                .expect("service");
+            let server = service
+                .serve(Stat, ServeOptions::default())
+                .await
+                .expect("serve");
+            let client = documents::Client::connect(options).await.expect("client");
+
+            // The raw equivalent: a plain subscription doing the same JSON work.
+            let raw_service = nats.client().await.expect("client");
+            let mut sub = raw_service.subscribe(RAW_SUBJECT).await.expect("subscribe");
+            raw_service.flush().await.expect("flush");
+            let raw_server = tokio::spawn(async move {
+                while let Some(msg) = sub.next().await {
+                    let Some(reply) = msg.reply else { continue };
+                    let Ok(key) = serde_json::from_slice::<FileKey>(&msg.payload) else {
+                        continue;
+                    };
+                    let Ok(body) = serde_json::to_vec(&info(key.key)) else {
+                        continue;
+                    };
+                    let _ = raw_service.publish(reply, body.into()).await;
+                }
+            });
+            let raw = nats.client().await.expect("client");
+            (nats, authority, server, client, raw, raw_server)
+        });
+        Fixture {
+            client,
+            raw,
+            _server: server,
+            _raw_server: raw_server,
+            _authority: authority,
+            _nats: nats,
+            rt,
+        }
+    }
+
+    fn run<F, Fut>(&self, iters: u64, in_flight: usize, mut op: F) -> Duration
+    where
+        F: FnMut() -> Fut,
+        Fut: Future,
+    {
+        self.rt.block_on(async {
+            let started = Instant::now();
+            for _ in 0..iters {
+                black_box(join_all((0..in_flight).map(|_| op())).await);
+            }
+            started.elapsed()
+        })
+    }
+}
+
+async fn typed(f: &Fixture) -> FileInfo {
+    let key = FileKey {
+        key: "docs/readme.txt".into(),
+    };
+    f.client
+        .rpc
+        .files
+        .stat(&key)
+        .await
+        .expect("call")
+        .expect("declared ok")
+}
+
+async fn raw(f: &Fixture) -> FileInfo {
+    let key = FileKey {
+        key: "docs/readme.txt".into(),
+    };
+    let body = serde_json::to_vec(&key).expect("encode");
+    let reply = f
+        .raw
+        .request(RAW_SUBJECT, body.into())
+        .await
+        .expect("raw request");
+    serde_json::from_slice(&reply.payload).expect("decode")
+}
+
+fn rpc(c: &mut Criterion) {
+    let f = Fixture::start();
+    for (group, in_flight) in [("rpc_call", 1), ("rpc_call_64", IN_FLIGHT)] {
+        let mut g = c.benchmark_group(group);
+        g.bench_function("typed", |b| {
+            b.iter_custom(|n| f.run(n, in_flight, || typed(&f)))
+        });
+        g.bench_function("raw", |b| {
+            b.iter_custom(|n| f.run(n, in_flight, || raw(&f)))
+        });
+        g.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    targets = rpc
+}
+criterion_main!(benches);
