@@ -51,6 +51,9 @@ const KEYS_BATCH: usize = 1000;
 /// explicit deletion failed).
 const CONSUMER_INACTIVE_THRESHOLD: Duration = Duration::from_secs(30);
 
+/// Extra attempts of a `keys` listing after a transport failure.
+const KEYS_RETRIES: u32 = 2;
+
 const KV_OPERATION: &str = "KV-Operation";
 const MARKER_REASON: &str = "Nats-Marker-Reason";
 
@@ -391,6 +394,22 @@ where
     /// `orders.>`; `>` lists every key).
     pub async fn keys(&self, filter: &str) -> Result<Vec<String>, KvError> {
         validate_filter(filter)?;
+        // Listing is read-only and idempotent: retry transport failures a
+        // couple of times (a freshly elected stream leader briefly answers
+        // "no responders" on clusters).
+        let mut attempt = 0;
+        loop {
+            match self.keys_once(filter).await {
+                Err(KvError::Nats { .. }) if attempt < KEYS_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn keys_once(&self, filter: &str) -> Result<Vec<String>, KvError> {
         let stream = &self.store.stream;
         let consumer: consumer::PullConsumer = stream
             .create_consumer(consumer::pull::Config {

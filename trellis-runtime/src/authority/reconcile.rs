@@ -304,14 +304,14 @@ impl Reconciler {
     ) -> Ensured<B> {
         let name = wanted.name.clone();
         match self.js.get_stream(&name).await {
-            Ok(mut existing) => {
+            Ok(existing) => {
                 let config = existing.cached_info().config.clone();
                 if let Some(why) = provision::incompatibility(&config, &wanted) {
                     return Ensured::Failed(format!("not adopting existing stream: {why}"));
                 }
                 if provision::limits_differ(&config, &wanted) {
                     match self.js.update_stream(&wanted).await {
-                        Ok(info) => return Ensured::Ready(binding(&info.config)),
+                        Ok(_) => return led(existing, &name, binding).await,
                         Err(e) => {
                             return Ensured::Failed(format!(
                                 "updating stream `{name}` failed: {e}"
@@ -319,21 +319,47 @@ impl Reconciler {
                         }
                     }
                 }
-                match existing.info().await {
-                    Ok(info) => Ensured::Ready(binding(&info.config)),
-                    Err(e) => Ensured::Failed(format!("reading stream `{name}` failed: {e}")),
-                }
+                led(existing, &name, binding).await
             }
             Err(e) if is_not_found(&e) => match self.js.create_stream(wanted).await {
                 Ok(created) => {
                     info!(stream = %name, "created");
-                    let config = created.cached_info().config.clone();
-                    Ensured::Ready(binding(&config))
+                    led(created, &name, binding).await
                 }
                 Err(e) => Ensured::Failed(format!("creating stream `{name}` failed: {e}")),
             },
             Err(e) => Ensured::Failed(format!("looking up stream `{name}` failed: {e}")),
         }
+    }
+}
+
+/// A stream is ready only once it has a leader: a replicated stream that
+/// was just created (or lost its leader) answers "no responders" until an
+/// election completes. Waits a bounded time, then reports the failure so
+/// the next pass retries.
+async fn led<B>(
+    mut stream: jetstream::stream::Stream,
+    name: &str,
+    binding: impl Fn(&stream::Config) -> B,
+) -> Ensured<B> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match stream.info().await {
+            Ok(info) => {
+                let leaderless = info.cluster.as_ref().is_some_and(|c| c.leader.is_none());
+                if !leaderless {
+                    return Ensured::Ready(binding(&info.config));
+                }
+            }
+            Err(e) if std::time::Instant::now() >= deadline => {
+                return Ensured::Failed(format!("reading stream `{name}` failed: {e}"));
+            }
+            Err(_) => {}
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ensured::Failed(format!("stream `{name}` has no leader yet"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 

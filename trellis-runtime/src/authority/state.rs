@@ -101,6 +101,17 @@ impl StateStore {
             }
         };
         let keys = KvHandle::new(kv.clone(), binding);
+        // Serve only once the bucket answers (a replicated bucket that was
+        // just created answers "no responders" until it has a leader).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while let Err(e) = kv.entry("lock.probe").await {
+            if std::time::Instant::now() >= deadline {
+                return Err(AuthorityError::Storage {
+                    message: format!("state bucket `{bucket}` does not answer: {e}"),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         Ok(StateStore { kv, keys })
     }
 
