@@ -30,10 +30,6 @@ async fn client(conn: &ConnArgs) -> anyhow::Result<AuthorityClient> {
     Ok(AuthorityClient::new(nats, conn.deployment.clone()))
 }
 
-fn read(file: &std::path::Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
-}
-
 /// Prints a plan, one line per change.
 pub fn print_plan(plan: &Plan) {
     let from = plan
@@ -88,7 +84,7 @@ fn refused(e: ClientError) -> anyhow::Result<Outcome> {
 
 /// `trellis contract plan`.
 pub async fn plan(args: ProposeArgs) -> anyhow::Result<Outcome> {
-    let text = read(&args.file)?;
+    let text = super::read_text(&args.file)?;
     match client(&args.conn).await?.plan(&text).await {
         Ok(plan) => {
             print_plan(&plan);
@@ -103,7 +99,7 @@ pub async fn plan(args: ProposeArgs) -> anyhow::Result<Outcome> {
 
 /// `trellis contract accept`.
 pub async fn accept(args: ProposeArgs) -> anyhow::Result<Outcome> {
-    let text = read(&args.file)?;
+    let text = super::read_text(&args.file)?;
     match client(&args.conn)
         .await?
         .accept(&text, args.allow_dangerous)
