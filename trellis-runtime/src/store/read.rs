@@ -28,9 +28,12 @@ use super::error::nats;
 use super::wire::{self, Meta};
 use super::{ObjectInfo, Store, StoreError};
 
-/// Chunks of content requested per batch: bounds a reader's buffered data
-/// to about this many bytes.
-const READ_BATCH_BYTES: u64 = 4 * 1024 * 1024;
+/// Content requested per batched direct get. The next batch is requested
+/// as soon as the current one has fully arrived, so a reader buffers at
+/// most about two batches (32 MiB). 16 MiB batches measured on par with
+/// async-nats's consumer-based reads at 4 MiB and within 5% at 64 MiB;
+/// 4 MiB batches were 10-20% slower.
+const READ_BATCH_BYTES: u64 = 16 * 1024 * 1024;
 /// The server answers at most 1000 messages per batch request and at most
 /// 1024 subjects per `multi_last` request.
 const MAX_BATCH: u64 = 1000;
@@ -280,6 +283,11 @@ struct ChunkReader {
     hasher: Sha256,
     inbox: Option<BatchInbox>,
     in_batch: bool,
+    /// Messages still expected from the current batch request.
+    batch_remaining: u64,
+    /// End-of-batch markers of earlier (already fully received) batches
+    /// that are still to arrive, because the next batch was requested early.
+    stale_ends: u32,
     verified: bool,
 }
 
@@ -299,6 +307,8 @@ impl ChunkReader {
             hasher: Sha256::new(),
             inbox: None,
             in_batch: false,
+            batch_remaining: 0,
+            stale_ends: 0,
             verified: false,
         }
     }
@@ -386,27 +396,44 @@ impl ChunkReader {
         result
     }
 
+    /// Requests the next batch of chunks, starting after the last one read.
+    async fn request_batch(&mut self, inbox: &BatchInbox, already: u64) -> Result<(), StoreError> {
+        let remaining = self.chunks - self.chunks_read - already;
+        let chunk = (self.size / self.chunks.max(1)).max(1);
+        let batch = (READ_BATCH_BYTES / chunk)
+            .clamp(1, MAX_BATCH)
+            .min(remaining);
+        let request = json!({
+            "seq": self.next_seq,
+            "next_by_subj": self.subject,
+            "batch": batch,
+        });
+        self.store.send_batch_request(inbox, &request).await?;
+        self.in_batch = true;
+        self.batch_remaining = batch;
+        Ok(())
+    }
+
     async fn batched_with(&mut self, inbox: &mut BatchInbox) -> Result<Bytes, StoreError> {
         loop {
             if !self.in_batch {
-                let remaining = self.chunks - self.chunks_read;
-                let chunk = (self.size / self.chunks.max(1)).max(1);
-                let batch = (READ_BATCH_BYTES / chunk)
-                    .clamp(1, MAX_BATCH)
-                    .min(remaining);
-                let request = json!({
-                    "seq": self.next_seq,
-                    "next_by_subj": self.subject,
-                    "batch": batch,
-                });
-                self.store.send_batch_request(inbox, &request).await?;
-                self.in_batch = true;
+                self.request_batch(inbox, 0).await?;
             }
             match self.store.next_batch_item(inbox).await? {
                 BatchItem::Message { seq, payload, .. } => {
                     self.next_seq = seq + 1;
+                    self.batch_remaining = self.batch_remaining.saturating_sub(1);
+                    // Pipelining: once the last message of a batch is here,
+                    // ask for the next batch before its end marker arrives,
+                    // so the server streams without a round-trip gap.
+                    let more = self.chunks - self.chunks_read > 1;
+                    if self.batch_remaining == 0 && more {
+                        self.request_batch(inbox, 1).await?;
+                        self.stale_ends += 1;
+                    }
                     return Ok(payload);
                 }
+                BatchItem::End { .. } if self.stale_ends > 0 => self.stale_ends -= 1,
                 BatchItem::End { .. } => self.in_batch = false,
                 BatchItem::NotFound => {
                     self.in_batch = false;
