@@ -985,9 +985,10 @@ async fn corrupt_content_is_detected() {
 #[tokio::test]
 async fn object_deleted_while_reading_is_reported() {
     let f = fixture(None).await;
-    // More chunks than one read batch (4 MiB) holds.
+    // More chunks than one read batch (16 MiB) holds.
+    const SIZE: usize = 24 * 1024 * 1024;
     f.store
-        .put("doc", data(6 * 1024 * 1024, 1), PutOptions::new())
+        .put("doc", data(SIZE, 1), PutOptions::new())
         .await
         .expect("put");
     for replace in [false, true] {
@@ -1011,14 +1012,14 @@ async fn object_deleted_while_reading_is_reported() {
             }
         };
         assert!(matches!(err, StoreError::Changed { .. }), "{err:?}");
-        assert!(chunks < 48, "{chunks}");
+        assert!(chunks < SIZE / write::CHUNK_SIZE, "{chunks}");
         assert!(
             object.next().await.is_none(),
             "the stream ends after an error"
         );
         if !replace {
             f.store
-                .put("doc", data(6 * 1024 * 1024, 1), PutOptions::new())
+                .put("doc", data(SIZE, 1), PutOptions::new())
                 .await
                 .expect("put");
         }
