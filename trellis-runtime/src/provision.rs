@@ -45,6 +45,28 @@ fn duplicate_window(ttl_ms: u64) -> Duration {
     }
 }
 
+/// The binding a KV resource asks for, on bucket `bucket`.
+pub fn kv_binding(bucket: &str, kv: &trellis_codegen::manifest::KvResource) -> KvBinding {
+    KvBinding {
+        bucket: bucket.to_owned(),
+        history: kv.history.unwrap_or(1),
+        ttl_ms: kv.ttl_ms.unwrap_or(0),
+        max_value_bytes: kv.max_value_bytes,
+    }
+}
+
+/// The binding a store resource asks for, on bucket `bucket`.
+pub fn store_binding(
+    bucket: &str,
+    store: &trellis_codegen::manifest::StoreResource,
+) -> StoreBinding {
+    StoreBinding {
+        bucket: bucket.to_owned(),
+        ttl_ms: store.ttl_ms.unwrap_or(0),
+        max_total_bytes: store.max_total_bytes,
+    }
+}
+
 /// The stream configuration of a KV binding.
 pub fn kv_stream_config(binding: &KvBinding, replicas: usize) -> stream::Config {
     stream::Config {

@@ -275,32 +275,25 @@ impl Inner {
         let Some(resources) = &manifest.resources else {
             return out;
         };
+        let replicas = self.config.replicas;
         let wanted = resources
             .kv
             .iter()
             .map(|(alias, kv)| {
-                let b = KvBinding {
-                    bucket: self.physical(id, ResourceKind::Kv, alias),
-                    history: kv.history.unwrap_or(1),
-                    ttl_ms: kv.ttl_ms.unwrap_or(0),
-                    max_value_bytes: kv.max_value_bytes,
-                };
+                let b = provision::kv_binding(&self.physical(id, ResourceKind::Kv, alias), kv);
                 (
                     ResourceKind::Kv,
                     alias.clone(),
-                    provision::kv_stream_config(&b, self.config.replicas),
+                    provision::kv_stream_config(&b, replicas),
                 )
             })
             .chain(resources.store.iter().map(|(alias, st)| {
-                let b = StoreBinding {
-                    bucket: self.physical(id, ResourceKind::Store, alias),
-                    ttl_ms: st.ttl_ms.unwrap_or(0),
-                    max_total_bytes: st.max_total_bytes,
-                };
+                let b =
+                    provision::store_binding(&self.physical(id, ResourceKind::Store, alias), st);
                 (
                     ResourceKind::Store,
                     alias.clone(),
-                    provision::object_stream_config(&b, self.config.replicas),
+                    provision::object_stream_config(&b, replicas),
                 )
             }));
         for (kind, alias, config) in wanted {

@@ -177,76 +177,45 @@ impl Reconciler {
 
         for (alias, kv) in &resources.kv {
             let physical = self.physical(&desired.id, ResourceKind::Kv, alias);
-            let wanted = KvBinding {
-                bucket: physical.clone(),
-                history: kv.history.unwrap_or(1),
-                ttl_ms: kv.ttl_ms.unwrap_or(0),
-                max_value_bytes: kv.max_value_bytes,
-            };
-            let prior = previous_status
-                .get(&(ResourceKind::Kv, alias.clone()))
-                .copied();
-            let outcome = if backing_off(prior, now) {
-                None
-            } else {
-                Some(
-                    self.ensure(
-                        provision::kv_stream_config(&wanted, self.config.replicas),
-                        |c| read_kv_binding(&physical, c),
-                    )
-                    .await,
+            let wanted = provision::kv_binding(&physical, kv);
+            let (state, binding) = self
+                .resource(
+                    ResourceKind::Kv,
+                    alias,
+                    &physical,
+                    kv.required.unwrap_or(true),
+                    provision::kv_stream_config(&wanted, self.config.replicas),
+                    |c| read_kv_binding(&physical, c),
+                    &previous_status,
+                    last_good.kv.get(alias).cloned(),
+                    now,
                 )
-            };
-            let required = kv.required.unwrap_or(true);
-            let (status, binding) = settle(outcome, prior, last_good.kv.get(alias).cloned());
+                .await;
             if let Some(b) = binding {
                 bindings.kv.insert(alias.clone(), b);
             }
-            states.push(resource_state(
-                ResourceKind::Kv,
-                alias,
-                physical,
-                required,
-                status,
-                prior,
-                now,
-            ));
+            states.push(state);
         }
         for (alias, st) in &resources.store {
             let physical = self.physical(&desired.id, ResourceKind::Store, alias);
-            let wanted = StoreBinding {
-                bucket: physical.clone(),
-                ttl_ms: st.ttl_ms.unwrap_or(0),
-                max_total_bytes: st.max_total_bytes,
-            };
-            let prior = previous_status
-                .get(&(ResourceKind::Store, alias.clone()))
-                .copied();
-            let outcome = if backing_off(prior, now) {
-                None
-            } else {
-                Some(
-                    self.ensure(
-                        provision::object_stream_config(&wanted, self.config.replicas),
-                        |c| read_store_binding(&physical, c),
-                    )
-                    .await,
+            let wanted = provision::store_binding(&physical, st);
+            let (state, binding) = self
+                .resource(
+                    ResourceKind::Store,
+                    alias,
+                    &physical,
+                    st.required.unwrap_or(true),
+                    provision::object_stream_config(&wanted, self.config.replicas),
+                    |c| read_store_binding(&physical, c),
+                    &previous_status,
+                    last_good.store.get(alias).cloned(),
+                    now,
                 )
-            };
-            let required = st.required.unwrap_or(true);
-            let (status, binding) = settle(outcome, prior, last_good.store.get(alias).cloned());
+                .await;
             if let Some(b) = binding {
                 bindings.store.insert(alias.clone(), b);
             }
-            states.push(resource_state(
-                ResourceKind::Store,
-                alias,
-                physical,
-                required,
-                status,
-                prior,
-                now,
-            ));
+            states.push(state);
         }
 
         // Aliases that disappeared: detach, keep the data, list the orphan.
@@ -294,6 +263,43 @@ impl Reconciler {
             bindings,
             updated_ms: now,
         })
+    }
+
+    /// One resource's pass: ensure its stream unless it is backing off after
+    /// a failure, and settle its status and binding (the last good binding
+    /// survives a failure).
+    #[allow(clippy::too_many_arguments)]
+    async fn resource<B>(
+        &self,
+        kind: ResourceKind,
+        alias: &str,
+        physical: &str,
+        required: bool,
+        config: stream::Config,
+        read: impl Fn(&stream::Config) -> B,
+        previous: &BTreeMap<(ResourceKind, String), &ResourceState>,
+        last_good: Option<B>,
+        now: u64,
+    ) -> (ResourceState, Option<B>) {
+        let prior = previous.get(&(kind, alias.to_owned())).copied();
+        let outcome = if backing_off(prior, now) {
+            None
+        } else {
+            Some(self.ensure(config, read).await)
+        };
+        let (status, binding) = settle(outcome, prior, last_good);
+        (
+            resource_state(
+                kind,
+                alias,
+                physical.to_owned(),
+                required,
+                status,
+                prior,
+                now,
+            ),
+            binding,
+        )
     }
 
     /// Creates, adopts or updates one stream; reads the installed limits back.
