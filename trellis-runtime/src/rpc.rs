@@ -426,29 +426,4 @@ impl RpcClient {
             }),
         }
     }
-
-    /// Sends raw bytes to an RPC (for tests of malformed input).
-    #[doc(hidden)]
-    pub async fn call_raw(
-        &self,
-        subject: &str,
-        payload: Bytes,
-    ) -> Result<(String, Bytes), CallError> {
-        let subject = surface_subject(&self.deployment, &self.contract_id, subject);
-        let reply =
-            self.client
-                .request(subject, payload)
-                .await
-                .map_err(|e| CallError::Transport {
-                    rpc: String::new(),
-                    source: e,
-                })?;
-        let status = reply
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(STATUS_HEADER))
-            .map(|v| v.as_str().to_owned())
-            .unwrap_or_default();
-        Ok((status, reply.payload))
-    }
 }

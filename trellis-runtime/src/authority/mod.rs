@@ -72,6 +72,12 @@ impl AuthorityConfig {
         }
     }
 
+    /// The physical name of a resource of contract `id` in this deployment
+    /// and profile.
+    pub(crate) fn physical(&self, id: &str, kind: ResourceKind, alias: &str) -> String {
+        physical_name(&self.deployment, &self.profile, id, kind.as_str(), alias)
+    }
+
     /// Sets the drift-check interval.
     pub fn reconcile_interval(mut self, interval: Duration) -> Self {
         self.reconcile_interval = interval;
@@ -256,16 +262,6 @@ impl Inner {
         }
     }
 
-    fn physical(&self, id: &str, kind: ResourceKind, alias: &str) -> String {
-        physical_name(
-            &self.config.deployment,
-            &self.config.profile,
-            id,
-            kind.as_str(),
-            alias,
-        )
-    }
-
     async fn existing(
         &self,
         id: &str,
@@ -280,7 +276,8 @@ impl Inner {
             .kv
             .iter()
             .map(|(alias, kv)| {
-                let b = provision::kv_binding(&self.physical(id, ResourceKind::Kv, alias), kv);
+                let b =
+                    provision::kv_binding(&self.config.physical(id, ResourceKind::Kv, alias), kv);
                 (
                     ResourceKind::Kv,
                     alias.clone(),
@@ -288,8 +285,10 @@ impl Inner {
                 )
             })
             .chain(resources.store.iter().map(|(alias, st)| {
-                let b =
-                    provision::store_binding(&self.physical(id, ResourceKind::Store, alias), st);
+                let b = provision::store_binding(
+                    &self.config.physical(id, ResourceKind::Store, alias),
+                    st,
+                );
                 (
                     ResourceKind::Store,
                     alias.clone(),
@@ -334,7 +333,7 @@ impl Inner {
             &manifest,
             &checked.digest,
             previous.as_ref().map(|p| p.value.digest.as_str()),
-            &|kind, alias| self.physical(&id, kind, alias),
+            &|kind, alias| self.config.physical(&id, kind, alias),
             &|kind, alias| {
                 existing
                     .iter()

@@ -22,7 +22,6 @@ use tracing::{debug, info, warn};
 use trellis_codegen::manifest::Manifest;
 
 use super::AuthorityConfig;
-use super::naming::physical_name;
 use super::state::{Desired, StateStore, now_ms};
 use crate::protocol::*;
 use crate::provision;
@@ -70,16 +69,6 @@ fn read_store_binding(bucket: &str, config: &stream::Config) -> StoreBinding {
 }
 
 impl Reconciler {
-    fn physical(&self, id: &str, kind: ResourceKind, alias: &str) -> String {
-        physical_name(
-            &self.config.deployment,
-            &self.config.profile,
-            id,
-            kind.as_str(),
-            alias,
-        )
-    }
-
     /// Reconciles every accepted contract once.
     pub(crate) async fn pass(&self) -> Result<(), AuthorityError> {
         let keys = self.state.keys("contract.>").await?;
@@ -176,7 +165,7 @@ impl Reconciler {
         let mut bindings = BindingsRecord::default();
 
         for (alias, kv) in &resources.kv {
-            let physical = self.physical(&desired.id, ResourceKind::Kv, alias);
+            let physical = self.config.physical(&desired.id, ResourceKind::Kv, alias);
             let wanted = provision::kv_binding(&physical, kv);
             let (state, binding) = self
                 .resource(
@@ -197,7 +186,9 @@ impl Reconciler {
             states.push(state);
         }
         for (alias, st) in &resources.store {
-            let physical = self.physical(&desired.id, ResourceKind::Store, alias);
+            let physical = self
+                .config
+                .physical(&desired.id, ResourceKind::Store, alias);
             let wanted = provision::store_binding(&physical, st);
             let (state, binding) = self
                 .resource(
