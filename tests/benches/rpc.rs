@@ -4,20 +4,16 @@
 //!
 //! `cargo bench -p trellis-tests --bench rpc`
 
-use std::future::Future;
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Duration;
+
+use common::Stack;
 use criterion::{Criterion, criterion_group, criterion_main};
 use documents_example::documents::{self, FileInfo, FileKey, FilesError};
 use futures::StreamExt as _;
-use futures::future::join_all;
-use trellis::{ConnectOptions, RpcServer, ServeOptions};
-use trellis_runtime::AuthorityClient;
-use trellis_runtime::authority::{Authority, AuthorityConfig};
-use trellis_testing::NatsServer;
+use trellis::{RpcServer, ServeOptions};
 
-const DEPLOYMENT: &str = "bench";
 const IN_FLIGHT: usize = 64;
 
 struct Stat;
@@ -54,46 +50,28 @@ struct Fixture {
     raw: async_nats::Client,
     _server: RpcServer,
     _raw_server: tokio::task::JoinHandle<()>,
-    _authority: Authority,
-    _nats: NatsServer,
-    rt: tokio::runtime::Runtime,
+    stack: Stack,
 }
 
 const RAW_SUBJECT: &str = "bench.raw.stat";
 
 impl Fixture {
     fn start() -> Fixture {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let (nats, authority, server, client, raw, raw_server) = rt.block_on(async {
-            let nats = NatsServer::start().await.expect("nats-server");
-            let authority = Authority::start(
-                nats.client().await.expect("client"),
-                AuthorityConfig::local(DEPLOYMENT),
-            )
-            .await
-            .expect("authority");
-            AuthorityClient::new(nats.client().await.expect("client"), DEPLOYMENT)
-                .accept(documents::MANIFEST_JSON, false)
-                .await
-                .expect("accept");
-            let options = ConnectOptions::new(nats.url())
-                .deployment(DEPLOYMENT)
-                .ready_deadline(Duration::from_secs(30));
-            let service = documents::Service::connect(options.clone())
+        let stack = Stack::start(&[documents::MANIFEST_JSON]);
+        let (server, client, raw, raw_server) = stack.rt.block_on(async {
+            let service = documents::Service::connect(stack.options())
                 .await
                 .expect("service");
             let server = service
                 .serve(Stat, ServeOptions::default())
                 .await
                 .expect("serve");
-            let client = documents::Client::connect(options).await.expect("client");
+            let client = documents::Client::connect(stack.options())
+                .await
+                .expect("client");
 
             // The raw equivalent: a plain subscription doing the same JSON work.
-            let raw_service = nats.client().await.expect("client");
+            let raw_service = stack.server.client().await.expect("client");
             let mut sub = raw_service.subscribe(RAW_SUBJECT).await.expect("subscribe");
             raw_service.flush().await.expect("flush");
             let raw_server = tokio::spawn(async move {
@@ -108,32 +86,16 @@ impl Fixture {
                     let _ = raw_service.publish(reply, body.into()).await;
                 }
             });
-            let raw = nats.client().await.expect("client");
-            (nats, authority, server, client, raw, raw_server)
+            let raw = stack.server.client().await.expect("client");
+            (server, client, raw, raw_server)
         });
         Fixture {
             client,
             raw,
             _server: server,
             _raw_server: raw_server,
-            _authority: authority,
-            _nats: nats,
-            rt,
+            stack,
         }
-    }
-
-    fn run<F, Fut>(&self, iters: u64, in_flight: usize, mut op: F) -> Duration
-    where
-        F: FnMut() -> Fut,
-        Fut: Future,
-    {
-        self.rt.block_on(async {
-            let started = Instant::now();
-            for _ in 0..iters {
-                black_box(join_all((0..in_flight).map(|_| op())).await);
-            }
-            started.elapsed()
-        })
     }
 }
 
@@ -168,10 +130,10 @@ fn rpc(c: &mut Criterion) {
     for (group, in_flight) in [("rpc_call", 1), ("rpc_call_64", IN_FLIGHT)] {
         let mut g = c.benchmark_group(group);
         g.bench_function("typed", |b| {
-            b.iter_custom(|n| f.run(n, in_flight, || typed(&f)))
+            b.iter_custom(|n| f.stack.run(n, in_flight, || typed(&f)))
         });
         g.bench_function("raw", |b| {
-            b.iter_custom(|n| f.run(n, in_flight, || raw(&f)))
+            b.iter_custom(|n| f.stack.run(n, in_flight, || raw(&f)))
         });
         g.finish();
     }

@@ -43,21 +43,18 @@
 //!
 //! Run with `cargo bench -p trellis-tests --bench runtime`.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
+use common::{DEPLOYMENT, Stack};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use futures::future::join_all;
 use items_example::items::{self, Item, Status};
-use tokio::runtime::Runtime;
-use trellis::ConnectOptions;
 use trellis_runtime::AuthorityClient;
-use trellis_runtime::authority::{Authority, AuthorityConfig};
-use trellis_runtime::protocol::Phase;
-use trellis_testing::NatsServer;
 
-const DEPLOYMENT: &str = "bench";
 const GET_KEY: &str = "bench-key";
 const PUT_KEY: &str = "bench-put";
 const VALUE_BYTES: usize = 256;
@@ -73,10 +70,7 @@ struct Fixture {
     /// Physical buckets of `items` and `recent`, for the raw connect floor.
     buckets: [String; 2],
     item: Item,
-    url: String,
-    _authority: Authority,
-    _server: NatsServer,
-    rt: Runtime,
+    stack: Stack,
 }
 
 /// An item whose JSON encoding is exactly [`VALUE_BYTES`] long.
@@ -97,73 +91,39 @@ fn bench_item() -> Item {
     item
 }
 
-fn options(url: &str) -> ConnectOptions {
-    ConnectOptions::new(url)
-        .deployment(DEPLOYMENT)
-        .ready_deadline(Duration::from_secs(30))
-}
-
 impl Fixture {
     fn start() -> Fixture {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let (server, authority, service, mut raw_items, buckets) = rt.block_on(async {
-            let server = NatsServer::start().await.expect("nats-server starts");
-            let authority = Authority::start(
-                server.client().await.expect("client"),
-                AuthorityConfig::local(DEPLOYMENT),
-            )
-            .await
-            .expect("authority starts");
-            let client = AuthorityClient::new(server.client().await.expect("client"), DEPLOYMENT);
-            client
-                .accept(items::MANIFEST_JSON, false)
-                .await
-                .expect("items manifest accepted");
-            // Connect waits (bounded) for the first reconcile pass.
-            let service = items::Service::connect(options(&server.url()))
+        let stack = Stack::start(&[items::MANIFEST_JSON]);
+        let (service, mut raw_items, buckets) = stack.rt.block_on(async {
+            let service = items::Service::connect(stack.options())
                 .await
                 .expect("items service connects");
-            let status = client.status().await.expect("status");
-            let state = status
-                .contracts
-                .into_iter()
-                .find(|c| c.id == items::ID)
-                .and_then(|c| c.state)
-                .expect("items@v1 has a reconcile state");
-            assert_eq!(state.phase, Phase::Ready);
-            let bucket = |alias: &str| state.bindings.kv[alias].bucket.clone();
+            let bindings = stack.bindings(items::ID).await;
+            let bucket = |alias: &str| bindings.kv[alias].bucket.clone();
             let buckets = [bucket("items"), bucket("recent")];
             let mut raw = Vec::new();
             for _ in 0..2 {
-                let client = async_nats::connect(server.url()).await.expect("raw client");
+                let client = async_nats::connect(stack.url()).await.expect("raw client");
                 let store = jetstream::new(client)
                     .get_key_value(&buckets[0])
                     .await
                     .expect("raw store");
                 raw.push(store);
             }
-            (server, authority, service, raw, buckets)
+            (service, raw, buckets)
         });
         let raw_items_b = raw_items.pop().expect("two raw stores");
         let raw_items = raw_items.pop().expect("two raw stores");
         let item = bench_item();
-        let url = server.url();
         let fixture = Fixture {
             service,
             raw_items,
             raw_items_b,
             buckets,
             item,
-            url,
-            _authority: authority,
-            _server: server,
-            rt,
+            stack,
         };
-        fixture.rt.block_on(async {
+        fixture.stack.rt.block_on(async {
             let kv = &fixture.service.kv.items;
             kv.put(GET_KEY, &fixture.item).await.expect("seed put");
             kv.put(PUT_KEY, &fixture.item).await.expect("seed put");
@@ -183,37 +143,6 @@ impl Fixture {
             fixture.buckets[0], fixture.buckets[1]
         );
         fixture
-    }
-
-    /// Runs `op` `iters` times in sequence inside one `block_on`; the time of
-    /// the loop.
-    fn sequential<F, Fut>(&self, iters: u64, mut op: F) -> Duration
-    where
-        F: FnMut() -> Fut,
-        Fut: Future,
-    {
-        self.rt.block_on(async {
-            let started = Instant::now();
-            for _ in 0..iters {
-                black_box(op().await);
-            }
-            started.elapsed()
-        })
-    }
-
-    /// Runs `iters` rounds of [`IN_FLIGHT`] concurrent `op`s.
-    fn concurrent<F, Fut>(&self, iters: u64, mut op: F) -> Duration
-    where
-        F: FnMut() -> Fut,
-        Fut: Future,
-    {
-        self.rt.block_on(async {
-            let started = Instant::now();
-            for _ in 0..iters {
-                black_box(join_all((0..IN_FLIGHT).map(|_| op())).await);
-            }
-            started.elapsed()
-        })
     }
 }
 
@@ -282,7 +211,7 @@ where
     FB: FnMut() -> FutB,
     FutB: Future,
 {
-    let (mut ta, mut tb) = f.rt.block_on(async {
+    let (mut ta, mut tb) = f.stack.rt.block_on(async {
         let mut ta = Vec::with_capacity(rounds);
         let mut tb = Vec::with_capacity(rounds);
         // A short warm-up, not recorded.
@@ -319,13 +248,13 @@ where
 }
 
 async fn typed_connect(f: &Fixture) -> items::Service {
-    items::Service::connect(options(&f.url))
+    items::Service::connect(f.stack.options())
         .await
         .expect("connects")
 }
 
 async fn raw_connect(f: &Fixture) -> (kv::Store, kv::Store) {
-    let client = async_nats::connect(f.url.as_str()).await.expect("connects");
+    let client = async_nats::connect(f.stack.url()).await.expect("connects");
     let js = jetstream::new(client);
     let items = js.get_key_value(&f.buckets[0]).await.expect("items");
     let recent = js.get_key_value(&f.buckets[1]).await.expect("recent");
@@ -335,7 +264,7 @@ async fn raw_connect(f: &Fixture) -> (kv::Store, kv::Store) {
 /// [`raw_connect`] plus the authority `bindings` request typed connect
 /// makes, to attribute the difference between the two.
 async fn raw_connect_with_bindings(f: &Fixture) -> (kv::Store, kv::Store) {
-    let client = async_nats::connect(f.url.as_str()).await.expect("connects");
+    let client = async_nats::connect(f.stack.url()).await.expect("connects");
     let reply = AuthorityClient::new(client.clone(), DEPLOYMENT)
         .bindings(items::ID, items::DIGEST)
         .await
@@ -423,13 +352,13 @@ fn kv_get(c: &mut Criterion, f: &Fixture) {
     let mut group = c.benchmark_group("kv_get");
     group.throughput(Throughput::Elements(1));
     group.bench_function("typed", |b| {
-        b.iter_custom(|iters| f.sequential(iters, || typed_get(f)));
+        b.iter_custom(|iters| f.stack.run(iters, 1, || typed_get(f)));
     });
     group.bench_function("raw_decode", |b| {
-        b.iter_custom(|iters| f.sequential(iters, || raw_get_decode(f)));
+        b.iter_custom(|iters| f.stack.run(iters, 1, || raw_get_decode(f)));
     });
     group.bench_function("raw_bytes", |b| {
-        b.iter_custom(|iters| f.sequential(iters, || raw_get_bytes(f)));
+        b.iter_custom(|iters| f.stack.run(iters, 1, || raw_get_bytes(f)));
     });
     group.finish();
 }
@@ -439,10 +368,10 @@ fn kv_put(c: &mut Criterion, f: &Fixture) {
     group.throughput(Throughput::Elements(1));
     group.sample_size(50);
     group.bench_function("typed", |b| {
-        b.iter_custom(|iters| f.sequential(iters, || typed_put(f)));
+        b.iter_custom(|iters| f.stack.run(iters, 1, || typed_put(f)));
     });
     group.bench_function("raw", |b| {
-        b.iter_custom(|iters| f.sequential(iters, || raw_put(f)));
+        b.iter_custom(|iters| f.stack.run(iters, 1, || raw_put(f)));
     });
     group.finish();
 }
@@ -453,10 +382,10 @@ fn kv_get_concurrent(c: &mut Criterion, f: &Fixture) {
     group.sample_size(30);
     group.sampling_mode(SamplingMode::Flat);
     group.bench_function("typed", |b| {
-        b.iter_custom(|iters| f.concurrent(iters, || typed_get(f)));
+        b.iter_custom(|iters| f.stack.run(iters, IN_FLIGHT, || typed_get(f)));
     });
     group.bench_function("raw_decode", |b| {
-        b.iter_custom(|iters| f.concurrent(iters, || raw_get_decode(f)));
+        b.iter_custom(|iters| f.stack.run(iters, IN_FLIGHT, || raw_get_decode(f)));
     });
     group.finish();
 }
@@ -467,10 +396,10 @@ fn kv_put_concurrent(c: &mut Criterion, f: &Fixture) {
     group.sample_size(20);
     group.sampling_mode(SamplingMode::Flat);
     group.bench_function("typed", |b| {
-        b.iter_custom(|iters| f.concurrent(iters, || typed_put(f)));
+        b.iter_custom(|iters| f.stack.run(iters, IN_FLIGHT, || typed_put(f)));
     });
     group.bench_function("raw", |b| {
-        b.iter_custom(|iters| f.concurrent(iters, || raw_put(f)));
+        b.iter_custom(|iters| f.stack.run(iters, IN_FLIGHT, || raw_put(f)));
     });
     group.finish();
 }
@@ -483,7 +412,7 @@ fn connect(c: &mut Criterion, f: &Fixture) {
     group.sampling_mode(SamplingMode::Flat);
     group.bench_function("typed", |b| {
         b.iter_custom(|iters| {
-            f.rt.block_on(async {
+            f.stack.rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let started = Instant::now();
@@ -497,11 +426,11 @@ fn connect(c: &mut Criterion, f: &Fixture) {
     });
     group.bench_function("raw", |b| {
         b.iter_custom(|iters| {
-            f.rt.block_on(async {
+            f.stack.rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let started = Instant::now();
-                    let client = async_nats::connect(f.url.as_str()).await.expect("connects");
+                    let client = async_nats::connect(f.stack.url()).await.expect("connects");
                     let js = jetstream::new(client);
                     let items = js.get_key_value(&f.buckets[0]).await.expect("items");
                     let recent = js.get_key_value(&f.buckets[1]).await.expect("recent");

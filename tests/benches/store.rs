@@ -33,20 +33,18 @@
 //!
 //! Run with `cargo bench -p trellis-tests --bench store`.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, object_store::ObjectStore};
+use common::Stack;
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use tokio::io::AsyncReadExt as _;
-use tokio::runtime::Runtime;
-use trellis::{ConnectOptions, PutOptions, Store};
-use trellis_runtime::AuthorityClient;
-use trellis_runtime::authority::{Authority, AuthorityConfig};
-use trellis_runtime::protocol::Phase;
-use trellis_testing::NatsServer;
+use trellis::{PutOptions, Store};
 
 /// The bench-local contract: one object store.
 #[trellis::contract(
@@ -60,7 +58,6 @@ pub mod files {
     pub struct Blobs;
 }
 
-const DEPLOYMENT: &str = "bench";
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
 
@@ -107,9 +104,7 @@ struct Fixture {
     /// One payload per entry of [`SIZES`].
     payloads: Vec<Vec<u8>>,
     _service: files::Service,
-    _authority: Authority,
-    _server: NatsServer,
-    rt: Runtime,
+    stack: Stack,
 }
 
 /// Deterministic, incompressible-looking data.
@@ -135,46 +130,21 @@ fn raw_key(size: &Size) -> String {
 
 impl Fixture {
     fn start() -> Fixture {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let (server, authority, service, store, raw, bucket) = rt.block_on(async {
-            let server = NatsServer::start().await.expect("nats-server starts");
-            let authority = Authority::start(
-                server.client().await.expect("client"),
-                AuthorityConfig::local(DEPLOYMENT),
-            )
-            .await
-            .expect("authority starts");
-            let client = AuthorityClient::new(server.client().await.expect("client"), DEPLOYMENT);
-            client
-                .accept(files::MANIFEST_JSON, false)
-                .await
-                .expect("files manifest accepted");
-            let options = ConnectOptions::new(server.url())
-                .deployment(DEPLOYMENT)
-                .ready_deadline(Duration::from_secs(30));
-            let service = files::Service::connect(options)
+        let stack = Stack::start(&[files::MANIFEST_JSON]);
+        let (service, store, raw, bucket) = stack.rt.block_on(async {
+            let service = files::Service::connect(stack.options())
                 .await
                 .expect("files service connects");
             let store = service.store.blobs.open().await.expect("store opens");
-            let status = client.status().await.expect("status");
-            let state = status
-                .contracts
-                .into_iter()
-                .find(|c| c.id == files::ID)
-                .and_then(|c| c.state)
-                .expect("bench-files@v1 has a reconcile state");
-            assert_eq!(state.phase, Phase::Ready);
-            let bucket = state.bindings.store["blobs"].bucket.clone();
-            let raw_client = async_nats::connect(server.url()).await.expect("raw client");
+            let bucket = stack.bindings(files::ID).await.store["blobs"]
+                .bucket
+                .clone();
+            let raw_client = async_nats::connect(stack.url()).await.expect("raw client");
             let raw = jetstream::new(raw_client)
                 .get_object_store(&bucket)
                 .await
                 .expect("raw object store");
-            (server, authority, service, store, raw, bucket)
+            (service, store, raw, bucket)
         });
         let payloads = SIZES
             .iter()
@@ -186,11 +156,9 @@ impl Fixture {
             raw,
             payloads,
             _service: service,
-            _authority: authority,
-            _server: server,
-            rt,
+            stack,
         };
-        fixture.rt.block_on(async {
+        fixture.stack.rt.block_on(async {
             for (i, size) in SIZES.iter().enumerate() {
                 let payload = &fixture.payloads[i];
                 typed_put(&fixture, i).await;
@@ -225,22 +193,6 @@ impl Fixture {
             SIZES.map(|s| s.label).join(", ")
         );
         fixture
-    }
-
-    /// Runs `op` `iters` times in sequence inside one `block_on`; the time of
-    /// the loop.
-    fn sequential<F, Fut>(&self, iters: u64, mut op: F) -> Duration
-    where
-        F: FnMut() -> Fut,
-        Fut: Future,
-    {
-        self.rt.block_on(async {
-            let started = Instant::now();
-            for _ in 0..iters {
-                black_box(op().await);
-            }
-            started.elapsed()
-        })
     }
 }
 
@@ -304,7 +256,7 @@ fn paired<FA, FutA, FB, FutB>(
     FB: FnMut() -> FutB,
     FutB: Future,
 {
-    let (mut t, mut r) = f.rt.block_on(async {
+    let (mut t, mut r) = f.stack.rt.block_on(async {
         let mut t = Vec::with_capacity(rounds);
         let mut r = Vec::with_capacity(rounds);
         black_box(typed().await);
@@ -364,10 +316,10 @@ fn store_put(c: &mut Criterion, f: &Fixture) {
             .measurement_time(size.measurement)
             .sampling_mode(SamplingMode::Flat);
         group.bench_function(BenchmarkId::new("typed", size.label), |b| {
-            b.iter_custom(|iters| f.sequential(iters, || typed_put(f, i)));
+            b.iter_custom(|iters| f.stack.run(iters, 1, || typed_put(f, i)));
         });
         group.bench_function(BenchmarkId::new("raw", size.label), |b| {
-            b.iter_custom(|iters| f.sequential(iters, || raw_put(f, i)));
+            b.iter_custom(|iters| f.stack.run(iters, 1, || raw_put(f, i)));
         });
     }
     group.finish();
@@ -382,10 +334,10 @@ fn store_get(c: &mut Criterion, f: &Fixture) {
             .measurement_time(size.measurement)
             .sampling_mode(SamplingMode::Flat);
         group.bench_function(BenchmarkId::new("typed", size.label), |b| {
-            b.iter_custom(|iters| f.sequential(iters, || typed_get(f, i)));
+            b.iter_custom(|iters| f.stack.run(iters, 1, || typed_get(f, i)));
         });
         group.bench_function(BenchmarkId::new("raw", size.label), |b| {
-            b.iter_custom(|iters| f.sequential(iters, || raw_get(f, i)));
+            b.iter_custom(|iters| f.stack.run(iters, 1, || raw_get(f, i)));
         });
     }
     group.finish();
