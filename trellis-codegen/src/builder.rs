@@ -140,7 +140,7 @@ impl Builder {
                 return Err(BuildError::NoContract(path));
             }
             for contract in contracts {
-                let json = contract.manifest.to_canonical_string();
+                let (json, digest) = contract.manifest.canonical_and_digest();
                 let name = format!("{}.json", contract.manifest.id);
                 let committed = crate_dir.join("contracts").join(&name);
                 let out = out_dir.join("contracts").join(&name);
@@ -148,7 +148,7 @@ impl Builder {
                 write_if_changed(&out, &json)?;
                 emitted.push(Emitted {
                     id: contract.manifest.id.clone(),
-                    digest: contract.manifest.digest(),
+                    digest,
                     path: committed,
                     out_path: out,
                     json,
