@@ -10,20 +10,22 @@ use std::time::Duration;
 
 use common::Stack;
 use criterion::{Criterion, criterion_group, criterion_main};
-use documents_example::documents::{self, FileInfo, FileKey, FilesError};
+use documents_example::documents::{self, FileEntry, FileKey, FilesError};
 use futures::StreamExt as _;
-use trellis::{RpcServer, ServeOptions};
+use trellis::{Grants, OperationContext, OperationFailure, RpcServer, ServeOptions};
 
 const IN_FLIGHT: usize = 64;
 
 struct Stat;
 
-fn info(key: String) -> FileInfo {
-    FileInfo {
+fn info(key: String) -> FileEntry {
+    FileEntry {
         key,
         size: 1_234,
         content_type: Some("text/plain".into()),
         digest: "SHA-256=Zm9vYmFyYmF6cXV4".into(),
+        metadata: Default::default(),
+        modified_ms: 1_700_000_000_000,
     }
 }
 
@@ -31,17 +33,28 @@ impl documents::Handlers for Stat {
     async fn files_list(
         &self,
         _: documents::ListRequest,
-    ) -> Result<documents::FilePage, FilesError> {
+    ) -> Result<documents::ListResponse, FilesError> {
         Err(FilesError::NotFound { key: String::new() })
     }
-    async fn files_stat(&self, input: FileKey) -> Result<FileInfo, FilesError> {
+    async fn files_head(&self, input: FileKey) -> Result<FileEntry, FilesError> {
         Ok(info(input.key))
     }
-    async fn files_download(&self, input: FileKey) -> Result<documents::DownloadGrant, FilesError> {
+    async fn files_download(
+        &self,
+        input: FileKey,
+        _grants: Grants,
+    ) -> Result<documents::DownloadResponse, FilesError> {
         Err(FilesError::NotFound { key: input.key })
     }
-    async fn files_delete(&self, input: FileKey) -> Result<FileInfo, FilesError> {
+    async fn files_delete(&self, input: FileKey) -> Result<FileEntry, FilesError> {
         Err(FilesError::NotFound { key: input.key })
+    }
+    async fn files_upload(
+        &self,
+        _op: OperationContext<documents::UploadProgress>,
+        _input: documents::UploadInput,
+    ) -> Result<documents::UploadOutput, OperationFailure> {
+        Err(OperationFailure::failed("not in this benchmark"))
     }
 }
 
@@ -99,20 +112,20 @@ impl Fixture {
     }
 }
 
-async fn typed(f: &Fixture) -> FileInfo {
+async fn typed(f: &Fixture) -> FileEntry {
     let key = FileKey {
         key: "docs/readme.txt".into(),
     };
     f.client
         .rpc
         .files
-        .stat(&key)
+        .head(&key)
         .await
         .expect("call")
         .expect("declared ok")
 }
 
-async fn raw(f: &Fixture) -> FileInfo {
+async fn raw(f: &Fixture) -> FileEntry {
     let key = FileKey {
         key: "docs/readme.txt".into(),
     };

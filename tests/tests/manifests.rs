@@ -155,7 +155,7 @@ fn doc_comment_edits_keep_the_digest() {
     let cases = [
         (
             "documents",
-            "/// List stored files, one page at a time.",
+            "/// List stored files, one page at a time (live offsets).",
             "/// Lists files.",
         ),
         (

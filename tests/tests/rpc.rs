@@ -8,8 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
-use documents_example::documents::{self, FileInfo, FileKey, FilePage, FilesError, ListRequest};
-use trellis::{CallError, ConnectOptions, ServeOptions};
+use documents_example::documents::{
+    self, FileEntry, FileKey, FilesError, ListRequest, ListResponse, UploadInput, UploadOutput,
+    UploadProgress,
+};
+use trellis::{
+    CallError, ConnectOptions, Grants, OperationContext, OperationFailure, ServeOptions,
+};
 
 #[derive(Clone, Default)]
 struct Files {
@@ -18,31 +23,36 @@ struct Files {
     delay: Duration,
 }
 
-fn file(key: &str) -> FileInfo {
-    FileInfo {
+fn file(key: &str) -> FileEntry {
+    FileEntry {
         key: key.into(),
         size: 3,
         content_type: None,
         digest: "d".into(),
+        metadata: Default::default(),
+        modified_ms: 0,
     }
 }
 
 impl documents::Handlers for Files {
-    async fn files_list(&self, input: ListRequest) -> Result<FilePage, FilesError> {
+    async fn files_list(&self, input: ListRequest) -> Result<ListResponse, FilesError> {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let files = (0..input.limit)
+        let entries = (0..input.limit)
             .map(|i| file(&format!("{}{i}", input.prefix)))
             .collect();
-        Ok(FilePage {
-            files,
+        Ok(ListResponse {
+            entries,
+            count: input.limit,
+            offset: 0,
+            limit: input.limit,
             next_offset: None,
         })
     }
 
-    async fn files_stat(&self, input: FileKey) -> Result<FileInfo, FilesError> {
+    async fn files_head(&self, input: FileKey) -> Result<FileEntry, FilesError> {
         if input.key == "a.txt" {
             Ok(file("a.txt"))
         } else {
@@ -50,15 +60,27 @@ impl documents::Handlers for Files {
         }
     }
 
-    async fn files_download(&self, input: FileKey) -> Result<documents::DownloadGrant, FilesError> {
+    async fn files_download(
+        &self,
+        input: FileKey,
+        _grants: Grants,
+    ) -> Result<documents::DownloadResponse, FilesError> {
         Err(FilesError::NotFound { key: input.key })
     }
 
-    async fn files_delete(&self, input: FileKey) -> Result<FileInfo, FilesError> {
+    async fn files_delete(&self, input: FileKey) -> Result<FileEntry, FilesError> {
         Err(FilesError::InvalidKey {
             key: input.key,
             reason: "read-only".into(),
         })
+    }
+
+    async fn files_upload(
+        &self,
+        _op: OperationContext<UploadProgress>,
+        _input: UploadInput,
+    ) -> Result<UploadOutput, OperationFailure> {
+        Err(OperationFailure::failed("read-only"))
     }
 }
 
@@ -78,7 +100,7 @@ async fn setup(stack: &Stack) -> (documents::Service, documents::Client) {
     (service, client)
 }
 
-fn list(limit: u32) -> ListRequest {
+fn list(limit: u64) -> ListRequest {
     ListRequest {
         prefix: "k".into(),
         offset: 0,
@@ -94,12 +116,12 @@ async fn typed_calls_declared_errors_and_malformed_requests() {
     match client
         .rpc
         .files
-        .stat(&FileKey {
+        .head(&FileKey {
             key: "a.txt".into(),
         })
         .await
     {
-        Err(CallError::NoResponders { rpc }) => assert_eq!(rpc, "Files.Stat"),
+        Err(CallError::NoResponders { rpc }) => assert_eq!(rpc, "Files.Head"),
         other => panic!("expected NoResponders before serving, got {other:?}"),
     }
 
@@ -114,18 +136,18 @@ async fn typed_calls_declared_errors_and_malformed_requests() {
         .await
         .expect("call")
         .expect("ok");
-    assert_eq!(page.files.len(), 2);
+    assert_eq!(page.entries.len(), 2);
     let info = client
         .rpc
         .files
-        .stat(&FileKey {
+        .head(&FileKey {
             key: "a.txt".into(),
         })
         .await
         .expect("call")
         .expect("ok");
     assert_eq!(info.key, "a.txt");
-    match client.rpc.files.stat(&FileKey { key: "nope".into() }).await {
+    match client.rpc.files.head(&FileKey { key: "nope".into() }).await {
         Ok(Err(FilesError::NotFound { key })) => assert_eq!(key, "nope"),
         other => panic!("expected the declared NotFound error, got {other:?}"),
     }
@@ -213,4 +235,39 @@ async fn concurrency_is_bounded_and_shutdown_drains() {
         Err(CallError::NoResponders { .. }) => {}
         other => panic!("expected NoResponders after shutdown, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn ten_thousand_requests_at_64_in_flight() {
+    use futures::StreamExt as _;
+    let stack = stack().await;
+    let (service, client) = setup(&stack).await;
+    let server = service
+        .serve(Files::default(), ServeOptions::default())
+        .await
+        .expect("serve");
+    let results: Vec<_> = futures::stream::iter(0..10_000)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                let key = if i % 2 == 0 {
+                    "a.txt".to_owned()
+                } else {
+                    format!("missing-{i}")
+                };
+                (i, client.rpc.files.head(&FileKey { key }).await)
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    assert_eq!(results.len(), 10_000);
+    for (i, result) in results {
+        match result {
+            Ok(Ok(entry)) => assert!(i % 2 == 0 && entry.key == "a.txt"),
+            Ok(Err(FilesError::NotFound { key })) => assert_eq!(key, format!("missing-{i}")),
+            other => panic!("request {i} failed: {other:?}"),
+        }
+    }
+    assert!(server.shutdown(Duration::from_secs(5)).await);
 }

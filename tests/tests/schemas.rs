@@ -98,19 +98,43 @@ fn internally_tagged_errors_match_their_schema() {
 #[test]
 fn nested_and_optional_values_match_their_schema() {
     let m = documents::MANIFEST_JSON;
-    let file = documents::FileInfo {
+    let file = documents::FileEntry {
         key: "a/b.pdf".into(),
         size: 10,
         content_type: None,
         digest: "abc".into(),
+        metadata: BTreeMap::new(),
+        modified_ms: 1,
     };
     assert_valid(
         m,
-        "FilePage",
-        &documents::FilePage {
-            files: vec![file.clone()],
+        "ListResponse",
+        &documents::ListResponse {
+            entries: vec![file.clone()],
+            count: 1,
+            offset: 0,
+            limit: 10,
             next_offset: None,
         },
+    );
+    // `trellis::ReceiveGrant` has a built-in schema: a real grant matches it.
+    assert_valid(
+        m,
+        "DownloadResponse",
+        &documents::DownloadResponse {
+            file: file.clone(),
+            grant: trellis::ReceiveGrant {
+                id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+                size: 10,
+                digest: "SHA-256=abc".into(),
+                expires_at_ms: 5,
+            },
+        },
+    );
+    assert_invalid(
+        m,
+        "DownloadResponse",
+        serde_json::json!({"file": serde_json::to_value(&file).unwrap(), "grant": {"id": "x", "size": 1}}),
     );
     assert_valid(
         m,
@@ -123,12 +147,8 @@ fn nested_and_optional_values_match_their_schema() {
     );
     assert_invalid(
         m,
-        "FilePage",
-        serde_json::json!({"files": [{"key": "k", "size": "big", "digest": "d"}], "nextOffset": null}),
+        "ListResponse",
+        serde_json::json!({"entries": [{"key": "k", "size": "big", "digest": "d", "modifiedMs": 1}], "count": 1, "offset": 0, "limit": 1, "nextOffset": null}),
     );
-    assert_invalid(
-        m,
-        "ListRequest",
-        serde_json::json!({"limit": 70000000000u64}),
-    );
+    assert_invalid(m, "ListRequest", serde_json::json!({"limit": -1}));
 }

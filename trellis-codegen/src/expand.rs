@@ -14,6 +14,7 @@ pub const RESERVED: &[&str] = &[
     "Service",
     "Client",
     "Rpc",
+    "Operations",
     "Handlers",
     "KvResources",
     "StoreResources",
@@ -238,21 +239,42 @@ fn rpc_surface(c: &Contract) -> TokenStream {
         let output = &rpc.output;
         let docs = &rpc.docs;
         let (group, leaf) = accessor(name);
+        let receive = method.transfer.is_some();
         match &rpc.error {
             Some(error) => {
-                trait_fns.extend(quote! {
-                    #(#docs)*
-                    fn #f(&self, input: #input) -> impl ::core::future::Future<
-                        Output = ::core::result::Result<#output, #error>,
-                    > + ::core::marker::Send;
-                });
-                registrations.extend(quote! {{
-                    let handlers = handlers.clone();
-                    endpoints.add(#name, #subject, move |input: #input| {
-                        let handlers = handlers.clone();
-                        async move { handlers.#f(input).await }
+                if receive {
+                    trait_fns.extend(quote! {
+                        #(#docs)*
+                        ///
+                        /// `grants` issues receive grants bound to this caller.
+                        fn #f(&self, input: #input, grants: ::trellis::Grants) -> impl ::core::future::Future<
+                            Output = ::core::result::Result<#output, #error>,
+                        > + ::core::marker::Send;
                     });
-                }});
+                    registrations.extend(quote! {{
+                        let handlers = handlers.clone();
+                        let runtime = self.__runtime.clone();
+                        endpoints.add_with_caller(#name, #subject, move |caller: ::trellis::Caller, input: #input| {
+                            let handlers = handlers.clone();
+                            let grants = ::trellis::Grants::new(runtime.clone(), &caller);
+                            async move { handlers.#f(input, grants).await }
+                        });
+                    }});
+                } else {
+                    trait_fns.extend(quote! {
+                        #(#docs)*
+                        fn #f(&self, input: #input) -> impl ::core::future::Future<
+                            Output = ::core::result::Result<#output, #error>,
+                        > + ::core::marker::Send;
+                    });
+                    registrations.extend(quote! {{
+                        let handlers = handlers.clone();
+                        endpoints.add(#name, #subject, move |input: #input| {
+                            let handlers = handlers.clone();
+                            async move { handlers.#f(input).await }
+                        });
+                    }});
+                }
                 groups.entry(group.to_string()).or_default().push(quote! {
                     #(#docs)*
                     ///
@@ -267,18 +289,37 @@ fn rpc_surface(c: &Contract) -> TokenStream {
                 });
             }
             None => {
-                trait_fns.extend(quote! {
-                    #(#docs)*
-                    fn #f(&self, input: #input) -> impl ::core::future::Future<Output = #output>
-                        + ::core::marker::Send;
-                });
-                registrations.extend(quote! {{
-                    let handlers = handlers.clone();
-                    endpoints.add(#name, #subject, move |input: #input| {
-                        let handlers = handlers.clone();
-                        async move { ::core::result::Result::<#output, ()>::Ok(handlers.#f(input).await) }
+                if receive {
+                    trait_fns.extend(quote! {
+                        #(#docs)*
+                        ///
+                        /// `grants` issues receive grants bound to this caller.
+                        fn #f(&self, input: #input, grants: ::trellis::Grants) -> impl ::core::future::Future<Output = #output>
+                            + ::core::marker::Send;
                     });
-                }});
+                    registrations.extend(quote! {{
+                        let handlers = handlers.clone();
+                        let runtime = self.__runtime.clone();
+                        endpoints.add_with_caller(#name, #subject, move |caller: ::trellis::Caller, input: #input| {
+                            let handlers = handlers.clone();
+                            let grants = ::trellis::Grants::new(runtime.clone(), &caller);
+                            async move { ::core::result::Result::<#output, ()>::Ok(handlers.#f(input, grants).await) }
+                        });
+                    }});
+                } else {
+                    trait_fns.extend(quote! {
+                        #(#docs)*
+                        fn #f(&self, input: #input) -> impl ::core::future::Future<Output = #output>
+                            + ::core::marker::Send;
+                    });
+                    registrations.extend(quote! {{
+                        let handlers = handlers.clone();
+                        endpoints.add(#name, #subject, move |input: #input| {
+                            let handlers = handlers.clone();
+                            async move { ::core::result::Result::<#output, ()>::Ok(handlers.#f(input).await) }
+                        });
+                    }});
+                }
                 groups.entry(group.to_string()).or_default().push(quote! {
                     #(#docs)*
                     pub async fn #leaf(
@@ -299,6 +340,128 @@ fn rpc_surface(c: &Contract) -> TokenStream {
             }
         }
     }
+    // Operations.
+    let mut op_groups: std::collections::BTreeMap<String, Vec<(syn::Ident, TokenStream, String)>> =
+        Default::default();
+    for op in &c.operations {
+        let Some(spec) = c.manifest.operations.get(&op.name) else {
+            continue;
+        };
+        let name = &op.name;
+        let subject = &spec.subject;
+        let f = &op.ident;
+        let input = &op.input;
+        let output = &op.output;
+        let docs = &op.docs;
+        let progress = match &op.progress {
+            Some(p) => quote!(#p),
+            None => quote!(()),
+        };
+        let store = match spec
+            .transfer
+            .as_ref()
+            .and_then(|t| c.stores.iter().find(|s| s.alias == t.store))
+        {
+            Some(decl) => {
+                let field = format_ident!("{}", decl.alias);
+                if decl.required {
+                    quote!(::core::option::Option::Some(self.store.#field.clone()))
+                } else {
+                    quote!(self.store.#field.clone())
+                }
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        trait_fns.extend(quote! {
+            #(#docs)*
+            ///
+            /// `op` reports progress, signals cancellation and (for send
+            /// transfers) names the verified object.
+            fn #f(
+                &self,
+                op: ::trellis::OperationContext<#progress>,
+                input: #input,
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<#output, ::trellis::OperationFailure>,
+            > + ::core::marker::Send;
+        });
+        registrations.extend(quote! {{
+            let handlers = handlers.clone();
+            endpoints.add_operation(
+                #name,
+                #subject,
+                #store,
+                move |op: ::trellis::OperationContext<#progress>, input: #input| {
+                    let handlers = handlers.clone();
+                    async move { handlers.#f(op, input).await }
+                },
+            );
+        }});
+        let (group, leaf) = accessor(name);
+        let client_ty = if spec.transfer.is_some() {
+            quote!(::trellis::__private::SendOperationClient<#input, #progress, #output>)
+        } else {
+            quote!(::trellis::__private::OperationClient<#input, #progress, #output>)
+        };
+        let doc = match spec.transfer {
+            Some(_) => {
+                format!("`{name}`: `.input(input).transfer(body).start()`, or `.attach(id)`.")
+            }
+            None => format!("`{name}`: `.input(input).start()`, or `.attach(id)`."),
+        };
+        op_groups
+            .entry(group.to_string())
+            .or_default()
+            .push((leaf, quote!(#client_ty), doc));
+    }
+    let mut op_defs = TokenStream::new();
+    let mut op_fields = TokenStream::new();
+    let mut op_inits = TokenStream::new();
+    for (group, leaves) in &op_groups {
+        let field = format_ident!("{}", group);
+        let ty = format_ident!("{}Operations", crate::names::pascal_case(group));
+        let doc = format!("The `{}.*` operations.", crate::names::pascal_case(group));
+        let mut fields = TokenStream::new();
+        let mut inits = TokenStream::new();
+        for (leaf, client_ty, leaf_doc) in leaves {
+            let op = c
+                .operations
+                .iter()
+                .find(|o| accessor(&o.name) == (field.clone(), leaf.clone()));
+            let Some(op) = op else { continue };
+            let Some(spec) = c.manifest.operations.get(&op.name) else {
+                continue;
+            };
+            let (name, subject) = (&op.name, &spec.subject);
+            fields.extend(quote! {
+                #[doc = #leaf_doc]
+                pub #leaf: #client_ty,
+            });
+            inits.extend(
+                quote! { #leaf: <#client_ty>::new(runtime.rpc_client(), #name, #subject), },
+            );
+        }
+        op_defs.extend(quote! {
+            #[doc = #doc]
+            #[derive(Debug, Clone)]
+            #[non_exhaustive]
+            pub struct #ty {
+                #fields
+            }
+        });
+        op_fields.extend(quote! {
+            #[doc = #doc]
+            pub #field: #ty,
+        });
+        op_inits.extend(quote! { #field: #ty { #inits }, });
+    }
+    let has_receive = c.manifest.rpc.values().any(|m| m.transfer.is_some());
+    let downloads = if !c.stores.is_empty() && (has_receive || !c.operations.is_empty()) {
+        quote!(endpoints.serve_downloads();)
+    } else {
+        TokenStream::new()
+    };
+
     let mut group_defs = TokenStream::new();
     let mut group_fields = TokenStream::new();
     let mut group_inits = TokenStream::new();
@@ -322,28 +485,29 @@ fn rpc_surface(c: &Contract) -> TokenStream {
         });
         group_inits.extend(quote! { #field: #ty { inner: runtime.rpc_client() }, });
     }
-    let serve = if c.rpcs.is_empty() {
+    let serve = if c.rpcs.is_empty() && c.operations.is_empty() {
         TokenStream::new()
     } else {
         quote! {
-            /// The handlers of this contract's RPCs: implement it and pass it
-            /// to [`Service::serve`].
+            /// The handlers of this contract's RPCs and operations: implement
+            /// it and pass it to [`Service::serve`].
             pub trait Handlers: ::core::marker::Send + ::core::marker::Sync + 'static {
                 #trait_fns
             }
 
             impl Service {
-                /// Serves this contract's RPCs with `handlers` until the returned
-                /// server is shut down. Malformed requests get a typed
-                /// `bad-request` reply and the service keeps serving.
+                /// Serves this contract's RPCs and operations with `handlers`
+                /// until the returned server is shut down. Malformed requests
+                /// get a typed `bad-request` reply and the service keeps serving.
                 pub async fn serve<H: Handlers>(
                     &self,
                     handlers: H,
                     options: ::trellis::ServeOptions,
                 ) -> ::core::result::Result<::trellis::RpcServer, ::trellis::ServeError> {
                     let handlers = ::std::sync::Arc::new(handlers);
-                    let mut endpoints = ::trellis::__private::Endpoints::new();
+                    let mut endpoints = ::trellis::__private::Endpoints::with_manifest(MANIFEST_JSON);
                     #registrations
+                    #downloads
                     self.__runtime.serve(endpoints, options).await
                 }
             }
@@ -361,12 +525,24 @@ fn rpc_surface(c: &Contract) -> TokenStream {
 
         #group_defs
 
+        /// This contract's operations, by group.
+        #[derive(Debug, Clone)]
+        #[non_exhaustive]
+        pub struct Operations {
+            #op_fields
+        }
+
+        #op_defs
+
         /// A typed caller of this contract.
         #[derive(Debug, Clone)]
         #[non_exhaustive]
         pub struct Client {
             /// RPCs: `client.rpc.<group>.<leaf>(&input)`.
             pub rpc: Rpc,
+            /// Operations: `client.operation.<group>.<leaf>.input(input)`.
+            pub operation: Operations,
+            runtime: ::trellis::__private::ServiceRuntime,
         }
 
         impl Client {
@@ -377,7 +553,15 @@ fn rpc_surface(c: &Contract) -> TokenStream {
                 let runtime = ::trellis::__private::connect_client(options, ID).await?;
                 ::core::result::Result::Ok(Client {
                     rpc: Rpc { #group_inits },
+                    operation: Operations { #op_inits },
+                    runtime,
                 })
+            }
+
+            /// Starts downloading the object `grant` names (a grant this
+            /// contract's service issued to this caller).
+            pub fn download(&self, grant: &::trellis::ReceiveGrant) -> ::trellis::Download {
+                ::trellis::Download::new(self.runtime.clone(), grant)
             }
         }
     }

@@ -112,6 +112,27 @@ fn object_schema(properties: Object, mut required: Vec<String>) -> Json {
     Json::Object(map)
 }
 
+/// The schema of `trellis::ReceiveGrant` (the runtime's serde shape;
+/// checked against real values in the runtime's tests).
+pub fn receive_grant_schema() -> Json {
+    let string = || ty("string");
+    let count = || obj([("type", Json::str("integer")), ("minimum", Json::uint(0))]);
+    let mut properties = Object::new();
+    properties.insert("id".into(), string());
+    properties.insert("size".into(), count());
+    properties.insert("digest".into(), string());
+    properties.insert("expiresAtMs".into(), count());
+    object_schema(
+        properties,
+        vec![
+            "id".into(),
+            "size".into(),
+            "digest".into(),
+            "expiresAtMs".into(),
+        ],
+    )
+}
+
 fn last_segment(ty: &syn::Type) -> Option<&syn::PathSegment> {
     match ty {
         syn::Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
@@ -142,7 +163,8 @@ fn generic_args(seg: &syn::PathSegment) -> Vec<&syn::Type> {
 
 const SUPPORTED: &str = "supported: bool, String, char, integers up to 64 bits, f32/f64, \
 Option<T>, Vec<T>, VecDeque<T>, [T; N], HashSet/BTreeSet<T>, HashMap/BTreeMap<String, T>, \
-Box/Arc/Rc<T>, serde_json::Value, () and the schema types declared in this contract module";
+Box/Arc/Rc<T>, serde_json::Value, (), trellis::ReceiveGrant and the schema types declared in \
+this contract module";
 
 impl Deriver<'_> {
     fn container(&mut self, input: &syn::DeriveInput) -> syn::Result<Json> {
@@ -583,6 +605,12 @@ impl Deriver<'_> {
                 "f32" | "f64" => return Ok(ty("number")),
                 _ => {}
             }
+        }
+        if name == "ReceiveGrant"
+            && path.segments.len() >= 2
+            && path.segments.first().is_some_and(|s| s.ident == "trellis")
+        {
+            return Ok(receive_grant_schema());
         }
         match name.as_str() {
             "Option" => {

@@ -41,6 +41,8 @@ pub struct ServiceRuntime {
     deployment: String,
     contract_id: String,
     request_timeout: std::time::Duration,
+    principal: crate::principal::Principal,
+    state: std::sync::Arc<tokio::sync::OnceCell<async_nats::jetstream::kv::Store>>,
 }
 
 impl fmt::Debug for ServiceRuntime {
@@ -58,13 +60,53 @@ impl ServiceRuntime {
         deployment: &str,
         contract_id: &str,
         request_timeout: std::time::Duration,
+        principal: crate::principal::Principal,
     ) -> Self {
         ServiceRuntime {
             client,
             deployment: deployment.to_owned(),
             contract_id: contract_id.to_owned(),
             request_timeout,
+            principal,
+            state: std::sync::Arc::default(),
         }
+    }
+
+    /// The runtime-owned state bucket of this contract (operations,
+    /// grants), opened once per connection.
+    pub(crate) async fn state(
+        &self,
+    ) -> Result<async_nats::jetstream::kv::Store, crate::rpc::ServeError> {
+        let bucket = crate::operation::server::state_bucket(&self.deployment, &self.contract_id);
+        self.state
+            .get_or_try_init(|| crate::operation::server::open_state(&self.client, &bucket))
+            .await
+            .cloned()
+    }
+
+    /// The NATS connection.
+    pub(crate) fn nats(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The deployment.
+    pub(crate) fn deployment(&self) -> &str {
+        &self.deployment
+    }
+
+    /// The contract id.
+    pub(crate) fn contract_id(&self) -> &str {
+        &self.contract_id
+    }
+
+    /// The principal this connection acts as.
+    pub(crate) fn principal(&self) -> &crate::principal::Principal {
+        &self.principal
+    }
+
+    /// Timeout of single requests.
+    pub(crate) fn request_timeout(&self) -> std::time::Duration {
+        self.request_timeout
     }
 
     /// Serves RPC endpoints (used by generated code).
@@ -74,25 +116,13 @@ impl ServiceRuntime {
         endpoints: crate::rpc::Endpoints,
         options: crate::rpc::ServeOptions,
     ) -> Result<crate::rpc::RpcServer, crate::rpc::ServeError> {
-        crate::rpc::serve(
-            &self.client,
-            &self.deployment,
-            &self.contract_id,
-            endpoints,
-            options,
-        )
-        .await
+        crate::rpc::serve(self, endpoints, options).await
     }
 
     /// A caller of this contract's RPCs (used by generated code).
     #[doc(hidden)]
     pub fn rpc_client(&self) -> crate::rpc::RpcClient {
-        crate::rpc::RpcClient::new(
-            self.client.clone(),
-            &self.deployment,
-            &self.contract_id,
-            self.request_timeout,
-        )
+        crate::rpc::RpcClient::new(self.clone())
     }
 }
 

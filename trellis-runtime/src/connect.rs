@@ -8,6 +8,7 @@ use async_nats::jetstream;
 
 use crate::bindings::{BindError, Bindings, Contract, ServiceRuntime};
 use crate::client::{AuthorityClient, ClientError};
+use crate::principal::Principal;
 use crate::protocol::*;
 
 /// How a service connects.
@@ -18,6 +19,7 @@ pub struct ConnectOptions {
     name: Option<String>,
     ready_deadline: Duration,
     request_timeout: Duration,
+    principal: Option<Principal>,
 }
 
 impl ConnectOptions {
@@ -29,6 +31,7 @@ impl ConnectOptions {
             name: None,
             ready_deadline: Duration::from_secs(30),
             request_timeout: Duration::from_secs(5),
+            principal: None,
         }
     }
 
@@ -48,6 +51,33 @@ impl ConnectOptions {
     pub fn ready_deadline(mut self, deadline: Duration) -> Self {
         self.ready_deadline = deadline;
         self
+    }
+
+    /// The principal this connection acts as (default: a fresh anonymous
+    /// principal per connection). Operations are owned by the principal
+    /// that started them; reattaching from a new connection needs the same
+    /// principal (or the operation's observe capability).
+    pub fn principal(mut self, id: impl Into<String>) -> Self {
+        let capabilities = self.principal.take().map(|p| p.capabilities);
+        let mut principal = Principal::new(id);
+        principal.capabilities = capabilities.unwrap_or_default();
+        self.principal = Some(principal);
+        self
+    }
+
+    /// Capabilities (contract-local names) this connection's principal holds.
+    pub fn capabilities<I, S>(mut self, capabilities: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let principal = self.principal.get_or_insert_with(Principal::anonymous);
+        principal.capabilities = capabilities.into_iter().map(Into::into).collect();
+        self
+    }
+
+    fn principal_or_anonymous(&self) -> Principal {
+        self.principal.clone().unwrap_or_else(Principal::anonymous)
     }
 
     /// Timeout of each authority request (default 5 s).
@@ -189,6 +219,7 @@ pub async fn connect_client(
         &options.deployment,
         id,
         options.request_timeout,
+        options.principal_or_anonymous(),
     ))
 }
 
@@ -235,6 +266,7 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
         &options.deployment,
         S::ID,
         options.request_timeout,
+        options.principal_or_anonymous(),
     ));
     let opened =
         futures::future::join_all(state.bindings.kv.into_iter().map(|(alias, binding)| {

@@ -21,6 +21,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use crate::bindings::ServiceRuntime;
+use crate::principal::Principal;
+
 /// Reply status header.
 pub const STATUS_HEADER: &str = "Trellis-Status";
 
@@ -30,23 +33,74 @@ pub fn surface_subject(deployment: &str, contract_id: &str, manifest_subject: &s
     format!("trellis.{deployment}.{contract}.{manifest_subject}")
 }
 
-/// How RPCs are served.
+/// How RPCs and operations are served.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServeOptions {
     /// Requests handled at once (across all RPCs of the service).
     pub concurrency: usize,
+    /// Operation handlers running at once; further started operations stay
+    /// `pending` until one finishes.
+    pub operation_concurrency: usize,
+    /// How long an operation stays owned by this instance without a
+    /// heartbeat; after that any instance fails it as abandoned.
+    pub operation_lease: Duration,
+    /// A send transfer with no chunk for this long is aborted (capped by the
+    /// contract's `expiresInMs`).
+    pub transfer_idle_timeout: Duration,
+    /// Largest chunk a sender may send (bytes).
+    pub transfer_chunk_size: usize,
+    /// Chunks a sender may have unacknowledged.
+    pub transfer_window: usize,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { concurrency: 64 }
+        ServeOptions {
+            concurrency: 64,
+            operation_concurrency: 64,
+            operation_lease: Duration::from_secs(30),
+            transfer_idle_timeout: Duration::from_secs(30),
+            transfer_chunk_size: 256 * 1024,
+            transfer_window: 32,
+        }
     }
 }
 
 impl ServeOptions {
-    /// Sets the concurrency bound (at least 1).
+    /// Sets the RPC concurrency bound (at least 1).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
+        self
+    }
+
+    /// Sets the operation concurrency bound (at least 1).
+    pub fn operation_concurrency(mut self, n: usize) -> Self {
+        self.operation_concurrency = n.max(1);
+        self
+    }
+
+    /// Sets the operation lease (at least 300 ms).
+    pub fn operation_lease(mut self, lease: Duration) -> Self {
+        self.operation_lease = lease.max(Duration::from_millis(300));
+        self
+    }
+
+    /// Sets the transfer idle timeout.
+    pub fn transfer_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.transfer_idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the transfer chunk size (1 KiB to 1 MiB minus header room).
+    pub fn transfer_chunk_size(mut self, bytes: usize) -> Self {
+        self.transfer_chunk_size = bytes.clamp(1024, 1024 * 1024 - 4096);
+        self
+    }
+
+    /// Sets the transfer window (at least 1 chunk).
+    pub fn transfer_window(mut self, chunks: usize) -> Self {
+        self.transfer_window = chunks.max(1);
         self
     }
 }
@@ -65,6 +119,22 @@ pub enum ServeError {
     /// The subscriptions could not be confirmed with the server.
     #[error("confirming RPC subscriptions with the server failed: {0}")]
     Flush(String),
+    /// The runtime-owned operation state could not be opened.
+    #[error("opening the operation state bucket `{bucket}` failed: {reason}")]
+    OperationState {
+        /// Bucket.
+        bucket: String,
+        /// Why.
+        reason: String,
+    },
+    /// The contract's manifest does not describe a registered operation.
+    #[error("operation `{name}` is not in the contract manifest: {reason}")]
+    Manifest {
+        /// Operation name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Why a call failed (other than with the contract's declared error).
@@ -128,23 +198,44 @@ pub enum CallError {
 
 type Reply = (&'static str, Bytes);
 type BoxFut = Pin<Box<dyn Future<Output = Reply> + Send>>;
-type HandlerFn = Arc<dyn Fn(Bytes) -> BoxFut + Send + Sync>;
+type HandlerFn = Arc<dyn Fn(Caller, Bytes) -> BoxFut + Send + Sync>;
 
-/// The RPC endpoints of one service, built by generated code.
+/// Who sent a request, as the service sees it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    principal: Principal,
+}
+
+impl Caller {
+    pub(crate) fn new(principal: Principal) -> Caller {
+        Caller { principal }
+    }
+
+    /// The calling principal (an anonymous one if the request named none).
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+/// The RPC and operation endpoints of one service, built by generated code.
 #[derive(Default)]
 pub struct Endpoints {
     list: Vec<(String, String, HandlerFn)>,
+    pub(crate) operations: Vec<crate::operation::server::OperationEndpoint>,
+    manifest: &'static str,
+    downloads: bool,
 }
 
 impl std::fmt::Debug for Endpoints {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
             .entries(self.list.iter().map(|(n, _, _)| n))
+            .entries(self.operations.iter().map(|o| &o.name))
             .finish()
     }
 }
 
-fn json<T: Serialize>(value: &T) -> Result<Bytes, String> {
+pub(crate) fn json<T: Serialize>(value: &T) -> Result<Bytes, String> {
     serde_json::to_vec(value)
         .map(Bytes::from)
         .map_err(|e| e.to_string())
@@ -156,6 +247,20 @@ impl Endpoints {
         Self::default()
     }
 
+    /// An empty set for the contract whose canonical manifest is
+    /// `manifest` (operations read their limits and gates from it).
+    pub fn with_manifest(manifest: &'static str) -> Self {
+        Endpoints {
+            manifest,
+            ..Self::default()
+        }
+    }
+
+    /// Also serves receive-grant redemptions (downloads).
+    pub fn serve_downloads(&mut self) {
+        self.downloads = true;
+    }
+
     /// Adds RPC `name` served on the manifest subject `subject`.
     pub fn add<I, O, E, F, Fut>(&mut self, name: &str, subject: &str, handler: F)
     where
@@ -165,9 +270,23 @@ impl Endpoints {
         F: Fn(I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, E>> + Send + 'static,
     {
+        self.add_with_caller(name, subject, move |_caller: Caller, input: I| {
+            handler(input)
+        });
+    }
+
+    /// Adds RPC `name`, whose handler also sees the [`Caller`].
+    pub fn add_with_caller<I, O, E, F, Fut>(&mut self, name: &str, subject: &str, handler: F)
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        E: Serialize + Send + 'static,
+        F: Fn(Caller, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+    {
         let rpc = name.to_owned();
         let handler = Arc::new(handler);
-        let f: HandlerFn = Arc::new(move |payload: Bytes| {
+        let f: HandlerFn = Arc::new(move |caller: Caller, payload: Bytes| {
             let handler = handler.clone();
             let rpc = rpc.clone();
             Box::pin(async move {
@@ -181,7 +300,7 @@ impl Endpoints {
                         );
                     }
                 };
-                match handler(input).await {
+                match handler(caller, input).await {
                     Ok(out) => match json(&out) {
                         Ok(b) => ("ok", b),
                         Err(e) => (
@@ -209,6 +328,7 @@ pub struct RpcServer {
     permits: Arc<Semaphore>,
     concurrency: usize,
     subscriptions: Vec<tokio::sync::oneshot::Sender<()>>,
+    operations: Option<crate::operation::server::OperationServer>,
 }
 
 impl std::fmt::Debug for RpcServer {
@@ -222,12 +342,25 @@ impl std::fmt::Debug for RpcServer {
 /// Starts serving `endpoints` for `contract_id` in `deployment`. Instances
 /// of one contract share a queue group, so requests are load-balanced.
 pub(crate) async fn serve(
-    client: &async_nats::Client,
-    deployment: &str,
-    contract_id: &str,
+    runtime: &ServiceRuntime,
     endpoints: Endpoints,
     options: ServeOptions,
 ) -> Result<RpcServer, ServeError> {
+    let client = runtime.nats();
+    let (deployment, contract_id) = (runtime.deployment(), runtime.contract_id());
+    let operations = if endpoints.operations.is_empty() {
+        None
+    } else {
+        Some(
+            crate::operation::server::serve(
+                runtime,
+                endpoints.manifest,
+                endpoints.operations,
+                &options,
+            )
+            .await?,
+        )
+    };
     let concurrency = options.concurrency.max(1);
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = Vec::new();
@@ -264,8 +397,11 @@ pub(crate) async fn serve(
                 let handler = handler.clone();
                 let client = client.clone();
                 let name = name.clone();
+                let caller = Caller::new(
+                    Principal::read(message.headers.as_ref()).unwrap_or_else(Principal::anonymous),
+                );
                 tokio::spawn(async move {
-                    let (status, body) = handler(message.payload).await;
+                    let (status, body) = handler(caller, message.payload).await;
                     // `ok` is the header-less common case.
                     let sent = if status == "ok" {
                         client.publish(reply, body).await
@@ -282,6 +418,11 @@ pub(crate) async fn serve(
             }
         }));
     }
+    if endpoints.downloads {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop_tx);
+        tasks.push(crate::transfer::receive::serve(runtime, permits.clone(), stop_rx).await?);
+    }
     // Once `serve` returns, the subscriptions are live on the server.
     confirm_subscriptions(client).await?;
     Ok(RpcServer {
@@ -289,6 +430,7 @@ pub(crate) async fn serve(
         permits,
         concurrency,
         subscriptions: stops,
+        operations,
     })
 }
 
@@ -328,34 +470,105 @@ impl RpcServer {
             let _ = task.await;
         }
         let all = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
-        tokio::time::timeout(grace, self.permits.acquire_many(all))
+        let deadline = tokio::time::Instant::now() + grace;
+        let rpcs = tokio::time::timeout(grace, self.permits.acquire_many(all))
             .await
-            .is_ok_and(|r| r.is_ok())
+            .is_ok_and(|r| r.is_ok());
+        let operations = match self.operations.take() {
+            Some(ops) => ops.shutdown(deadline).await,
+            None => true,
+        };
+        rpcs && operations
+    }
+}
+
+/// A reply as the runtime sees it: status, headers, payload.
+#[derive(Debug)]
+pub(crate) struct RawReply {
+    pub status: String,
+    pub headers: Option<async_nats::HeaderMap>,
+    pub payload: Bytes,
+}
+
+impl RawReply {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str())
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.payload).into_owned()
     }
 }
 
 /// Calls the RPCs of one contract.
 #[derive(Debug, Clone)]
 pub struct RpcClient {
-    client: async_nats::Client,
-    deployment: String,
-    contract_id: String,
-    timeout: Duration,
+    runtime: ServiceRuntime,
 }
 
 impl RpcClient {
-    pub(crate) fn new(
-        client: async_nats::Client,
-        deployment: &str,
-        contract_id: &str,
+    pub(crate) fn new(runtime: ServiceRuntime) -> Self {
+        RpcClient { runtime }
+    }
+
+    /// The connection this client calls on.
+    pub(crate) fn runtime(&self) -> &ServiceRuntime {
+        &self.runtime
+    }
+
+    /// Sends `payload` to the contract surface `subject` (a manifest
+    /// subject) with the caller's principal, mapping transport failures.
+    pub(crate) async fn request(
+        &self,
+        name: &str,
+        subject: &str,
+        payload: Bytes,
+        mut headers: async_nats::HeaderMap,
         timeout: Duration,
-    ) -> Self {
-        RpcClient {
-            client,
-            deployment: deployment.to_owned(),
-            contract_id: contract_id.to_owned(),
-            timeout,
-        }
+    ) -> Result<RawReply, CallError> {
+        let rpc = || name.to_owned();
+        self.runtime.principal().write(&mut headers);
+        let request = async_nats::Request::new()
+            .payload(payload)
+            .headers(headers)
+            .timeout(Some(timeout));
+        let subject = surface_subject(
+            self.runtime.deployment(),
+            self.runtime.contract_id(),
+            subject,
+        );
+        let reply = self
+            .runtime
+            .nats()
+            .send_request(subject, request)
+            .await
+            .map_err(|e| match e.kind() {
+                async_nats::RequestErrorKind::NoResponders => {
+                    CallError::NoResponders { rpc: rpc() }
+                }
+                async_nats::RequestErrorKind::TimedOut => CallError::Timeout {
+                    rpc: rpc(),
+                    timeout,
+                },
+                _ => CallError::Transport {
+                    rpc: rpc(),
+                    source: e,
+                },
+            })?;
+        let status = reply
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(STATUS_HEADER))
+            .map_or("ok", |v| v.as_str())
+            .to_owned();
+        Ok(RawReply {
+            status,
+            headers: reply.headers,
+            payload: reply.payload,
+        })
     }
 
     /// Calls RPC `name` on its manifest subject.
@@ -374,38 +587,20 @@ impl RpcClient {
         let rpc = || name.to_owned();
         let payload =
             serde_json::to_vec(input).map_err(|source| CallError::Encode { rpc: rpc(), source })?;
-        let request = async_nats::Request::new()
-            .payload(payload.into())
-            .timeout(Some(self.timeout));
-        let subject = surface_subject(&self.deployment, &self.contract_id, subject);
         let reply = self
-            .client
-            .send_request(subject, request)
-            .await
-            .map_err(|e| match e.kind() {
-                async_nats::RequestErrorKind::NoResponders => {
-                    CallError::NoResponders { rpc: rpc() }
-                }
-                async_nats::RequestErrorKind::TimedOut => CallError::Timeout {
-                    rpc: rpc(),
-                    timeout: self.timeout,
-                },
-                _ => CallError::Transport {
-                    rpc: rpc(),
-                    source: e,
-                },
-            })?;
-        let status = reply
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(STATUS_HEADER))
-            .map_or("ok", |v| v.as_str());
-        let text = || String::from_utf8_lossy(&reply.payload).into_owned();
+            .request(
+                name,
+                subject,
+                payload.into(),
+                async_nats::HeaderMap::new(),
+                self.runtime.request_timeout(),
+            )
+            .await?;
         let malformed = |e: serde_json::Error| CallError::MalformedReply {
             rpc: rpc(),
             message: e.to_string(),
         };
-        match status {
+        match reply.status.as_str() {
             "ok" => Ok(Ok(
                 serde_json::from_slice(&reply.payload).map_err(malformed)?
             )),
@@ -414,11 +609,11 @@ impl RpcClient {
             )),
             "bad-request" => Err(CallError::BadRequest {
                 rpc: rpc(),
-                message: text(),
+                message: reply.text(),
             }),
             "internal" => Err(CallError::Internal {
                 rpc: rpc(),
-                message: text(),
+                message: reply.text(),
             }),
             other => Err(CallError::MalformedReply {
                 rpc: rpc(),

@@ -81,6 +81,11 @@ impl StoreHandle {
         StoreHandle { js, binding }
     }
 
+    /// The binding (runtime internal).
+    pub(crate) fn binding(&self) -> &StoreBinding {
+        &self.binding
+    }
+
     /// Opens the object store (one JetStream request).
     pub async fn open(&self) -> Result<Store, StoreError> {
         let stream_name = provision::object_stream_name(&self.binding.bucket);
@@ -252,7 +257,8 @@ impl Store {
         body: impl Into<Body<'a>>,
         options: PutOptions,
     ) -> Result<ObjectInfo, StoreError> {
-        self.write(key, body.into(), options, Mode::Create).await
+        self.write(key, body.into(), options, Mode::Create, wire::new_nuid())
+            .await
     }
 
     /// Writes `key`, replacing any existing object once the new content is
@@ -268,7 +274,42 @@ impl Store {
         body: impl Into<Body<'a>>,
         options: PutOptions,
     ) -> Result<ObjectInfo, StoreError> {
-        self.write(key, body.into(), options, Mode::Overwrite).await
+        self.write(key, body.into(), options, Mode::Overwrite, wire::new_nuid())
+            .await
+    }
+
+    /// Like [`Store::put`], with the content staged under chunk id `nuid`
+    /// (recorded by the caller beforehand, so that a crashed writer's
+    /// chunks can be purged with [`Store::purge_staged`]).
+    pub(crate) async fn put_staged(
+        &self,
+        key: &str,
+        body: Body<'_>,
+        options: PutOptions,
+        nuid: String,
+    ) -> Result<ObjectInfo, StoreError> {
+        self.write(key, body, options, Mode::Overwrite, nuid).await
+    }
+
+    /// Purges the chunks staged under `nuid` unless a live record of `key`
+    /// refers to them (the write committed before its writer stopped).
+    pub(crate) async fn purge_staged(&self, key: &str, nuid: &str) -> Result<(), StoreError> {
+        if let Some(meta) = self.live_meta(key).await?
+            && meta.nuid == nuid
+        {
+            return Ok(());
+        }
+        self.stream
+            .purge()
+            .filter(wire::chunk_subject(&self.bucket, nuid))
+            .await
+            .map_err(nats("purging staged chunks"))?;
+        Ok(())
+    }
+
+    /// A fresh chunk id for [`Store::put_staged`].
+    pub(crate) fn new_staging_id() -> String {
+        wire::new_nuid()
     }
 
     /// The object stored under `key`, or `None` if there is none. The
@@ -402,4 +443,19 @@ impl Store {
             }
         }
     }
+}
+
+/// A process-unique id (the object store's chunk id generator).
+pub(crate) fn fallback_id() -> String {
+    wire::new_nuid()
+}
+
+/// Checks an object key before any I/O.
+pub(crate) fn validate_key(key: &str) -> Result<(), StoreError> {
+    wire::validate_key(key)
+}
+
+/// `SHA-256=<base64url>` of a digest, as the object store records it.
+pub(crate) fn digest_string(sha256: &[u8]) -> String {
+    wire::digest_string(sha256)
 }

@@ -34,43 +34,54 @@ pub mod documents {
     )]
     pub struct Uploads;
 
-    /// A page request.
+    /// A page request: files whose keys start with `prefix`, from `offset`.
     #[derive(Debug, Clone, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub struct ListRequest {
         /// Only keys starting with this prefix.
         #[serde(default)]
         pub prefix: String,
-        /// Skip this many entries.
+        /// Skip this many matching files.
         #[serde(default)]
-        pub offset: u32,
-        /// Return at most this many entries.
-        pub limit: u32,
+        pub offset: u64,
+        /// Return at most this many (1 to 1000).
+        pub limit: u64,
     }
 
     /// One stored file.
-    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub struct FileInfo {
+    pub struct FileEntry {
         /// Object key.
         pub key: String,
         /// Size in bytes.
         pub size: u64,
+        /// SHA-256 of the content (`SHA-256=<base64url>`).
+        pub digest: String,
         /// MIME type, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub content_type: Option<String>,
-        /// SHA-256 of the content, base64url.
-        pub digest: String,
+        /// Metadata stored with the file.
+        #[serde(default)]
+        pub metadata: BTreeMap<String, String>,
+        /// When it was written (unix ms).
+        pub modified_ms: u64,
     }
 
     /// A page of files.
     #[derive(Debug, Clone, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub struct FilePage {
-        /// The files on this page.
-        pub files: Vec<FileInfo>,
-        /// Offset of the next page, if any.
-        pub next_offset: Option<u32>,
+    pub struct ListResponse {
+        /// The files on this page, sorted by key.
+        pub entries: Vec<FileEntry>,
+        /// Files matching the prefix in total.
+        pub count: u64,
+        /// The requested offset.
+        pub offset: u64,
+        /// The requested limit.
+        pub limit: u64,
+        /// Offset of the next page, if there are more files.
+        pub next_offset: Option<u64>,
     }
 
     /// Names one file.
@@ -80,18 +91,17 @@ pub mod documents {
         pub key: String,
     }
 
-    /// A bounded grant to download one file.
+    /// A file and a bounded, single-use grant to download it.
     #[derive(Debug, Clone, Serialize, Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    pub struct DownloadGrant {
+    pub struct DownloadResponse {
         /// The file.
-        pub file: FileInfo,
-        /// Grant expiry (unix ms).
-        pub expires_at_ms: u64,
+        pub file: FileEntry,
+        /// Redeem with `client.download(&grant)`.
+        pub grant: trellis::ReceiveGrant,
     }
 
     /// Expected failures of the Files RPCs.
-    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     #[serde(tag = "kind", rename_all = "camelCase")]
     pub enum FilesError {
         /// No file under that key.
@@ -99,10 +109,20 @@ pub mod documents {
             /// The missing key.
             key: String,
         },
-        /// The key is not a valid object name.
+        /// The key is not a valid object key.
         InvalidKey {
             /// The rejected key.
             key: String,
+            /// Why.
+            reason: String,
+        },
+        /// The request is out of range.
+        InvalidRequest {
+            /// Why.
+            reason: String,
+        },
+        /// The store could not be reached.
+        Unavailable {
             /// Why.
             reason: String,
         },
@@ -121,19 +141,19 @@ pub mod documents {
         pub metadata: BTreeMap<String, String>,
     }
 
-    /// Upload progress.
+    /// Upload progress after the bytes are stored.
     #[derive(Debug, Clone, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub struct UploadProgress {
-        /// Bytes durably stored so far.
-        pub bytes_stored: u64,
+        /// What the service is doing with the stored file.
+        pub stage: String,
     }
 
     /// Result of an upload.
-    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct UploadOutput {
         /// The stored file.
-        pub file: FileInfo,
+        pub file: FileEntry,
     }
 
     /// Emitted once a document is stored.
@@ -149,21 +169,21 @@ pub mod documents {
         pub content_type: String,
     }
 
-    /// List stored files, one page at a time.
+    /// List stored files, one page at a time (live offsets).
     #[rpc("Files.List", capabilities(call = [READ]))]
-    fn files_list(input: ListRequest) -> Result<FilePage, FilesError>;
+    fn files_list(input: ListRequest) -> Result<ListResponse, FilesError>;
 
     /// Describe one file.
-    #[rpc("Files.Stat", capabilities(call = [READ]))]
-    fn files_stat(input: FileKey) -> Result<FileInfo, FilesError>;
+    #[rpc("Files.Head", capabilities(call = [READ]))]
+    fn files_head(input: FileKey) -> Result<FileEntry, FilesError>;
 
     /// Download one file through a bounded receive grant.
     #[rpc("Files.Download", capabilities(call = [READ]), transfer(receive))]
-    fn files_download(input: FileKey) -> Result<DownloadGrant, FilesError>;
+    fn files_download(input: FileKey) -> Result<DownloadResponse, FilesError>;
 
     /// Delete one file.
     #[rpc("Files.Delete", capabilities(call = [WRITE]))]
-    fn files_delete(input: FileKey) -> Result<FileInfo, FilesError>;
+    fn files_delete(input: FileKey) -> Result<FileEntry, FilesError>;
 
     /// Upload a file: input and bytes travel in one start flow.
     #[operation(

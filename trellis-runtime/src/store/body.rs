@@ -86,6 +86,14 @@ impl<'a> Body<'a> {
         }
     }
 
+    /// The content of the file at `path`, read as it is sent; its size is
+    /// taken from the file system.
+    pub async fn file(path: impl AsRef<std::path::Path>) -> io::Result<Body<'static>> {
+        let file = tokio::fs::File::open(path).await?;
+        let size = file.metadata().await?.len();
+        Ok(Body::from_reader(file).with_size(size))
+    }
+
     /// Declares the exact size of a reader or stream body. A body that
     /// produces a different number of bytes fails the write with
     /// [`StoreError::SizeMismatch`](super::StoreError::SizeMismatch).

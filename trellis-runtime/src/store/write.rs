@@ -221,7 +221,7 @@ fn encode_record(
 
 impl Store {
     /// The stream's size limit (if any) and the bytes in use.
-    pub(super) async fn usage(&self) -> Result<(Option<u64>, u64), StoreError> {
+    pub(crate) async fn usage(&self) -> Result<(Option<u64>, u64), StoreError> {
         let info = self
             .stream
             .get_info()
@@ -239,9 +239,9 @@ impl Store {
         body: Body<'_>,
         options: PutOptions,
         mode: Mode,
+        nuid: String,
     ) -> Result<ObjectInfo, StoreError> {
         wire::validate_key(key)?;
-        let nuid = wire::new_nuid();
         let meta_subject = wire::meta_subject(&self.bucket, key);
         let PutOptions {
             content_type,

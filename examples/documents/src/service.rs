@@ -1,0 +1,118 @@
+//! The documents service's handlers: the Files pattern over its private
+//! `uploads` store.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use trellis::files;
+use trellis::{Grants, ObjectInfo, OperationContext, OperationFailure, StoreHandle};
+
+use crate::documents::{
+    DownloadResponse, FileEntry, FileKey, FilesError, Handlers, ListRequest, ListResponse,
+    UploadInput, UploadOutput, UploadProgress,
+};
+
+/// The documents service: serves the Files API over its `uploads` store.
+#[derive(Debug, Clone)]
+pub struct DocumentsService {
+    store: StoreHandle,
+    processing: Duration,
+}
+
+impl DocumentsService {
+    /// Serves the files of `store` (the service's `uploads` store).
+    pub fn new(store: StoreHandle) -> DocumentsService {
+        DocumentsService {
+            store,
+            processing: Duration::ZERO,
+        }
+    }
+
+    /// Spends `time` "processing" each upload after its bytes are stored
+    /// (cancellable; for demos and tests of long-running uploads).
+    pub fn with_processing(mut self, time: Duration) -> DocumentsService {
+        self.processing = time;
+        self
+    }
+}
+
+impl From<ObjectInfo> for FileEntry {
+    fn from(info: ObjectInfo) -> FileEntry {
+        FileEntry {
+            modified_ms: info
+                .modified
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            key: info.key,
+            size: info.size,
+            digest: info.digest,
+            content_type: info.content_type,
+            metadata: info.metadata,
+        }
+    }
+}
+
+impl From<files::FilesError> for FilesError {
+    fn from(e: files::FilesError) -> FilesError {
+        match e {
+            files::FilesError::NotFound { key } => FilesError::NotFound { key },
+            files::FilesError::InvalidKey { key, reason } => FilesError::InvalidKey { key, reason },
+            files::FilesError::InvalidRequest { reason } => FilesError::InvalidRequest { reason },
+            files::FilesError::Unavailable { reason } => FilesError::Unavailable { reason },
+        }
+    }
+}
+
+impl Handlers for DocumentsService {
+    async fn files_list(&self, input: ListRequest) -> Result<ListResponse, FilesError> {
+        let page = files::list(&self.store, &input.prefix, input.offset, input.limit).await?;
+        Ok(ListResponse {
+            entries: page.entries.into_iter().map(FileEntry::from).collect(),
+            count: page.count,
+            offset: page.offset,
+            limit: page.limit,
+            next_offset: page.next_offset,
+        })
+    }
+
+    async fn files_head(&self, input: FileKey) -> Result<FileEntry, FilesError> {
+        Ok(files::head(&self.store, &input.key).await?.into())
+    }
+
+    async fn files_download(
+        &self,
+        input: FileKey,
+        grants: Grants,
+    ) -> Result<DownloadResponse, FilesError> {
+        let (info, grant) = files::download(&self.store, &grants, &input.key).await?;
+        Ok(DownloadResponse {
+            file: info.into(),
+            grant,
+        })
+    }
+
+    async fn files_delete(&self, input: FileKey) -> Result<FileEntry, FilesError> {
+        Ok(files::delete(&self.store, &input.key).await?.into())
+    }
+
+    async fn files_upload(
+        &self,
+        op: OperationContext<UploadProgress>,
+        _input: UploadInput,
+    ) -> Result<UploadOutput, OperationFailure> {
+        // The runtime calls us only once the bytes are verified and stored.
+        let Some(info) = op.transfer().cloned() else {
+            return Err(OperationFailure::failed("no transfer"));
+        };
+        if !self.processing.is_zero() {
+            op.progress(&UploadProgress {
+                stage: "processing".into(),
+            })
+            .await?;
+            tokio::select! {
+                () = op.cancelled() => return Err(OperationFailure::Cancelled),
+                () = tokio::time::sleep(self.processing) => {}
+            }
+        }
+        Ok(UploadOutput { file: info.into() })
+    }
+}

@@ -1,0 +1,908 @@
+//! The provider side of operations: start, control, execution, leases.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+use trellis_codegen::manifest::{Manifest, Operation as ManifestOperation};
+
+use super::{Control, OperationFailure, OperationStatus, Record, TransferProgress, WireSnapshot};
+use crate::bindings::ServiceRuntime;
+use crate::principal::Principal;
+use crate::rpc::{STATUS_HEADER, ServeError, ServeOptions, surface_subject};
+use crate::store::{ObjectInfo, StoreHandle};
+use crate::transfer::inbound;
+
+type OpFuture = Pin<Box<dyn Future<Output = Result<Value, OperationFailure>> + Send>>;
+type OpHandlerFn = Arc<dyn Fn(RawContext, &Bytes) -> Result<OpFuture, String> + Send + Sync>;
+
+/// One operation a service serves (built by generated code).
+pub(crate) struct OperationEndpoint {
+    pub(crate) name: String,
+    subject: String,
+    handler: OpHandlerFn,
+    store: Option<StoreHandle>,
+}
+
+impl crate::rpc::Endpoints {
+    /// Adds operation `name` (manifest subject `subject`). `store` is the
+    /// store its send transfer writes to, if it declares one.
+    pub fn add_operation<I, P, O, F, Fut>(
+        &mut self,
+        name: &str,
+        subject: &str,
+        store: Option<StoreHandle>,
+        handler: F,
+    ) where
+        I: DeserializeOwned + Send + 'static,
+        P: Serialize + Send + 'static,
+        O: Serialize + Send + 'static,
+        F: Fn(OperationContext<P>, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, OperationFailure>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let f: OpHandlerFn = Arc::new(move |raw: RawContext, payload: &Bytes| {
+            let input: I = serde_json::from_slice(payload)
+                .map_err(|e| format!("request does not decode: {e}"))?;
+            let handler = handler.clone();
+            Ok(Box::pin(async move {
+                let context = OperationContext {
+                    raw,
+                    _progress: PhantomData,
+                };
+                let output = handler(context, input).await?;
+                serde_json::to_value(&output)
+                    .map_err(|e| OperationFailure::Failed(format!("output does not encode: {e}")))
+            }) as OpFuture)
+        });
+        self.operations.push(OperationEndpoint {
+            name: name.to_owned(),
+            subject: subject.to_owned(),
+            handler: f,
+            store,
+        });
+    }
+}
+
+/// What a handler knows about the operation it runs.
+pub struct OperationContext<P> {
+    raw: RawContext,
+    _progress: PhantomData<fn(P)>,
+}
+
+impl<P> std::fmt::Debug for OperationContext<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperationContext")
+            .field("id", &self.raw.id)
+            .field("operation", &self.raw.spec.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct RawContext {
+    id: String,
+    owner: String,
+    spec: Arc<Spec>,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    object: Arc<std::sync::OnceLock<ObjectInfo>>,
+}
+
+impl<P: Serialize> OperationContext<P> {
+    /// The operation id.
+    pub fn id(&self) -> &str {
+        &self.raw.id
+    }
+
+    /// The principal that started the operation.
+    pub fn owner(&self) -> &str {
+        &self.raw.owner
+    }
+
+    /// Records progress; observers see it with the next revision. Fails
+    /// only if the state bucket is unreachable (the operation goes on).
+    pub async fn progress(&self, progress: &P) -> Result<(), OperationFailure> {
+        let value = serde_json::to_value(progress)
+            .map_err(|e| OperationFailure::Failed(format!("progress does not encode: {e}")))?;
+        let cancel = self.raw.cancel.clone();
+        mutate(&self.raw.shared.kv, &self.raw.id, |record| {
+            if record.cancel_requested {
+                cancel.cancel();
+            }
+            if record.status.is_terminal() {
+                return false;
+            }
+            record.progress = Some(value.clone());
+            true
+        })
+        .await
+        .map(drop)
+        .map_err(OperationFailure::Failed)
+    }
+
+    /// Resolves once a caller asked to cancel this operation. The handler
+    /// decides what to do: usually return [`OperationFailure::Cancelled`].
+    pub async fn cancelled(&self) {
+        self.raw.cancel.cancelled().await;
+    }
+
+    /// Whether a caller asked to cancel this operation.
+    pub fn is_cancelled(&self) -> bool {
+        self.raw.cancel.is_cancelled()
+    }
+
+    /// Issues receive grants to the principal that started the operation
+    /// (for outputs that hand out downloads).
+    pub fn grants(&self) -> crate::transfer::receive::Grants {
+        crate::transfer::receive::Grants::for_principal(
+            self.raw.shared.runtime.clone(),
+            Principal::new(self.raw.owner.clone()),
+        )
+    }
+
+    /// For operations with a send transfer: the verified object the caller
+    /// sent, already stored under its final key.
+    pub fn transfer(&self) -> Option<&ObjectInfo> {
+        self.raw.object.get()
+    }
+}
+
+/// What the manifest says about one served operation.
+pub(crate) struct Spec {
+    pub name: String,
+    pub subject: String,
+    pub cancel: bool,
+    pub observe: Option<Vec<String>>,
+    pub cancel_caps: Option<Vec<String>>,
+    pub transfer: Option<inbound::SendSpec>,
+    handler: OpHandlerFn,
+}
+
+pub(crate) struct Shared {
+    pub runtime: ServiceRuntime,
+    pub kv: kv::Store,
+    options: ServeOptions,
+    specs: HashMap<String, Arc<Spec>>,
+    running: Mutex<HashMap<String, CancellationToken>>,
+    active: Mutex<HashMap<String, (u64, String)>>,
+    changes: broadcast::Sender<String>,
+    permits: Arc<Semaphore>,
+    tasks: TaskTracker,
+    stop: CancellationToken,
+}
+
+/// The operation half of a running server.
+pub(crate) struct OperationServer {
+    shared: Arc<Shared>,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn key(id: &str) -> String {
+    format!("op.{id}")
+}
+
+/// The name of the runtime-owned state bucket of a contract.
+pub(crate) fn state_bucket(deployment: &str, contract_id: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!("trellis-ops-{}-{}", clean(deployment), clean(contract_id))
+}
+
+/// Opens (creating on first use) the state bucket. Records are kept for
+/// 7 days after their last change.
+pub(crate) async fn open_state(
+    client: &async_nats::Client,
+    bucket: &str,
+) -> Result<kv::Store, ServeError> {
+    let js = jetstream::new(client.clone());
+    if let Ok(store) = js.get_key_value(bucket).await {
+        return Ok(store);
+    }
+    js.create_key_value(kv::Config {
+        bucket: bucket.to_owned(),
+        history: 1,
+        max_age: Duration::from_secs(7 * 24 * 3600),
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| ServeError::OperationState {
+        bucket: bucket.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads the JSON value under `key`, with its revision.
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    kv: &kv::Store,
+    key: &str,
+) -> Result<Option<(u64, T)>, String> {
+    let entry = kv
+        .entry(key)
+        .await
+        .map_err(|e| format!("reading runtime state: {e}"))?;
+    match entry {
+        Some(entry) if entry.operation == kv::Operation::Put => {
+            let value = serde_json::from_slice(&entry.value)
+                .map_err(|e| format!("runtime state under `{key}` does not decode: {e}"))?;
+            Ok(Some((entry.revision, value)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Applies `change` to the JSON value under `key` with compare-and-set,
+/// retrying on conflicts. `change` returns whether to write. Returns the
+/// resulting revision and value (`None` if there is no value).
+pub(crate) async fn mutate_json<T: DeserializeOwned + Serialize>(
+    kv: &kv::Store,
+    key: &str,
+    mut change: impl FnMut(&mut T) -> bool,
+) -> Result<Option<(u64, T)>, String> {
+    for _ in 0..100 {
+        let Some((revision, mut value)) = read_json::<T>(kv, key).await? else {
+            return Ok(None);
+        };
+        if !change(&mut value) {
+            return Ok(Some((revision, value)));
+        }
+        let bytes = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
+        match kv.update(key, bytes.into(), revision).await {
+            Ok(revision) => return Ok(Some((revision, value))),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+            Err(e) => return Err(format!("writing runtime state: {e}")),
+        }
+    }
+    Err("writing runtime state: too many concurrent changes".to_owned())
+}
+
+pub(crate) async fn read(kv: &kv::Store, id: &str) -> Result<Option<(u64, Record)>, String> {
+    read_json(kv, &key(id)).await
+}
+
+/// [`mutate_json`] of an operation record; stamps `updated_ms`.
+pub(crate) async fn mutate(
+    kv: &kv::Store,
+    id: &str,
+    mut change: impl FnMut(&mut Record) -> bool,
+) -> Result<Option<(u64, Record)>, String> {
+    mutate_json(kv, &key(id), |record: &mut Record| {
+        let changed = change(record);
+        if changed {
+            record.updated_ms = now_ms();
+        }
+        changed
+    })
+    .await
+}
+
+pub(crate) async fn reply(
+    client: &async_nats::Client,
+    to: Option<async_nats::Subject>,
+    status: &str,
+    mut headers: HeaderMap,
+    body: Bytes,
+) {
+    let Some(to) = to else { return };
+    if status != "ok" {
+        headers.insert(STATUS_HEADER, status);
+    }
+    if let Err(e) = client.publish_with_headers(to, headers, body).await {
+        debug!(error = %e, "could not send a reply");
+    }
+}
+
+fn snapshot_bytes(id: &str, revision: u64, record: Record) -> Bytes {
+    let wire = WireSnapshot {
+        id: id.to_owned(),
+        revision,
+        record,
+    };
+    serde_json::to_vec(&wire).map_or_else(|_| Bytes::new(), Bytes::from)
+}
+
+fn spec_of(manifest: &Manifest, endpoint: OperationEndpoint) -> Result<Spec, ServeError> {
+    let op: &ManifestOperation =
+        manifest
+            .operations
+            .get(&endpoint.name)
+            .ok_or_else(|| ServeError::Manifest {
+                name: endpoint.name.clone(),
+                reason: "no such operation".to_owned(),
+            })?;
+    let caps = op.capabilities.clone().unwrap_or_default();
+    let transfer = match &op.transfer {
+        None => None,
+        Some(t) => {
+            let store = endpoint.store.clone().ok_or_else(|| ServeError::Manifest {
+                name: endpoint.name.clone(),
+                reason: format!("the store `{}` of its send transfer is not bound", t.store),
+            })?;
+            Some(inbound::SendSpec::new(t, store))
+        }
+    };
+    Ok(Spec {
+        name: endpoint.name,
+        subject: endpoint.subject,
+        cancel: op.cancel.unwrap_or(false),
+        observe: caps.observe.or(caps.call),
+        cancel_caps: caps.cancel,
+        transfer,
+        handler: endpoint.handler,
+    })
+}
+
+/// Starts serving `endpoints`' operations.
+pub(crate) async fn serve(
+    runtime: &ServiceRuntime,
+    manifest_json: &str,
+    endpoints: Vec<OperationEndpoint>,
+    options: &ServeOptions,
+) -> Result<OperationServer, ServeError> {
+    let manifest: Manifest =
+        serde_json::from_str(manifest_json).map_err(|e| ServeError::Manifest {
+            name: runtime.contract_id().to_owned(),
+            reason: format!("the embedded manifest does not decode: {e}"),
+        })?;
+    let kv = runtime.state().await?;
+    let mut specs = HashMap::new();
+    for endpoint in endpoints {
+        let spec = spec_of(&manifest, endpoint)?;
+        specs.insert(spec.name.clone(), Arc::new(spec));
+    }
+    let shared = Arc::new(Shared {
+        runtime: runtime.clone(),
+        kv,
+        options: options.clone(),
+        specs,
+        running: Mutex::new(HashMap::new()),
+        active: Mutex::new(HashMap::new()),
+        changes: broadcast::channel(1024).0,
+        permits: Arc::new(Semaphore::new(options.operation_concurrency.max(1))),
+        tasks: TaskTracker::new(),
+        stop: CancellationToken::new(),
+    });
+    follow(shared.clone()).await?;
+    let client = runtime.nats();
+    let queue = format!("trellis.{}", runtime.contract_id());
+    for spec in shared.specs.values() {
+        let base = surface_subject(runtime.deployment(), runtime.contract_id(), &spec.subject);
+        for (subject, control) in [(base.clone(), false), (format!("{base}.control"), true)] {
+            let mut sub = client
+                .queue_subscribe(subject.clone(), queue.clone())
+                .await
+                .map_err(|source| ServeError::Subscribe {
+                    subject: subject.clone(),
+                    source,
+                })?;
+            let shared2 = shared.clone();
+            let spec = spec.clone();
+            shared.tasks.spawn(async move {
+                loop {
+                    let message = tokio::select! {
+                        m = sub.next() => m,
+                        () = shared2.stop.cancelled() => {
+                            let _ = sub.unsubscribe().await;
+                            break;
+                        }
+                    };
+                    let Some(message) = message else { break };
+                    let shared = shared2.clone();
+                    let spec = spec.clone();
+                    shared2.tasks.spawn(async move {
+                        if control {
+                            handle_control(&shared, &spec, message).await;
+                        } else {
+                            handle_start(&shared, &spec, message).await;
+                        }
+                    });
+                }
+            });
+        }
+    }
+    Ok(OperationServer { shared })
+}
+
+/// Follows every record of the bucket: wakes long polls, routes cancel
+/// requests to local handlers, tracks leases and fails abandoned operations.
+async fn follow(shared: Arc<Shared>) -> Result<(), ServeError> {
+    let mut watch =
+        shared
+            .kv
+            .watch_with_history("op.>")
+            .await
+            .map_err(|e| ServeError::OperationState {
+                bucket: state_bucket(shared.runtime.deployment(), shared.runtime.contract_id()),
+                reason: e.to_string(),
+            })?;
+    let s = shared.clone();
+    shared.tasks.spawn(async move {
+        let mut sweep = tokio::time::interval(s.options.operation_lease / 3);
+        loop {
+            tokio::select! {
+                () = s.stop.cancelled() => break,
+                _ = sweep.tick() => sweep_expired(&s).await,
+                entry = watch.next() => {
+                    let Some(entry) = entry else { break };
+                    let Ok(entry) = entry else { continue };
+                    let Some(id) = entry.key.strip_prefix("op.").map(str::to_owned) else { continue };
+                    let record: Option<Record> = (entry.operation == kv::Operation::Put)
+                        .then(|| serde_json::from_slice(&entry.value).ok())
+                        .flatten();
+                    {
+                        let mut active = s.active.lock().unwrap_or_else(|e| e.into_inner());
+                        match &record {
+                            Some(r) if !r.status.is_terminal() => {
+                                active.insert(id.clone(), (r.lease_until_ms, r.operation.clone()));
+                            }
+                            _ => {
+                                active.remove(&id);
+                            }
+                        }
+                    }
+                    if record.as_ref().is_some_and(|r| r.cancel_requested) {
+                        let running = s.running.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(token) = running.get(&id) {
+                            token.cancel();
+                        }
+                    }
+                    let _ = s.changes.send(id);
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Fails operations whose lease ran out: the instance running them stopped.
+async fn sweep_expired(shared: &Arc<Shared>) {
+    let now = now_ms();
+    let expired: Vec<(String, String)> = {
+        let active = shared.active.lock().unwrap_or_else(|e| e.into_inner());
+        let running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
+        active
+            .iter()
+            .filter(|(id, (lease, _))| *lease < now && !running.contains_key(*id))
+            .map(|(id, (_, op))| (id.clone(), op.clone()))
+            .collect()
+    };
+    for (id, operation) in expired {
+        let mut staged = None;
+        let result = mutate(&shared.kv, &id, |record| {
+            if record.status.is_terminal() || record.lease_until_ms >= now_ms() {
+                return false;
+            }
+            record.status = OperationStatus::Failed;
+            record.error = Some(
+                "abandoned: the provider instance running it stopped before it finished".to_owned(),
+            );
+            staged = record
+                .transfer
+                .as_ref()
+                .filter(|t| !t.complete)
+                .and_then(|t| t.staging.clone().map(|s| (t.key.clone(), s)));
+            true
+        })
+        .await;
+        match result {
+            Ok(_) => {
+                if let (Some((key, nuid)), Some(spec)) = (staged, shared.specs.get(&operation))
+                    && let Some(transfer) = &spec.transfer
+                {
+                    transfer.purge_staged(&key, &nuid).await;
+                }
+            }
+            Err(e) => warn!(%id, error = %e, "could not fail an abandoned operation"),
+        }
+    }
+}
+
+fn principal_of(message: &async_nats::Message) -> Principal {
+    Principal::read(message.headers.as_ref()).unwrap_or_else(Principal::anonymous)
+}
+
+async fn handle_control(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nats::Message) {
+    let client = shared.runtime.nats();
+    let to = message.reply.clone();
+    let principal = principal_of(&message);
+    let control: Control = match serde_json::from_slice(&message.payload) {
+        Ok(c) => c,
+        Err(e) => {
+            let body = Bytes::from(format!("control request does not decode: {e}"));
+            reply(client, to, "bad-request", HeaderMap::new(), body).await;
+            return;
+        }
+    };
+    let (id, gate) = match &control {
+        Control::Get { id } | Control::Wait { id, .. } => (id.clone(), spec.observe.as_deref()),
+        Control::Cancel { id } => (id.clone(), spec.cancel_caps.as_deref()),
+    };
+    if matches!(control, Control::Cancel { .. }) && !spec.cancel {
+        let body = Bytes::from(format!("operation `{}` does not support cancel", spec.name));
+        reply(client, to, "cancel-unsupported", HeaderMap::new(), body).await;
+        return;
+    }
+    let mut changes = shared.changes.subscribe();
+    let current = match read(&shared.kv, &id).await {
+        Ok(Some((rev, record))) if record.operation == spec.name => (rev, record),
+        Ok(_) => {
+            reply(client, to, "not-found", HeaderMap::new(), Bytes::from(id)).await;
+            return;
+        }
+        Err(e) => {
+            reply(client, to, "internal", HeaderMap::new(), Bytes::from(e)).await;
+            return;
+        }
+    };
+    if current.1.owner != principal.id && !principal.satisfies(gate) {
+        let body = Bytes::from(format!(
+            "`{}` neither started operation {id} nor holds {}",
+            principal.id,
+            gate.map_or_else(
+                || "an observe/cancel capability".to_owned(),
+                |g| g.join(", ")
+            )
+        ));
+        reply(client, to, "forbidden", HeaderMap::new(), body).await;
+        return;
+    }
+    let (revision, record) = match control {
+        Control::Get { .. } => current,
+        Control::Cancel { .. } => {
+            let result = mutate(&shared.kv, &id, |record| {
+                if record.status.is_terminal() || record.cancel_requested {
+                    return false;
+                }
+                record.cancel_requested = true;
+                if record.status == OperationStatus::Pending && record.transfer.is_none() {
+                    // Not started yet: nothing to ask, it ends here.
+                    record.status = OperationStatus::Cancelled;
+                }
+                true
+            })
+            .await;
+            match result {
+                Ok(Some(current)) => current,
+                Ok(None) => {
+                    reply(client, to, "not-found", HeaderMap::new(), Bytes::from(id)).await;
+                    return;
+                }
+                Err(e) => {
+                    reply(client, to, "internal", HeaderMap::new(), Bytes::from(e)).await;
+                    return;
+                }
+            }
+        }
+        Control::Wait {
+            after, timeout_ms, ..
+        } => {
+            let timeout = Duration::from_millis(timeout_ms.clamp(1, 60_000));
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut current = current;
+            while current.0 <= after && !current.1.status.is_terminal() {
+                match tokio::time::timeout_at(deadline, changes.recv()).await {
+                    Err(_) => break,
+                    Ok(Ok(changed)) if changed != id => continue,
+                    // A change of this id, or we lagged: re-read.
+                    Ok(_) => match read(&shared.kv, &id).await {
+                        Ok(Some(now)) => current = now,
+                        _ => break,
+                    },
+                }
+            }
+            current
+        }
+    };
+    reply(
+        client,
+        to,
+        "ok",
+        HeaderMap::new(),
+        snapshot_bytes(&id, revision, record),
+    )
+    .await;
+}
+
+async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nats::Message) {
+    let client = shared.runtime.nats();
+    let to = message.reply.clone();
+    let principal = principal_of(&message);
+    let id = crate::ids::random_id();
+    let raw = RawContext {
+        id: id.clone(),
+        owner: principal.id.clone(),
+        spec: spec.clone(),
+        shared: shared.clone(),
+        cancel: CancellationToken::new(),
+        object: Arc::default(),
+    };
+    let future = match (spec.handler)(raw.clone(), &message.payload) {
+        Ok(f) => f,
+        Err(e) => {
+            reply(client, to, "bad-request", HeaderMap::new(), Bytes::from(e)).await;
+            return;
+        }
+    };
+    // Transfers are planned (limits, key) before anything is recorded.
+    let plan = match &spec.transfer {
+        None => None,
+        Some(transfer) => match transfer
+            .plan(&message.payload, message.headers.as_ref(), &shared.options)
+            .await
+        {
+            Ok(plan) => Some(plan),
+            Err(refusal) => {
+                reply(
+                    client,
+                    to,
+                    "refused",
+                    HeaderMap::new(),
+                    Bytes::from(refusal),
+                )
+                .await;
+                return;
+            }
+        },
+    };
+    let now = now_ms();
+    let lease = u64::try_from(shared.options.operation_lease.as_millis()).unwrap_or(u64::MAX);
+    let record = Record {
+        operation: spec.name.clone(),
+        status: OperationStatus::Pending,
+        owner: principal.id.clone(),
+        created_ms: now,
+        updated_ms: now,
+        lease_until_ms: now.saturating_add(lease),
+        progress: None,
+        output: None,
+        error: None,
+        cancel_requested: false,
+        transfer: plan.as_ref().map(|p| TransferProgress {
+            key: p.key.clone(),
+            bytes: 0,
+            size: p.declared,
+            complete: false,
+            staging: Some(p.staging.clone()),
+        }),
+    };
+    let value = match serde_json::to_vec(&record) {
+        Ok(v) => v,
+        Err(e) => {
+            let body = Bytes::from(e.to_string());
+            reply(client, to, "internal", HeaderMap::new(), body).await;
+            return;
+        }
+    };
+    // Register locally first so the sweeper never sees it unowned.
+    shared
+        .running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id.clone(), raw.cancel.clone());
+    let revision = match shared.kv.create(key(&id), value.into()).await {
+        Ok(r) => r,
+        Err(e) => {
+            forget(shared, &id);
+            let body = Bytes::from(format!("recording the operation failed: {e}"));
+            reply(client, to, "internal", HeaderMap::new(), body).await;
+            return;
+        }
+    };
+    let heartbeat = spawn_heartbeat(shared, &id);
+    let mut headers = HeaderMap::new();
+    let transfer = match plan {
+        Some(plan) => {
+            // Subscribe before replying: the sender starts on our reply.
+            let subject = format!(
+                "{}.transfer.{id}",
+                surface_subject(
+                    shared.runtime.deployment(),
+                    shared.runtime.contract_id(),
+                    &spec.subject
+                )
+            );
+            match client.subscribe(subject.clone()).await {
+                Ok(sub) => {
+                    headers.insert(inbound::CHUNK_SIZE_HEADER, plan.chunk_size.to_string());
+                    headers.insert(inbound::WINDOW_HEADER, plan.window.to_string());
+                    Some((plan, sub))
+                }
+                Err(e) => {
+                    heartbeat.cancel();
+                    finish(shared, &id, Err(OperationFailure::Failed(e.to_string()))).await;
+                    forget(shared, &id);
+                    let body = Bytes::from(format!("subscribing to the transfer failed: {e}"));
+                    reply(client, to, "internal", HeaderMap::new(), body).await;
+                    return;
+                }
+            }
+        }
+        None => None,
+    };
+    reply(
+        client,
+        to,
+        "ok",
+        headers,
+        snapshot_bytes(&id, revision, record),
+    )
+    .await;
+    if let Some((plan, sub)) = transfer {
+        let Some(send) = &spec.transfer else { return };
+        match send
+            .receive(shared, &id, plan, sub, raw.cancel.clone())
+            .await
+        {
+            Ok(object) => {
+                let _ = raw.object.set(object);
+            }
+            Err(failure) => {
+                heartbeat.cancel();
+                finish(shared, &id, Err(failure)).await;
+                forget(shared, &id);
+                return;
+            }
+        }
+    }
+    let permit = tokio::select! {
+        p = shared.permits.clone().acquire_owned() => p.ok(),
+        () = raw.cancel.cancelled() => None,
+    };
+    let started = mutate(&shared.kv, &id, |record| {
+        if record.status.is_terminal() {
+            return false;
+        }
+        if record.cancel_requested {
+            record.status = OperationStatus::Cancelled;
+        } else {
+            record.status = OperationStatus::Running;
+        }
+        true
+    })
+    .await;
+    let result = match (&started, permit) {
+        (Ok(Some((_, record))), Some(_permit)) if record.status == OperationStatus::Running => {
+            // A handler panic fails the operation rather than leaving it stuck.
+            match tokio::spawn(future).await {
+                Ok(result) => Some(result),
+                Err(e) => Some(Err(OperationFailure::Failed(format!(
+                    "the handler panicked: {e}"
+                )))),
+            }
+        }
+        _ => None,
+    };
+    heartbeat.cancel();
+    if let Some(result) = result {
+        finish(shared, &id, result).await;
+    } else if let Err(e) = started {
+        warn!(%id, error = %e, "could not start an operation");
+    }
+    forget(shared, &id);
+}
+
+fn forget(shared: &Arc<Shared>, id: &str) {
+    shared
+        .running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(id);
+}
+
+/// Renews the lease of a locally running operation until cancelled.
+fn spawn_heartbeat(shared: &Arc<Shared>, id: &str) -> CancellationToken {
+    let done = CancellationToken::new();
+    let lease = shared.options.operation_lease;
+    let (kv, id, stop) = (shared.kv.clone(), id.to_owned(), done.clone());
+    let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+    shared.tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(lease / 3) => {}
+            }
+            let result = mutate(&kv, &id, |record| {
+                if record.status.is_terminal() {
+                    return false;
+                }
+                record.lease_until_ms = now_ms().saturating_add(lease_ms);
+                true
+            })
+            .await;
+            if let Err(e) = result {
+                warn!(%id, error = %e, "could not renew an operation lease");
+            }
+        }
+    });
+    done
+}
+
+/// Writes the terminal state.
+pub(crate) async fn finish(
+    shared: &Arc<Shared>,
+    id: &str,
+    result: Result<Value, OperationFailure>,
+) {
+    let outcome = mutate(&shared.kv, id, |record| {
+        if record.status.is_terminal() {
+            return false;
+        }
+        match &result {
+            Ok(output) => {
+                record.status = OperationStatus::Completed;
+                record.output = Some(output.clone());
+            }
+            Err(OperationFailure::Cancelled) => record.status = OperationStatus::Cancelled,
+            Err(OperationFailure::Failed(message)) => {
+                record.status = OperationStatus::Failed;
+                record.error = Some(message.clone());
+            }
+        }
+        true
+    })
+    .await;
+    if let Err(e) = outcome {
+        warn!(%id, error = %e, "could not record an operation's end");
+    }
+}
+
+/// Records transfer progress (bytes received so far).
+pub(crate) async fn record_transfer(shared: &Arc<Shared>, id: &str, bytes: u64, complete: bool) {
+    let result = mutate(&shared.kv, id, |record| {
+        let Some(transfer) = record.transfer.as_mut() else {
+            return false;
+        };
+        if record.status.is_terminal() || (transfer.bytes == bytes && transfer.complete == complete)
+        {
+            return false;
+        }
+        transfer.bytes = bytes;
+        transfer.complete = complete;
+        true
+    })
+    .await;
+    if let Err(e) = result {
+        debug!(%id, error = %e, "could not record transfer progress");
+    }
+}
+
+impl OperationServer {
+    /// Stops taking requests and waits (until `deadline`) for running
+    /// operations to finish. Returns whether all finished.
+    pub(crate) async fn shutdown(self, deadline: tokio::time::Instant) -> bool {
+        self.shared.stop.cancel();
+        self.shared.tasks.close();
+        tokio::time::timeout_at(deadline, self.shared.tasks.wait())
+            .await
+            .is_ok()
+    }
+}

@@ -1,0 +1,108 @@
+//! Who is calling: the principal id and the capabilities it holds.
+//!
+//! Every request a trellis client sends carries its principal in the
+//! `Trellis-Principal` and `Trellis-Capabilities` headers. Providers use
+//! them for the ownership and capability gates of operations and for
+//! binding receive grants to their caller.
+//!
+//! Until the deployment's auth callout stamps these headers from the
+//! authenticated NATS user, they are asserted by the caller's connection
+//! (set with [`ConnectOptions::principal`](crate::ConnectOptions::principal)
+//! and [`ConnectOptions::capabilities`](crate::ConnectOptions::capabilities)).
+
+use std::collections::BTreeSet;
+
+use async_nats::HeaderMap;
+
+/// Header naming the calling principal.
+pub const PRINCIPAL_HEADER: &str = "Trellis-Principal";
+/// Header listing the caller's capabilities (comma-separated).
+pub const CAPABILITIES_HEADER: &str = "Trellis-Capabilities";
+
+/// A caller identity and the capabilities it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Principal {
+    /// Stable id of the caller.
+    pub id: String,
+    /// Capabilities (contract-local names) the caller holds.
+    pub capabilities: BTreeSet<String>,
+}
+
+impl Principal {
+    /// A principal with no capabilities.
+    pub fn new(id: impl Into<String>) -> Principal {
+        Principal {
+            id: id.into(),
+            capabilities: BTreeSet::new(),
+        }
+    }
+
+    /// A fresh anonymous principal, unique to this process and call.
+    pub fn anonymous() -> Principal {
+        Principal::new(format!("anonymous-{}", crate::ids::random_id()))
+    }
+
+    /// Whether the principal holds every capability in `gate`; an absent
+    /// gate is never satisfied (it grants nothing beyond ownership).
+    pub fn satisfies(&self, gate: Option<&[String]>) -> bool {
+        gate.is_some_and(|caps| caps.iter().all(|c| self.capabilities.contains(c)))
+    }
+
+    /// Writes the principal into request headers.
+    pub(crate) fn write(&self, headers: &mut HeaderMap) {
+        headers.insert(PRINCIPAL_HEADER, self.id.as_str());
+        if !self.capabilities.is_empty() {
+            let caps = self
+                .capabilities
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(",");
+            headers.insert(CAPABILITIES_HEADER, caps.as_str());
+        }
+    }
+
+    /// Reads the principal of a request; `None` without a principal header.
+    pub(crate) fn read(headers: Option<&HeaderMap>) -> Option<Principal> {
+        let headers = headers?;
+        let id = headers.get(PRINCIPAL_HEADER)?.as_str().trim();
+        if id.is_empty() {
+            return None;
+        }
+        let capabilities = headers
+            .get(CAPABILITIES_HEADER)
+            .map(|v| {
+                v.as_str()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Principal {
+            id: id.to_owned(),
+            capabilities,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip_and_gates() {
+        let mut p = Principal::new("alice");
+        p.capabilities.insert("read".into());
+        p.capabilities.insert("write".into());
+        let mut h = HeaderMap::new();
+        p.write(&mut h);
+        assert_eq!(Principal::read(Some(&h)), Some(p.clone()));
+        assert!(p.satisfies(Some(&["read".to_owned()])));
+        assert!(!p.satisfies(Some(&["admin".to_owned()])));
+        assert!(!p.satisfies(None));
+        assert_eq!(Principal::read(Some(&HeaderMap::new())), None);
+        assert_ne!(Principal::anonymous(), Principal::anonymous());
+    }
+}

@@ -1,0 +1,135 @@
+//! Byte transfers: send transfers (caller to provider store, as part of
+//! starting an operation) and receive grants (provider store to caller).
+//!
+//! Bytes travel as raw NATS messages, never encoded into JSON. Each chunk
+//! carries a sequence number in the `Trellis-Seq` header; the receiving
+//! side acknowledges cumulatively (`Trellis-Ack: n` = every chunk below
+//! `n` arrived) and the sender keeps at most a window of chunks
+//! unacknowledged. A chunk resent after a lost ack is acknowledged again
+//! and otherwise ignored; a gap gets an `out-of-order` reply naming the
+//! expected chunk. The last message carries the total size and the SHA-256
+//! digest, which the receiver checks before anything becomes visible.
+
+pub(crate) mod inbound;
+pub(crate) mod outbound;
+pub mod receive;
+
+use std::time::Duration;
+
+/// Chunk sequence number (from 0).
+pub(crate) const SEQ_HEADER: &str = "Trellis-Seq";
+/// Cumulative acknowledgement: every chunk below this number arrived.
+pub(crate) const ACK_HEADER: &str = "Trellis-Ack";
+/// On the final message: total bytes.
+pub(crate) const END_HEADER: &str = "Trellis-End";
+/// On the final message: `SHA-256=<base64url>` of the content.
+pub(crate) const DIGEST_HEADER: &str = "Trellis-Digest";
+/// On a start request: the size the sender will send, if known.
+pub(crate) const SIZE_HEADER: &str = "Trellis-Size";
+
+/// Why a transfer failed. Nothing is stored under the final key after any
+/// of these.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// More bytes than the contract (or the declared size) allows.
+    #[error("the transfer is too large: {0}")]
+    TooLarge(String),
+    /// A chunk larger than the negotiated chunk size.
+    #[error("a chunk is larger than allowed: {0}")]
+    ChunkTooLarge(String),
+    /// The content does not match the digest sent with it.
+    #[error("the content does not match its digest: {0}")]
+    DigestMismatch(String),
+    /// The content does not have the size sent with it.
+    #[error("the content does not have its declared size: {0}")]
+    SizeMismatch(String),
+    /// The store has no room for the object.
+    #[error("the store is full: {0}")]
+    StoreFull(String),
+    /// The operation was cancelled during the transfer.
+    #[error("the operation was cancelled during the transfer")]
+    Cancelled,
+    /// No progress for too long.
+    #[error("the transfer made no progress for {0:?}")]
+    Idle(Duration),
+    /// Reading the local body (file, reader, stream) failed.
+    #[error("reading the body failed: {0}")]
+    Body(#[source] std::io::Error),
+    /// Writing the received bytes locally failed.
+    #[error("writing the received bytes failed: {0}")]
+    Write(#[source] std::io::Error),
+    /// The grant has expired.
+    #[error("the receive grant expired")]
+    GrantExpired,
+    /// The grant was already used.
+    #[error("the receive grant was already used")]
+    GrantUsed,
+    /// The grant is unknown (forged, or long expired).
+    #[error("the receive grant is not valid")]
+    GrantInvalid,
+    /// The grant was issued to another caller.
+    #[error("the receive grant was issued to another caller")]
+    GrantForbidden,
+    /// The other side stopped or sent something unexpected.
+    #[error("the transfer was interrupted: {0}")]
+    Interrupted(String),
+    /// NATS failed.
+    #[error("NATS failed during the transfer: {0}")]
+    Nats(String),
+}
+
+impl TransferError {
+    /// The error for a non-ok transfer status from the other side.
+    pub(crate) fn from_status(status: &str, message: String) -> TransferError {
+        match status {
+            "too-large" => TransferError::TooLarge(message),
+            "chunk-too-large" => TransferError::ChunkTooLarge(message),
+            "digest-mismatch" => TransferError::DigestMismatch(message),
+            "size-mismatch" => TransferError::SizeMismatch(message),
+            "store-full" => TransferError::StoreFull(message),
+            "cancelled" => TransferError::Cancelled,
+            "grant-expired" => TransferError::GrantExpired,
+            "grant-used" => TransferError::GrantUsed,
+            "grant-invalid" => TransferError::GrantInvalid,
+            "grant-forbidden" => TransferError::GrantForbidden,
+            _ => TransferError::Interrupted(format!("{status}: {message}")),
+        }
+    }
+
+    /// The wire status of this error.
+    pub(crate) fn status(&self) -> &'static str {
+        match self {
+            TransferError::TooLarge(_) => "too-large",
+            TransferError::ChunkTooLarge(_) => "chunk-too-large",
+            TransferError::DigestMismatch(_) => "digest-mismatch",
+            TransferError::SizeMismatch(_) => "size-mismatch",
+            TransferError::StoreFull(_) => "store-full",
+            TransferError::Cancelled => "cancelled",
+            TransferError::Idle(_) => "idle",
+            TransferError::GrantExpired => "grant-expired",
+            TransferError::GrantUsed => "grant-used",
+            TransferError::GrantInvalid => "grant-invalid",
+            TransferError::GrantForbidden => "grant-forbidden",
+            _ => "failed",
+        }
+    }
+}
+
+pub(crate) fn header<'a>(message: &'a async_nats::Message, name: &str) -> Option<&'a str> {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(name))
+        .map(|v| v.as_str())
+}
+
+pub(crate) fn header_u64(message: &async_nats::Message, name: &str) -> Option<u64> {
+    header(message, name).and_then(|v| v.trim().parse().ok())
+}
+
+/// `SHA-256=<base64url>` of a finished hasher (the object store's form).
+pub(crate) fn digest_of(hasher: sha2::Sha256) -> String {
+    use sha2::Digest as _;
+    crate::store::digest_string(&hasher.finalize())
+}

@@ -1,0 +1,566 @@
+//! Receive grants: a provider hands a caller a bounded, single-use grant
+//! for one object of its store; the caller downloads it with
+//! [`Download`] without ever seeing the store's name or subjects.
+//!
+//! A grant is a random 128-bit id whose record (object, size, digest,
+//! expiry, the caller it was issued to) lives in the provider's
+//! runtime-owned state bucket. Redeeming it marks it used with a
+//! compare-and-set, so of concurrent redemptions exactly one wins.
+//!
+//! The download is credit-based: the caller tells the provider how many
+//! chunks it may send ahead (`window`) and acknowledges cumulatively as it
+//! consumes, so the provider never runs ahead of the caller. The caller
+//! verifies order, size and SHA-256 at the end.
+
+use std::path::Path;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use futures::{Stream, StreamExt as _};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt as _;
+use tracing::debug;
+
+use super::{ACK_HEADER, DIGEST_HEADER, END_HEADER, SEQ_HEADER, TransferError};
+use crate::bindings::ServiceRuntime;
+use crate::operation::server::{mutate_json, now_ms, read_json, reply};
+use crate::principal::Principal;
+use crate::protocol::StoreBinding;
+use crate::rpc::{Caller, STATUS_HEADER, ServeError, surface_subject};
+use crate::store::{StoreError, StoreHandle};
+
+/// Manifest-style subject (under the contract) where grants are redeemed.
+pub(crate) const RECEIVE_SUBJECT: &str = "transfer.v1.receive";
+/// On the first download message: where the caller sends its acks.
+const CREDIT_HEADER: &str = "Trellis-Credit";
+/// How many chunks the caller lets the provider send ahead.
+const DEFAULT_WINDOW: u64 = 32;
+/// How long either side waits for the other before giving up.
+const IDLE: Duration = Duration::from_secs(30);
+/// How long a grant is valid unless the issuer says otherwise.
+pub const DEFAULT_GRANT_TTL: Duration = Duration::from_secs(300);
+
+/// A bounded, single-use permission to download one object, valid only
+/// for the caller it was issued to. Put it into an RPC's (or operation's)
+/// output and redeem it with the generated client's `download`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiveGrant {
+    /// Opaque grant id.
+    pub id: String,
+    /// Size of the object in bytes.
+    pub size: u64,
+    /// `SHA-256=<base64url>` of the object.
+    pub digest: String,
+    /// Expiry (unix ms).
+    pub expires_at_ms: u64,
+}
+
+/// The stored record of a grant (`grant.<id>` in the state bucket).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GrantRecord {
+    store: StoreBinding,
+    key: String,
+    principal: String,
+    size: u64,
+    digest: String,
+    expires_at_ms: u64,
+    used: bool,
+}
+
+/// Why a grant could not be issued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrantError {
+    /// No object under the key.
+    #[error("no object under `{key}`")]
+    NotFound {
+        /// The key.
+        key: String,
+    },
+    /// Reading the object's metadata failed (including invalid keys).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Recording the grant failed.
+    #[error("recording the grant failed: {0}")]
+    State(String),
+}
+
+/// Issues receive grants for the caller of one request.
+#[derive(Debug, Clone)]
+pub struct Grants {
+    runtime: ServiceRuntime,
+    principal: Principal,
+}
+
+impl Grants {
+    #[doc(hidden)]
+    pub fn new(runtime: ServiceRuntime, caller: &Caller) -> Grants {
+        Grants {
+            runtime,
+            principal: caller.principal().clone(),
+        }
+    }
+
+    pub(crate) fn for_principal(runtime: ServiceRuntime, principal: Principal) -> Grants {
+        Grants { runtime, principal }
+    }
+
+    /// A grant for the object under `key` in `store`, valid for
+    /// [`DEFAULT_GRANT_TTL`].
+    pub async fn issue(&self, store: &StoreHandle, key: &str) -> Result<ReceiveGrant, GrantError> {
+        self.issue_for(store, key, DEFAULT_GRANT_TTL).await
+    }
+
+    /// A grant for the object under `key` in `store`, valid for `ttl`.
+    pub async fn issue_for(
+        &self,
+        store: &StoreHandle,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<ReceiveGrant, GrantError> {
+        let info = store
+            .open()
+            .await?
+            .info(key)
+            .await?
+            .ok_or_else(|| GrantError::NotFound {
+                key: key.to_owned(),
+            })?;
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let record = GrantRecord {
+            store: store.binding().clone(),
+            key: key.to_owned(),
+            principal: self.principal.id.clone(),
+            size: info.size,
+            digest: info.digest.clone(),
+            expires_at_ms: now_ms().saturating_add(ttl_ms),
+            used: false,
+        };
+        let id = crate::ids::random_id();
+        let state = self
+            .runtime
+            .state()
+            .await
+            .map_err(|e| GrantError::State(e.to_string()))?;
+        let value = serde_json::to_vec(&record).map_err(|e| GrantError::State(e.to_string()))?;
+        state
+            .create(format!("grant.{id}"), value.into())
+            .await
+            .map_err(|e| GrantError::State(e.to_string()))?;
+        Ok(ReceiveGrant {
+            id,
+            size: record.size,
+            digest: record.digest,
+            expires_at_ms: record.expires_at_ms,
+        })
+    }
+}
+
+/// Redeems `id` for `principal`: the object to send, or the refusal.
+async fn redeem(
+    state: &kv::Store,
+    id: &str,
+    principal: &Principal,
+) -> Result<GrantRecord, TransferError> {
+    if !crate::ids::is_id(id) {
+        return Err(TransferError::GrantInvalid);
+    }
+    let key = format!("grant.{id}");
+    let Some((_, record)) = read_json::<GrantRecord>(state, &key)
+        .await
+        .map_err(TransferError::Nats)?
+    else {
+        return Err(TransferError::GrantInvalid);
+    };
+    if record.principal != principal.id {
+        return Err(TransferError::GrantForbidden);
+    }
+    if record.expires_at_ms < now_ms() {
+        return Err(TransferError::GrantExpired);
+    }
+    if record.used {
+        return Err(TransferError::GrantUsed);
+    }
+    let mut won = false;
+    mutate_json::<GrantRecord>(state, &key, |r| {
+        won = !r.used;
+        r.used = true;
+        won
+    })
+    .await
+    .map_err(TransferError::Nats)?;
+    if won {
+        Ok(record)
+    } else {
+        Err(TransferError::GrantUsed)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RedeemRequest {
+    grant: String,
+    window: u64,
+}
+
+/// Serves grant redemptions until `stop` fires; each download holds one
+/// of `permits` (the service's request bound).
+pub(crate) async fn serve(
+    runtime: &ServiceRuntime,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> Result<tokio::task::JoinHandle<()>, ServeError> {
+    let state = runtime.state().await?;
+    let subject = surface_subject(runtime.deployment(), runtime.contract_id(), RECEIVE_SUBJECT);
+    let mut sub = runtime
+        .nats()
+        .queue_subscribe(
+            subject.clone(),
+            format!("trellis.{}", runtime.contract_id()),
+        )
+        .await
+        .map_err(|source| ServeError::Subscribe { subject, source })?;
+    let runtime = runtime.clone();
+    Ok(tokio::spawn(async move {
+        loop {
+            let message = tokio::select! {
+                m = sub.next() => m,
+                _ = &mut stop => {
+                    let _ = sub.unsubscribe().await;
+                    break;
+                }
+            };
+            let Some(message) = message else { break };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let (runtime, state) = (runtime.clone(), state.clone());
+            tokio::spawn(async move {
+                send_download(&runtime, &state, message).await;
+                drop(permit);
+            });
+        }
+    }))
+}
+
+async fn send_download(runtime: &ServiceRuntime, state: &kv::Store, message: async_nats::Message) {
+    let client = runtime.nats();
+    let Some(to) = message.reply.clone() else {
+        return;
+    };
+    let principal = Principal::read(message.headers.as_ref()).unwrap_or_else(Principal::anonymous);
+    let refuse = |error: TransferError| {
+        let to = to.clone();
+        async move {
+            let body = Bytes::from(error.to_string());
+            reply(client, Some(to), error.status(), HeaderMap::new(), body).await;
+        }
+    };
+    let request: RedeemRequest = match serde_json::from_slice(&message.payload) {
+        Ok(r) => r,
+        Err(_) => return refuse(TransferError::GrantInvalid).await,
+    };
+    let record = match redeem(state, &request.grant, &principal).await {
+        Ok(r) => r,
+        Err(e) => return refuse(e).await,
+    };
+    let js = async_nats::jetstream::new(client.clone());
+    let handle = StoreHandle::new(js, record.store.clone());
+    let object = match handle.open().await {
+        Ok(store) => store.get(&record.key).await,
+        Err(e) => Err(e),
+    };
+    let mut object = match object {
+        Ok(Some(o)) if o.info().digest == record.digest => o,
+        Ok(_) => {
+            let e = TransferError::Interrupted(format!(
+                "`{}` changed or was deleted after the grant was issued",
+                record.key
+            ));
+            return refuse(e).await;
+        }
+        Err(e) => return refuse(TransferError::Interrupted(e.to_string())).await,
+    };
+    let credit = client.new_inbox();
+    let mut credits = match client.subscribe(credit.clone()).await {
+        Ok(s) => s,
+        Err(e) => return refuse(TransferError::Nats(e.to_string())).await,
+    };
+    let window = request.window.clamp(1, 1024);
+    let mut headers = HeaderMap::new();
+    headers.insert(CREDIT_HEADER, credit.as_str());
+    headers.insert(END_HEADER, record.size.to_string());
+    headers.insert(DIGEST_HEADER, record.digest.as_str());
+    reply(client, Some(to.clone()), "ok", headers, Bytes::new()).await;
+    let (mut seq, mut acked) = (0u64, 0u64);
+    let result: Result<(), TransferError> = async {
+        while let Some(chunk) = object.next().await {
+            let chunk = chunk.map_err(|e| TransferError::Interrupted(e.to_string()))?;
+            while seq >= acked + window {
+                let message = tokio::time::timeout(IDLE, credits.next())
+                    .await
+                    .map_err(|_| TransferError::Idle(IDLE))?
+                    .ok_or_else(|| TransferError::Interrupted("credits closed".into()))?;
+                if super::header(&message, STATUS_HEADER).is_some() {
+                    return Err(TransferError::Interrupted("the receiver stopped".into()));
+                }
+                acked = acked.max(super::header_u64(&message, ACK_HEADER).unwrap_or(acked));
+            }
+            let mut headers = HeaderMap::new();
+            headers.insert(SEQ_HEADER, seq.to_string());
+            client
+                .publish_with_headers(to.clone(), headers, chunk)
+                .await
+                .map_err(|e| TransferError::Nats(e.to_string()))?;
+            seq += 1;
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(SEQ_HEADER, seq.to_string());
+        headers.insert(END_HEADER, record.size.to_string());
+        headers.insert(DIGEST_HEADER, record.digest.as_str());
+        client
+            .publish_with_headers(to.clone(), headers, Bytes::new())
+            .await
+            .map_err(|e| TransferError::Nats(e.to_string()))
+    }
+    .await;
+    let _ = credits.unsubscribe().await;
+    if let Err(error) = result {
+        debug!(%error, "download failed");
+        refuse(error).await;
+    }
+}
+
+/// A download of one grant. Consume it as a stream of chunks, as bytes, or
+/// into a file; every subscription is released when it ends or is dropped.
+#[must_use = "a download does nothing until consumed"]
+pub struct Download {
+    runtime: ServiceRuntime,
+    grant: ReceiveGrant,
+    window: u64,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("size", &self.grant.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The chunks of a download; the last item is an error if verification
+/// failed.
+pub type DownloadStream = Pin<Box<dyn Stream<Item = Result<Bytes, TransferError>> + Send>>;
+
+struct Receiving {
+    client: async_nats::Client,
+    sub: async_nats::Subscriber,
+    credit: Option<String>,
+    expected: Option<(u64, String)>,
+    next: u64,
+    acked: u64,
+    window: u64,
+    bytes: u64,
+    hasher: Sha256,
+    done: bool,
+}
+
+impl Receiving {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, TransferError> {
+        loop {
+            let message = tokio::time::timeout(IDLE, self.sub.next())
+                .await
+                .map_err(|_| TransferError::Idle(IDLE))?
+                .ok_or_else(|| TransferError::Interrupted("the subscription closed".into()))?;
+            if let Some(status) = super::header(&message, STATUS_HEADER) {
+                let text = String::from_utf8_lossy(&message.payload).into_owned();
+                return Err(TransferError::from_status(status, text));
+            }
+            if let Some(credit) = super::header(&message, CREDIT_HEADER) {
+                self.credit = Some(credit.to_owned());
+                let size = super::header_u64(&message, END_HEADER).unwrap_or(0);
+                let digest = super::header(&message, DIGEST_HEADER)
+                    .unwrap_or("")
+                    .to_owned();
+                self.expected = Some((size, digest));
+                continue;
+            }
+            let (Some(credit), Some((size, digest))) = (&self.credit, &self.expected) else {
+                return Err(TransferError::Interrupted(
+                    "data before the grant was accepted".into(),
+                ));
+            };
+            let seq = super::header_u64(&message, SEQ_HEADER)
+                .ok_or_else(|| TransferError::Interrupted("a chunk without a sequence".into()))?;
+            if seq != self.next {
+                return Err(TransferError::Interrupted(format!(
+                    "chunk {} is missing (got {seq})",
+                    self.next
+                )));
+            }
+            if super::header(&message, END_HEADER).is_some() {
+                if self.bytes != *size {
+                    return Err(TransferError::SizeMismatch(format!(
+                        "{size} bytes granted, {} received",
+                        self.bytes
+                    )));
+                }
+                let ours = super::digest_of(std::mem::take(&mut self.hasher));
+                if &ours != digest {
+                    return Err(TransferError::DigestMismatch(format!(
+                        "granted {digest}, received {ours}"
+                    )));
+                }
+                return Ok(None);
+            }
+            self.next += 1;
+            self.bytes += message.payload.len() as u64;
+            if self.bytes > *size {
+                return Err(TransferError::SizeMismatch(format!(
+                    "more than the {size} granted bytes arrived"
+                )));
+            }
+            self.hasher.update(&message.payload);
+            if self.next - self.acked >= (self.window / 2).max(1) {
+                self.acked = self.next;
+                let mut headers = HeaderMap::new();
+                headers.insert(ACK_HEADER, self.acked.to_string());
+                self.client
+                    .publish_with_headers(credit.clone(), headers, Bytes::new())
+                    .await
+                    .map_err(|e| TransferError::Nats(e.to_string()))?;
+            }
+            return Ok(Some(message.payload));
+        }
+    }
+}
+
+impl Download {
+    #[doc(hidden)]
+    pub fn new(runtime: ServiceRuntime, grant: &ReceiveGrant) -> Download {
+        Download {
+            runtime,
+            grant: grant.clone(),
+            window: DEFAULT_WINDOW,
+        }
+    }
+
+    /// Chunks the provider may send ahead of consumption (default 32).
+    pub fn window(mut self, chunks: u64) -> Download {
+        self.window = chunks.clamp(1, 1024);
+        self
+    }
+
+    /// The size the grant announces.
+    pub fn size(&self) -> u64 {
+        self.grant.size
+    }
+
+    /// The content as a stream of chunks, verified at the end.
+    pub async fn stream(self) -> Result<DownloadStream, TransferError> {
+        let client = self.runtime.nats().clone();
+        let inbox = client.new_inbox();
+        let sub = client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| TransferError::Nats(e.to_string()))?;
+        let mut headers = HeaderMap::new();
+        self.runtime.principal().write(&mut headers);
+        let request = RedeemRequest {
+            grant: self.grant.id.clone(),
+            window: self.window,
+        };
+        let payload =
+            serde_json::to_vec(&request).map_err(|e| TransferError::Nats(e.to_string()))?;
+        let subject = surface_subject(
+            self.runtime.deployment(),
+            self.runtime.contract_id(),
+            RECEIVE_SUBJECT,
+        );
+        client
+            .publish_with_reply_and_headers(subject, inbox, headers, payload.into())
+            .await
+            .map_err(|e| TransferError::Nats(e.to_string()))?;
+        let state = Receiving {
+            client,
+            sub,
+            credit: None,
+            expected: None,
+            next: 0,
+            acked: 0,
+            window: self.window,
+            bytes: 0,
+            hasher: Sha256::new(),
+            done: false,
+        };
+        Ok(Box::pin(futures::stream::unfold(
+            state,
+            |mut state| async move {
+                if state.done {
+                    return None;
+                }
+                match state.next_chunk().await {
+                    Ok(Some(chunk)) => Some((Ok(chunk), state)),
+                    Ok(None) => {
+                        state.done = true;
+                        let _ = state.sub.unsubscribe().await;
+                        None
+                    }
+                    Err(e) => {
+                        state.done = true;
+                        let _ = state.sub.unsubscribe().await;
+                        Some((Err(e), state))
+                    }
+                }
+            },
+        )))
+    }
+
+    /// The whole content in memory, verified.
+    pub async fn bytes(self) -> Result<Bytes, TransferError> {
+        let capacity = usize::try_from(self.grant.size).unwrap_or(0).min(1 << 30);
+        let mut stream = self.stream().await?;
+        let mut all = bytes::BytesMut::with_capacity(capacity);
+        while let Some(chunk) = stream.next().await {
+            all.extend_from_slice(&chunk?);
+        }
+        Ok(all.freeze())
+    }
+
+    /// Writes the content to `path`. The bytes go to `<path>.part` first,
+    /// which is renamed into place only after size and digest verify (and
+    /// removed otherwise). Returns the size.
+    pub async fn to_file(self, path: impl AsRef<Path>) -> Result<u64, TransferError> {
+        let path = path.as_ref();
+        let mut part = path.as_os_str().to_owned();
+        part.push(".part");
+        let part = std::path::PathBuf::from(part);
+        let result: Result<u64, TransferError> = async {
+            let mut file = tokio::fs::File::create(&part)
+                .await
+                .map_err(TransferError::Write)?;
+            let mut stream = self.stream().await?;
+            let mut written = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                file.write_all(&chunk).await.map_err(TransferError::Write)?;
+                written += chunk.len() as u64;
+            }
+            file.sync_all().await.map_err(TransferError::Write)?;
+            tokio::fs::rename(&part, path)
+                .await
+                .map_err(TransferError::Write)?;
+            Ok(written)
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&part).await;
+        }
+        result
+    }
+}
