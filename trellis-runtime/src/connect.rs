@@ -65,7 +65,8 @@ impl ConnectOptions {
         self
     }
 
-    /// Capabilities (contract-local names) this connection's principal holds.
+    /// Capabilities this connection's principal holds, as manifests name
+    /// them (`<contract>::<capability>`, e.g. `documents::read`).
     pub fn capabilities<I, S>(mut self, capabilities: I) -> Self
     where
         I: IntoIterator<Item = S>,

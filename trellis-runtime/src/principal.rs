@@ -24,7 +24,7 @@ pub const CAPABILITIES_HEADER: &str = "Trellis-Capabilities";
 pub struct Principal {
     /// Stable id of the caller.
     pub id: String,
-    /// Capabilities (contract-local names) the caller holds.
+    /// Capabilities the caller holds (`<contract>::<capability>`).
     pub capabilities: BTreeSet<String>,
 }
 

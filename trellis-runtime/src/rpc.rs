@@ -460,6 +460,19 @@ pub(crate) async fn confirm_subscriptions(client: &async_nats::Client) -> Result
 }
 
 impl RpcServer {
+    /// Stops serving at once without draining, as a crash would: in-flight
+    /// RPCs are dropped and running operations keep their records as they
+    /// are until their lease runs out (then another instance fails them).
+    /// Use [`RpcServer::shutdown`] for a graceful stop.
+    pub fn abort(mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        if let Some(operations) = self.operations.take() {
+            operations.abort();
+        }
+    }
+
     /// Stops taking requests, waits for in-flight ones to finish (up to
     /// `grace`), and returns whether all finished.
     pub async fn shutdown(mut self, grace: Duration) -> bool {

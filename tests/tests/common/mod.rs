@@ -113,3 +113,37 @@ pub const ITEM: &str = "pub id: String, pub count: u32";
 pub const KV: &str =
     r#"purpose = "items", schema = Item, history = 4, ttl_ms = 60000, max_value_bytes = 4096"#;
 pub const STORE: &str = r#"purpose = "photos", ttl_ms = 60000, max_total_bytes = 1000000"#;
+
+/// `SHA-256=<base64url>` of `data`, as the object store records digests.
+pub fn digest(data: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    format!(
+        "SHA-256={}",
+        base64::engine::general_purpose::URL_SAFE.encode(sha2::Sha256::digest(data))
+    )
+}
+
+/// Deterministic test content of `len` bytes.
+pub fn content(len: usize, seed: u8) -> bytes::Bytes {
+    let mut data = Vec::with_capacity(len);
+    let mut x: u32 = 0x9E37_79B9 ^ u32::from(seed);
+    while data.len() < len {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data.truncate(len);
+    data.into()
+}
+
+/// Accepts `manifest` in deployment `test` and waits until it is ready.
+pub async fn accept_ready(stack: &Stack, manifest: &str, id: &str, digest: &str) {
+    stack
+        .client
+        .accept(manifest, false)
+        .await
+        .unwrap_or_else(|e| panic!("accept {id}: {e}"));
+    ready(&stack.client, id, digest).await;
+}

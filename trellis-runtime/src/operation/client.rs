@@ -239,6 +239,7 @@ impl<I, P, O> SendStart<I, P, O> {
             input: self.input,
             body: body.into(),
             progress: None,
+            started: None,
             idle: Duration::from_secs(30),
             _types: PhantomData,
         }
@@ -252,6 +253,7 @@ pub struct TransferStart<'a, I, P, O> {
     input: I,
     body: Body<'a>,
     progress: Option<outbound::Progress<'a>>,
+    started: Option<Box<dyn FnOnce(&str) + Send + 'a>>,
     idle: Duration,
     _types: PhantomData<fn() -> (P, O)>,
 }
@@ -273,6 +275,13 @@ impl<'a, I: Serialize, P: DeserializeOwned, O: DeserializeOwned> TransferStart<'
         self
     }
 
+    /// Calls `started(id)` once the provider recorded the operation, before
+    /// the bytes flow (e.g. to log the id, or to cancel from elsewhere).
+    pub fn on_started(mut self, started: impl FnOnce(&str) + Send + 'a) -> Self {
+        self.started = Some(Box::new(started));
+        self
+    }
+
     /// Gives up when the provider acknowledges nothing for this long
     /// (default 30 s).
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
@@ -289,6 +298,7 @@ impl<'a, I: Serialize, P: DeserializeOwned, O: DeserializeOwned> TransferStart<'
             input,
             body,
             progress,
+            started,
             idle,
             ..
         } = self;
@@ -306,6 +316,9 @@ impl<'a, I: Serialize, P: DeserializeOwned, O: DeserializeOwned> TransferStart<'
             }
             .into());
         };
+        if let Some(started) = started {
+            started(&snapshot.id);
+        }
         let runtime = target.rpc.runtime();
         let route = outbound::Route {
             subject: format!(

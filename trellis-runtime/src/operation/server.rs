@@ -184,6 +184,7 @@ pub(crate) struct Shared {
     permits: Arc<Semaphore>,
     tasks: TaskTracker,
     stop: CancellationToken,
+    killed: CancellationToken,
 }
 
 /// The operation half of a running server.
@@ -390,6 +391,7 @@ pub(crate) async fn serve(
         permits: Arc::new(Semaphore::new(options.operation_concurrency.max(1))),
         tasks: TaskTracker::new(),
         stop: CancellationToken::new(),
+        killed: CancellationToken::new(),
     });
     follow(shared.clone()).await?;
     let client = runtime.nats();
@@ -792,11 +794,20 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
     let result = match (&started, permit) {
         (Ok(Some((_, record))), Some(_permit)) if record.status == OperationStatus::Running => {
             // A handler panic fails the operation rather than leaving it stuck.
-            match tokio::spawn(future).await {
-                Ok(result) => Some(result),
-                Err(e) => Some(Err(OperationFailure::Failed(format!(
-                    "the handler panicked: {e}"
-                )))),
+            let mut task = tokio::spawn(future);
+            tokio::select! {
+                joined = &mut task => match joined {
+                    Ok(result) => Some(result),
+                    Err(e) => Some(Err(OperationFailure::Failed(format!(
+                        "the handler panicked: {e}"
+                    )))),
+                },
+                () = shared.killed.cancelled() => {
+                    // Aborted like a crash: no terminal state, the lease runs out.
+                    task.abort();
+                    heartbeat.cancel();
+                    return;
+                }
             }
         }
         _ => None,
@@ -823,11 +834,13 @@ fn spawn_heartbeat(shared: &Arc<Shared>, id: &str) -> CancellationToken {
     let done = CancellationToken::new();
     let lease = shared.options.operation_lease;
     let (kv, id, stop) = (shared.kv.clone(), id.to_owned(), done.clone());
+    let killed = shared.killed.clone();
     let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
     shared.tasks.spawn(async move {
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
+                () = killed.cancelled() => break,
                 () = tokio::time::sleep(lease / 3) => {}
             }
             let result = mutate(&kv, &id, |record| {
@@ -896,6 +909,14 @@ pub(crate) async fn record_transfer(shared: &Arc<Shared>, id: &str, bytes: u64, 
 }
 
 impl OperationServer {
+    /// Stops at once, like a crash: running handlers are dropped without
+    /// recording an end, so their leases run out and another instance
+    /// fails them as abandoned.
+    pub(crate) fn abort(self) {
+        self.shared.killed.cancel();
+        self.shared.stop.cancel();
+    }
+
     /// Stops taking requests and waits (until `deadline`) for running
     /// operations to finish. Returns whether all finished.
     pub(crate) async fn shutdown(self, deadline: tokio::time::Instant) -> bool {
