@@ -220,6 +220,25 @@ fn demo(root: &Path) -> Result<()> {
     run(Command::new(bin.join("items-example"))
         .env("TRELLIS_URL", &url)
         .env("TRELLIS_DEPLOYMENT", "dev"))?;
+    let documents = root.join("examples/documents/contracts/documents@v1.json");
+    step("trellis contract accept examples/documents/contracts/documents@v1.json");
+    run(Command::new(&trellis)
+        .args(["contract", "accept", "--url", &url])
+        .arg(&documents))?;
+    step("documents service (examples/documents/src/main.rs), in the background");
+    let service = Command::new(bin.join("documents-example"))
+        .env("TRELLIS_URL", &url)
+        .env("TRELLIS_DEPLOYMENT", "dev")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting the documents service")?;
+    let mut service = DevStack(service);
+    wait_for_line(&mut service.0, "serving")?;
+    step("documents caller (examples/documents/src/bin/documents-caller.rs)");
+    run(Command::new(bin.join("documents-caller"))
+        .env("TRELLIS_URL", &url)
+        .env("TRELLIS_DEPLOYMENT", "dev"))?;
+    drop(service);
     step("trellis status");
     run(Command::new(&trellis).args(["status", "--url", &url]))?;
     drop(dev);
@@ -227,7 +246,31 @@ fn demo(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A `trellis dev` child, interrupted (like Ctrl-C) when dropped.
+/// Waits until `child` prints a line containing `marker` (and echoes it).
+fn wait_for_line(child: &mut std::process::Child, marker: &str) -> Result<()> {
+    use std::io::BufRead as _;
+    let stdout = child
+        .stdout
+        .take()
+        .context("the child's stdout is not piped")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line.context("reading the child's output")?;
+        println!("{line}");
+        if line.contains(marker) {
+            // Keep echoing the rest in the background.
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    println!("{line}");
+                }
+            });
+            return Ok(());
+        }
+    }
+    bail!("the process exited before printing `{marker}`")
+}
+
+/// A child (`trellis dev`, a service), interrupted (like Ctrl-C) when dropped.
 struct DevStack(std::process::Child);
 
 impl Drop for DevStack {

@@ -116,3 +116,16 @@ impl Handlers for DocumentsService {
         Ok(UploadOutput { file: info.into() })
     }
 }
+
+impl std::fmt::Display for FilesError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FilesError::NotFound { key } => write!(f, "no file under `{key}`"),
+            FilesError::InvalidKey { key, reason } => write!(f, "invalid key `{key}`: {reason}"),
+            FilesError::InvalidRequest { reason } => write!(f, "invalid request: {reason}"),
+            FilesError::Unavailable { reason } => write!(f, "the store is unavailable: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for FilesError {}
