@@ -438,7 +438,7 @@ async fn raw_chunk_protocol_gaps_resends_oversize_and_digest() {
         .get("resent")
         .await
         .expect("get");
-    assert!(stored.expect("object").bytes().await.expect("bytes") == Bytes::from(whole));
+    assert!(stored.expect("object").bytes().await.expect("bytes") == whole);
 
     // An oversize chunk ends the transfer with a typed refusal.
     let mut raw = RawSender::start(nats.clone(), "oversize").await;

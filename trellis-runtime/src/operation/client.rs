@@ -246,6 +246,9 @@ impl<I, P, O> SendStart<I, P, O> {
     }
 }
 
+/// Called with the operation id once the provider recorded it.
+type Started<'a> = Box<dyn FnOnce(&str) + Send + 'a>;
+
 /// A start with its bytes.
 #[must_use = "nothing happens until `start` is awaited"]
 pub struct TransferStart<'a, I, P, O> {
@@ -253,7 +256,7 @@ pub struct TransferStart<'a, I, P, O> {
     input: I,
     body: Body<'a>,
     progress: Option<outbound::Progress<'a>>,
-    started: Option<Box<dyn FnOnce(&str) + Send + 'a>>,
+    started: Option<Started<'a>>,
     idle: Duration,
     _types: PhantomData<fn() -> (P, O)>,
 }
