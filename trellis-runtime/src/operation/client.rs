@@ -230,7 +230,37 @@ pub struct SendStart<I, P, O> {
     _types: PhantomData<fn() -> (P, O)>,
 }
 
+/// Not implemented by any type: names the rule a call broke. An operation
+/// that declares a send transfer starts only together with its bytes.
+#[diagnostic::on_unimplemented(
+    message = "this operation declares a send transfer: it cannot start without its bytes",
+    label = "add the bytes first: `.input(input).transfer(body).start()`",
+    note = "input and bytes are one start flow; bytes cannot be attached to a started operation"
+)]
+pub trait StartsWithBytes {}
+
+/// Not implemented by any type: names the rule a call broke. An operation
+/// reference (started or reattached) observes and cancels; it never sends.
+#[diagnostic::on_unimplemented(
+    message = "an operation reference can only observe and cancel; it cannot send bytes",
+    label = "bytes travel only in the start flow: `.input(input).transfer(body).start()`",
+    note = "a reattached operation cannot resume or add to a transfer"
+)]
+pub trait SendsBytes {}
+
 impl<I, P, O> SendStart<I, P, O> {
+    /// Unavailable: an operation with a send transfer starts with
+    /// `.transfer(body).start()`. Calling this is a compile error.
+    pub fn start(self) -> std::future::Ready<Result<OperationRef<P, O>, OperationError>>
+    where
+        Self: StartsWithBytes,
+    {
+        std::future::ready(Err(OperationError::Refused {
+            operation: self.target.name.to_owned(),
+            message: "a send transfer operation starts with its bytes".to_owned(),
+        }))
+    }
+
     /// The bytes to send: in-memory bytes, a file
     /// ([`Body::file`](crate::Body::file)), a reader or a stream.
     pub fn transfer<'a>(self, body: impl Into<Body<'a>>) -> TransferStart<'a, I, P, O> {
@@ -486,6 +516,18 @@ where
 }
 
 impl<P, O> OperationRef<P, O> {
+    /// Unavailable: bytes travel only in the start flow. Calling this is a
+    /// compile error.
+    pub fn transfer<'a>(&self, _body: impl Into<Body<'a>>) -> Result<(), OperationError>
+    where
+        Self: SendsBytes,
+    {
+        Err(OperationError::Refused {
+            operation: self.target.name.to_owned(),
+            message: "bytes travel only in the start flow".to_owned(),
+        })
+    }
+
     /// The operation's name (`Group.Leaf`).
     pub fn operation(&self) -> &str {
         self.target.name
