@@ -394,27 +394,28 @@ pub(crate) async fn serve(
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
                 };
-                let handler = handler.clone();
-                let client = client.clone();
-                let name = name.clone();
                 let caller = Caller::new(
                     Principal::read(message.headers.as_ref()).unwrap_or_else(Principal::anonymous),
                 );
-                tokio::spawn(async move {
-                    let (status, body) = handler(caller, message.payload).await;
-                    // `ok` is the header-less common case.
-                    let sent = if status == "ok" {
-                        client.publish(reply, body).await
-                    } else {
-                        let mut headers = async_nats::HeaderMap::new();
-                        headers.insert(STATUS_HEADER, status);
-                        client.publish_with_headers(reply, headers, body).await
-                    };
-                    if let Err(e) = sent {
-                        warn!(rpc = %name, error = %e, "could not send reply");
+                let mut pending = handler(caller, message.payload);
+                // Handlers that finish without waiting (decode errors, cached
+                // or computed answers) are answered inline, saving a task
+                // spawn and a cross-thread wake-up; the others get a task.
+                match futures::poll!(pending.as_mut()) {
+                    std::task::Poll::Ready((status, body)) => {
+                        send_reply(&client, &name, reply, status, body).await;
+                        drop(permit);
                     }
-                    drop(permit);
-                });
+                    std::task::Poll::Pending => {
+                        let client = client.clone();
+                        let name = name.clone();
+                        tokio::spawn(async move {
+                            let (status, body) = pending.await;
+                            send_reply(&client, &name, reply, status, body).await;
+                            drop(permit);
+                        });
+                    }
+                }
             }
         }));
     }
@@ -432,6 +433,26 @@ pub(crate) async fn serve(
         subscriptions: stops,
         operations,
     })
+}
+
+/// Sends an RPC reply; `ok` is the header-less common case.
+async fn send_reply(
+    client: &async_nats::Client,
+    rpc: &str,
+    reply: async_nats::Subject,
+    status: &'static str,
+    body: Bytes,
+) {
+    let sent = if status == "ok" {
+        client.publish(reply, body).await
+    } else {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(STATUS_HEADER, status);
+        client.publish_with_headers(reply, headers, body).await
+    };
+    if let Err(e) = sent {
+        warn!(%rpc, error = %e, "could not send reply");
+    }
 }
 
 /// A round trip on the same connection: the server handles one
