@@ -61,8 +61,8 @@ impl Default for ServeOptions {
             operation_concurrency: 64,
             operation_lease: Duration::from_secs(30),
             transfer_idle_timeout: Duration::from_secs(30),
-            transfer_chunk_size: 256 * 1024,
-            transfer_window: 32,
+            transfer_chunk_size: 128 * 1024,
+            transfer_window: 64,
         }
     }
 }

@@ -37,6 +37,8 @@ mod read;
 mod wire;
 mod write;
 
+pub(crate) use write::ExpectDigest;
+
 #[cfg(test)]
 mod tests;
 
@@ -257,8 +259,15 @@ impl Store {
         body: impl Into<Body<'a>>,
         options: PutOptions,
     ) -> Result<ObjectInfo, StoreError> {
-        self.write(key, body.into(), options, Mode::Create, wire::new_nuid())
-            .await
+        self.write(
+            key,
+            body.into(),
+            options,
+            Mode::Create,
+            wire::new_nuid(),
+            None,
+        )
+        .await
     }
 
     /// Writes `key`, replacing any existing object once the new content is
@@ -274,21 +283,32 @@ impl Store {
         body: impl Into<Body<'a>>,
         options: PutOptions,
     ) -> Result<ObjectInfo, StoreError> {
-        self.write(key, body.into(), options, Mode::Overwrite, wire::new_nuid())
-            .await
+        self.write(
+            key,
+            body.into(),
+            options,
+            Mode::Overwrite,
+            wire::new_nuid(),
+            None,
+        )
+        .await
     }
 
     /// Like [`Store::put`], with the content staged under chunk id `nuid`
     /// (recorded by the caller beforehand, so that a crashed writer's
-    /// chunks can be purged with [`Store::purge_staged`]).
+    /// chunks can be purged with [`Store::purge_staged`]); the record is
+    /// written only if the content's digest equals the one in `expect`
+    /// when the body ends ([`StoreError::DigestMismatch`] otherwise).
     pub(crate) async fn put_staged(
         &self,
         key: &str,
         body: Body<'_>,
         options: PutOptions,
         nuid: String,
+        expect: write::ExpectDigest,
     ) -> Result<ObjectInfo, StoreError> {
-        self.write(key, body, options, Mode::Overwrite, nuid).await
+        self.write(key, body, options, Mode::Overwrite, nuid, Some(expect))
+            .await
     }
 
     /// Purges the chunks staged under `nuid` unless a live record of `key`
@@ -320,6 +340,16 @@ impl Store {
             .live_meta(key)
             .await?
             .map(|meta| Object::new(self.clone(), meta)))
+    }
+
+    /// Like [`Store::get`] without hashing the content while reading: for
+    /// consumers that verify the digest end to end themselves.
+    pub(crate) async fn get_unhashed(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        wire::validate_key(key)?;
+        Ok(self
+            .live_meta(key)
+            .await?
+            .map(|meta| Object::with_hashing(self.clone(), meta, false)))
     }
 
     /// The metadata of the object under `key`, or `None` if there is none.

@@ -45,6 +45,18 @@ pub enum StoreError {
         needed: Option<u64>,
     },
 
+    /// The content does not have the digest its writer expected; nothing
+    /// of the write was kept.
+    #[error("object `{key}`: content digest {actual} does not match the expected {expected}")]
+    DigestMismatch {
+        /// The key being written.
+        key: String,
+        /// The digest the writer expected.
+        expected: String,
+        /// The digest of the content received.
+        actual: String,
+    },
+
     /// A list limit of 0 or above [`MAX_LIST_LIMIT`].
     #[error("invalid list limit {limit}: must be between 1 and {MAX_LIST_LIMIT}")]
     InvalidLimit {

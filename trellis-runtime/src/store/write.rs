@@ -40,6 +40,10 @@ pub(super) enum Mode {
     Overwrite,
 }
 
+/// The digest a staged write must have, filled in by the writer before its
+/// body ends; checked after the last chunk, before the record is written.
+pub(crate) type ExpectDigest = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+
 /// A failed write; `Full` gets its numbers once the chunks are purged.
 enum WriteError {
     Full,
@@ -240,6 +244,7 @@ impl Store {
         options: PutOptions,
         mode: Mode,
         nuid: String,
+        expect: Option<ExpectDigest>,
     ) -> Result<ObjectInfo, StoreError> {
         wire::validate_key(key)?;
         let meta_subject = wire::meta_subject(&self.bucket, key);
@@ -323,6 +328,21 @@ impl Store {
                 return Err(self.write_failed(err, key, before, declared).await);
             }
         };
+        if let Some(expect) = expect {
+            let expected = expect
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+                .unwrap_or_default();
+            if expected != digest {
+                upload.discard().await;
+                return Err(StoreError::DigestMismatch {
+                    key: key.to_owned(),
+                    expected,
+                    actual: digest,
+                });
+            }
+        }
         let info = ObjectInfo {
             size,
             digest,

@@ -9,7 +9,6 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -187,15 +186,18 @@ impl SendSpec {
         });
         let (store, key) = (plan.store.clone(), plan.key.clone());
         let (options, staging) = (plan.options.clone(), plan.staging.clone());
+        // The store hashes the content as it writes it and commits only if
+        // the digest matches the sender's, announced with the last message.
+        let expect = crate::store::ExpectDigest::default();
+        let expected = expect.clone();
         let mut put = tokio::spawn(async move {
             store
-                .put_staged(&key, Body::from_stream(body), options, staging)
+                .put_staged(&key, Body::from_stream(body), options, staging, expected)
                 .await
         });
         let mut tx = Some(tx);
         let mut put_result: Option<Result<ObjectInfo, StoreError>> = None;
         let (mut next, mut bytes) = (0u64, 0u64);
-        let mut hasher = Sha256::new();
         let mut last_reply = None;
         let mut last_progress = Instant::now();
         let outcome: Result<ObjectInfo, TransferError> = loop {
@@ -237,12 +239,9 @@ impl SendSpec {
                         "{total} bytes announced, {bytes} received"
                     )));
                 }
-                let ours = super::digest_of(std::mem::take(&mut hasher));
-                if digest != ours {
-                    break Err(TransferError::DigestMismatch(format!(
-                        "sender says {digest}, received content is {ours}"
-                    )));
-                }
+                *expect
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(digest);
                 if let Some(tx) = tx.take()
                     && tx.send(None).await.is_err()
                 {
@@ -282,7 +281,6 @@ impl SendSpec {
                     "more than {limit} bytes sent"
                 )));
             }
-            hasher.update(&message.payload);
             bytes += len;
             next += 1;
             let sent = match &tx {
@@ -334,6 +332,11 @@ fn ack(next: u64) -> HeaderMap {
 fn store_failure(result: Option<&Result<ObjectInfo, StoreError>>) -> TransferError {
     match result {
         Some(Err(e @ StoreError::StoreFull { .. })) => TransferError::StoreFull(e.to_string()),
+        Some(Err(StoreError::DigestMismatch {
+            expected, actual, ..
+        })) => TransferError::DigestMismatch(format!(
+            "sender says {expected}, received content is {actual}"
+        )),
         Some(Err(e)) => TransferError::Interrupted(format!("storing failed: {e}")),
         Some(Ok(_)) | None => {
             TransferError::Interrupted("the write ended before the transfer did".into())

@@ -272,7 +272,8 @@ async fn send_download(runtime: &ServiceRuntime, state: &kv::Store, message: asy
     let js = async_nats::jetstream::new(client.clone());
     let handle = StoreHandle::new(js, record.store.clone());
     let object = match handle.open().await {
-        Ok(store) => store.get(&record.key).await,
+        // The receiver verifies size and digest end to end.
+        Ok(store) => store.get_unhashed(&record.key).await,
         Err(e) => Err(e),
     };
     let mut object = match object {
