@@ -756,3 +756,56 @@ async fn two_thousand_downloads_from_one_store() {
     assert_eq!(results.iter().filter(|ok| **ok).count(), 2000);
     eprintln!("2000 downloads took {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn killing_the_caller_process_mid_transfer_leaves_no_object() {
+    use std::io::BufRead as _;
+    let docs = documents_stack(Duration::ZERO).await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_slow-upload"))
+        .args([&docs.stack.server.url(), "killed.bin", "64", "50"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("caller process starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let id = tokio::task::spawn_blocking(move || {
+        let line = std::io::BufReader::new(stdout)
+            .lines()
+            .next()
+            .expect("a line")
+            .expect("utf-8");
+        line.strip_prefix("started ")
+            .expect("`started <id>`")
+            .to_owned()
+    })
+    .await
+    .expect("join");
+    // Another connection of the same principal watches it.
+    let watcher =
+        documents::Client::connect(options(&docs.stack.server.url()).principal("slow-uploader"))
+            .await
+            .expect("watcher");
+    let op = watcher.operation.files.upload.attach(id);
+    eventually(Duration::from_secs(10), "bytes to arrive", || async {
+        let s = op.get().await.ok()?;
+        (s.transfer?.bytes >= 2 * MIB as u64).then_some(())
+    })
+    .await;
+    // Kill the caller process by its PID (SIGKILL: no goodbye).
+    let pid = child.id();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let _ = child.wait();
+    match op.wait().await.expect("wait") {
+        Outcome::Failed(message) => assert!(message.contains("no progress"), "{message}"),
+        other => panic!("expected the transfer to fail, got {other:?}"),
+    }
+    assert!(absent(&docs.store, "killed.bin").await);
+    eventually(Duration::from_secs(5), "staged chunks purged", || async {
+        let status = docs.store.open().await.ok()?.status().await.ok()?;
+        (status.used_bytes == 0).then_some(())
+    })
+    .await;
+}
