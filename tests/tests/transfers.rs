@@ -267,6 +267,47 @@ async fn limits_refuse_and_leave_nothing_stored() {
         (status.used_bytes == 0).then_some(())
     })
     .await;
+
+    // The store's own limit (8 MiB): fill it to 7.5 MiB, then a 1 MiB
+    // upload is refused up front when declared, and during the transfer
+    // when not; the filler object is intact either way.
+    let open = store.open().await.expect("open");
+    open.put("filler", content(7 * MIB + MIB / 2, 8), Default::default())
+        .await
+        .expect("filler");
+    match client
+        .operation
+        .blobs
+        .put
+        .input(blob("declared"))
+        .transfer(content(MIB, 9))
+        .start()
+        .await
+    {
+        Err(OperationError::Refused { message, .. }) => {
+            assert!(message.contains("store-full"), "{message}")
+        }
+        other => panic!("expected a store-full refusal, got {other:?}"),
+    }
+    let chunks = futures::stream::iter((0..4).map(|i| Ok(content(MIB / 4, i))));
+    match client
+        .operation
+        .blobs
+        .put
+        .input(blob("undeclared"))
+        .transfer(Body::from_stream(chunks))
+        .start()
+        .await
+    {
+        Err(OperationError::Transfer {
+            source: TransferError::StoreFull(_),
+            ..
+        }) => {}
+        other => panic!("expected StoreFull during the transfer, got {other:?}"),
+    }
+    assert!(absent(&store, "declared").await && absent(&store, "undeclared").await);
+    let filler = open.info("filler").await.expect("info").expect("filler");
+    assert_eq!(filler.size, (7 * MIB + MIB / 2) as u64);
     assert!(server.shutdown(Duration::from_secs(5)).await);
 }
 

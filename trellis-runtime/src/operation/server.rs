@@ -888,8 +888,10 @@ pub(crate) async fn finish(
     }
 }
 
-/// Records transfer progress (bytes received so far).
+/// Records transfer progress (bytes received so far) in the operation
+/// record, where callers and every provider instance see it.
 pub(crate) async fn record_transfer(shared: &Arc<Shared>, id: &str, bytes: u64, complete: bool) {
+    debug!(%id, bytes, complete, "send transfer progress");
     let result = mutate(&shared.kv, id, |record| {
         let Some(transfer) = record.transfer.as_mut() else {
             return false;
