@@ -124,6 +124,7 @@ pub struct NatsServer {
     port: u16,
     dir: Dir,
     child: Option<Child>,
+    sync_always: bool,
 }
 
 /// Where the server keeps config, log and store.
@@ -167,6 +168,28 @@ impl NatsServer {
             port: free_port()?,
             dir: Dir::Temp(dir),
             child: None,
+            sync_always: true,
+        };
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// Like [`NatsServer::start`], but JetStream syncs to disk on the
+    /// server's default schedule instead of on every write: the setting of
+    /// a default deployment, for throughput measurements (not for tests that
+    /// kill the server and expect acknowledged writes to survive).
+    pub async fn start_periodic_sync() -> Result<NatsServer, HarnessError> {
+        let binary = nats_server_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("trellis-nats-")
+            .tempdir()
+            .map_err(io("creating the server's temp dir"))?;
+        let mut server = NatsServer {
+            binary,
+            port: free_port()?,
+            dir: Dir::Temp(dir),
+            child: None,
+            sync_always: false,
         };
         server.spawn().await?;
         Ok(server)
@@ -186,6 +209,7 @@ impl NatsServer {
             port,
             dir: Dir::Fixed(dir),
             child: None,
+            sync_always: true,
         };
         server.spawn().await?;
         Ok(server)
@@ -219,9 +243,14 @@ impl NatsServer {
         let config = self.dir.path().join("nats-server.conf");
         // `sync_interval: always` makes acknowledged writes durable even when
         // a test kills the server with SIGKILL.
+        let sync = if self.sync_always {
+            "  sync_interval: always\n"
+        } else {
+            ""
+        };
         let text = format!(
             "listen: \"127.0.0.1:{port}\"\nserver_name: \"trellis-test-{port}\"\n\
-             jetstream {{\n  store_dir: {store:?}\n  sync_interval: always\n}}\n",
+             jetstream {{\n  store_dir: {store:?}\n{sync}}}\n",
             port = self.port,
             store = self.store_dir().display().to_string(),
         );

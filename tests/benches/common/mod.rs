@@ -39,7 +39,17 @@ impl Stack {
             .build()
             .expect("tokio runtime");
         let (server, authority, client) = rt.block_on(async {
-            let server = NatsServer::start().await.expect("nats-server starts");
+            // Benchmarks run nats-server with JetStream's default sync
+            // schedule (a default deployment); tests use `sync_interval:
+            // always` so that killed servers keep acknowledged writes.
+            // `TRELLIS_BENCH_SYNC_ALWAYS=1` measures with the test setting.
+            let server = if std::env::var_os("TRELLIS_BENCH_SYNC_ALWAYS").is_some_and(|v| v == "1")
+            {
+                NatsServer::start().await
+            } else {
+                NatsServer::start_periodic_sync().await
+            }
+            .expect("nats-server starts");
             let authority = Authority::start(
                 server.client().await.expect("client"),
                 AuthorityConfig::local(DEPLOYMENT),
