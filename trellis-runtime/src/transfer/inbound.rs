@@ -175,8 +175,10 @@ impl SendSpec {
         let client = shared.runtime.nats().clone();
         // `Some(bytes)` is content, `None` the verified end; a channel that
         // closes without `None` fails the write, so nothing unverified can
-        // ever be committed.
-        let (tx, rx) = tokio::sync::mpsc::channel::<Option<Bytes>>(plan.window.max(2));
+        // ever be committed. The channel is a quarter of the sender's window:
+        // chunks are acknowledged once queued here, so this bounds what the
+        // provider holds beyond the store writer's own publish window.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Option<Bytes>>((plan.window / 4).max(2));
         let body = futures::stream::unfold(rx, |mut rx| async move {
             match rx.recv().await {
                 Some(Some(bytes)) => Some((Ok(bytes), rx)),
