@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::time::Duration;
 
 use common::Stack;
@@ -138,8 +139,39 @@ async fn raw(f: &Fixture) -> FileEntry {
     serde_json::from_slice(&reply.payload).expect("decode")
 }
 
+/// Interleaved typed/raw rounds (see `Stack::paired`): the median time of
+/// 200 sequential calls and of 200 batches of 64 concurrent calls.
+fn paired_report(f: &Fixture) {
+    eprintln!("--- paired, interleaved (median time; typed/raw < 1: typed faster) ---");
+    for (name, in_flight) in [("sequential", 1), ("64 in flight", IN_FLIGHT)] {
+        let batch =
+            |call: fn(&Fixture) -> std::pin::Pin<Box<dyn Future<Output = FileEntry> + '_>>| {
+                move || async move {
+                    for _ in 0..200 {
+                        futures::future::join_all((0..in_flight).map(|_| call(f))).await;
+                    }
+                }
+            };
+        let (t, r) = f.stack.paired(
+            15,
+            batch(|f| Box::pin(typed(f))),
+            batch(|f| Box::pin(raw(f))),
+        );
+        let per_call = |secs: f64| secs * 1e6 / (200 * in_flight) as f64;
+        eprintln!(
+            "paired rpc {name:<13} typed {:>7.2} us/call  raw {:>7.2} us/call  \
+             time typed/raw {:.3}  throughput typed/raw {:.3}",
+            per_call(t),
+            per_call(r),
+            t / r,
+            r / t,
+        );
+    }
+}
+
 fn rpc(c: &mut Criterion) {
     let f = Fixture::start();
+    paired_report(&f);
     for (group, in_flight) in [("rpc_call", 1), ("rpc_call_64", IN_FLIGHT)] {
         let mut g = c.benchmark_group(group);
         g.bench_function("typed", |b| {

@@ -35,8 +35,7 @@
 
 mod common;
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream::{self, object_store::ObjectStore};
 use common::Stack;
@@ -234,70 +233,20 @@ async fn raw_get(f: &Fixture, i: usize) -> usize {
     object.read_to_end(&mut content).await.expect("raw read")
 }
 
-/// The median of `values`; sorts them.
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_unstable_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// Runs `typed` and `raw` alternately (`typed` first in even rounds, `raw`
-/// first in odd ones) `rounds` times each after one warm-up round, and
-/// prints the median throughputs and their ratio typed/raw.
-fn paired<FA, FutA, FB, FutB>(
-    f: &Fixture,
-    name: &str,
-    bytes: usize,
-    rounds: usize,
-    mut typed: FA,
-    mut raw: FB,
-) where
-    FA: FnMut() -> FutA,
-    FutA: Future,
-    FB: FnMut() -> FutB,
-    FutB: Future,
-{
-    let (mut t, mut r) = f.stack.rt.block_on(async {
-        let mut t = Vec::with_capacity(rounds);
-        let mut r = Vec::with_capacity(rounds);
-        black_box(typed().await);
-        black_box(raw().await);
-        for round in 0..rounds {
-            for side in [round % 2, 1 - round % 2] {
-                let started = Instant::now();
-                if side == 0 {
-                    black_box(typed().await);
-                    t.push(started.elapsed().as_secs_f64());
-                } else {
-                    black_box(raw().await);
-                    r.push(started.elapsed().as_secs_f64());
-                }
-            }
-        }
-        (t, r)
-    });
-    let mib = bytes as f64 / MIB as f64;
-    let (typed_rate, raw_rate) = (mib / median(&mut t), mib / median(&mut r));
-    eprintln!(
-        "paired {name:<18} n={rounds:<4} typed {typed_rate:>8.1} MiB/s  raw {raw_rate:>8.1} MiB/s  \
-         typed/raw {:.3}",
-        typed_rate / raw_rate,
-    );
-}
-
 /// The interleaved comparisons, printed before the criterion groups.
 fn paired_report(f: &Fixture) {
     eprintln!("--- paired, interleaved (median throughput; typed/raw > 1: typed faster) ---");
     for (i, size) in SIZES.iter().enumerate() {
-        paired(
-            f,
+        common::paired_throughput(
+            &f.stack,
             &format!("put {}", size.label),
             size.bytes,
             size.paired_rounds,
             || typed_put(f, i),
             || raw_put(f, i),
         );
-        paired(
-            f,
+        common::paired_throughput(
+            &f.stack,
             &format!("get {}", size.label),
             size.bytes,
             size.paired_rounds,

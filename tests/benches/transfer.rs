@@ -47,7 +47,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, object_store::ObjectStore, stream::StorageType};
@@ -328,63 +327,22 @@ fn rss_report(f: &Fixture) {
     );
 }
 
-/// The median of `values`; sorts them.
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_unstable_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// Runs `typed` and `raw` alternately (`typed` first in even rounds, `raw`
-/// first in odd ones) `rounds` times each after one warm-up round, and
-/// prints the median throughputs and their ratio typed/raw.
-fn paired<FA, FutA, FB, FutB>(f: &Fixture, name: &str, mut typed: FA, mut raw: FB)
-where
-    FA: FnMut() -> FutA,
-    FutA: Future,
-    FB: FnMut() -> FutB,
-    FutB: Future,
-{
-    let rounds = PAIRED_ROUNDS;
-    let (mut t, mut r) = f.stack.rt.block_on(async {
-        let mut t = Vec::with_capacity(rounds);
-        let mut r = Vec::with_capacity(rounds);
-        black_box(typed().await);
-        black_box(raw().await);
-        for round in 0..rounds {
-            for side in [round % 2, 1 - round % 2] {
-                let started = Instant::now();
-                if side == 0 {
-                    black_box(typed().await);
-                    t.push(started.elapsed().as_secs_f64());
-                } else {
-                    black_box(raw().await);
-                    r.push(started.elapsed().as_secs_f64());
-                }
-            }
-        }
-        (t, r)
-    });
-    let mib = SIZE as f64 / MIB as f64;
-    let (typed_rate, raw_rate) = (mib / median(&mut t), mib / median(&mut r));
-    eprintln!(
-        "paired {name:<18} n={rounds:<4} typed {typed_rate:>8.1} MiB/s  raw {raw_rate:>8.1} MiB/s  \
-         typed/raw {:.3}",
-        typed_rate / raw_rate,
-    );
-}
-
 /// The interleaved comparisons, printed before the criterion groups.
 fn paired_report(f: &Fixture) {
     eprintln!("--- paired, interleaved (median throughput; typed/raw > 1: typed faster) ---");
-    paired(
-        f,
+    common::paired_throughput(
+        &f.stack,
         &format!("upload {LABEL}"),
+        SIZE,
+        PAIRED_ROUNDS,
         || typed_upload(f, TYPED_UPLOAD_KEY),
         || raw_upload(f, RAW_UPLOAD_KEY),
     );
-    paired(
-        f,
+    common::paired_throughput(
+        &f.stack,
         &format!("download {LABEL}"),
+        SIZE,
+        PAIRED_ROUNDS,
         || typed_download(f),
         || raw_download(f),
     );

@@ -240,6 +240,12 @@ fn rpc_surface(c: &Contract) -> TokenStream {
         let docs = &rpc.docs;
         let (group, leaf) = accessor(name);
         let receive = method.transfer.is_some();
+        // Only handlers that see the caller need its principal on the wire.
+        let call = if receive {
+            format_ident!("call_identified")
+        } else {
+            format_ident!("call")
+        };
         match &rpc.error {
             Some(error) => {
                 if receive {
@@ -284,7 +290,7 @@ fn rpc_surface(c: &Contract) -> TokenStream {
                         &self,
                         input: &#input,
                     ) -> ::core::result::Result<::core::result::Result<#output, #error>, ::trellis::CallError> {
-                        self.inner.call(#name, #subject, input).await
+                        self.inner.#call(#name, #subject, input).await
                     }
                 });
             }
@@ -326,7 +332,7 @@ fn rpc_surface(c: &Contract) -> TokenStream {
                         &self,
                         input: &#input,
                     ) -> ::core::result::Result<#output, ::trellis::CallError> {
-                        match self.inner.call::<#input, #output, ()>(#name, #subject, input).await? {
+                        match self.inner.#call::<#input, #output, ()>(#name, #subject, input).await? {
                             ::core::result::Result::Ok(output) => ::core::result::Result::Ok(output),
                             ::core::result::Result::Err(()) => ::core::result::Result::Err(
                                 ::trellis::CallError::MalformedReply {

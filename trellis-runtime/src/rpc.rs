@@ -554,7 +554,8 @@ impl RpcClient {
     }
 
     /// Sends `payload` to the contract surface `subject` (a manifest
-    /// subject) with the caller's principal, mapping transport failures.
+    /// subject), with the caller's principal if `identify`, mapping
+    /// transport failures.
     pub(crate) async fn request(
         &self,
         name: &str,
@@ -562,13 +563,19 @@ impl RpcClient {
         payload: Bytes,
         mut headers: async_nats::HeaderMap,
         timeout: Duration,
+        identify: bool,
     ) -> Result<RawReply, CallError> {
         let rpc = || name.to_owned();
-        self.runtime.principal().write(&mut headers);
-        let request = async_nats::Request::new()
+        if identify {
+            self.runtime.principal().write(&mut headers);
+        }
+        let mut request = async_nats::Request::new()
             .payload(payload)
-            .headers(headers)
             .timeout(Some(timeout));
+        if !headers.is_empty() {
+            // Header-less requests stay plain PUBs (cheaper for the server).
+            request = request.headers(headers);
+        }
         let subject = surface_subject(
             self.runtime.deployment(),
             self.runtime.contract_id(),
@@ -605,13 +612,47 @@ impl RpcClient {
         })
     }
 
-    /// Calls RPC `name` on its manifest subject.
+    /// Calls RPC `name` on its manifest subject. The request carries no
+    /// principal: only RPCs whose handlers see the caller need one (see
+    /// [`RpcClient::call_identified`]).
     #[doc(hidden)]
     pub async fn call<I, O, E>(
         &self,
         name: &str,
         subject: &str,
         input: &I,
+    ) -> Result<Result<O, E>, CallError>
+    where
+        I: Serialize,
+        O: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        self.call_with(name, subject, input, false).await
+    }
+
+    /// Calls RPC `name` with the caller's principal (for RPCs whose
+    /// handlers see the caller, e.g. to bind receive grants to it).
+    #[doc(hidden)]
+    pub async fn call_identified<I, O, E>(
+        &self,
+        name: &str,
+        subject: &str,
+        input: &I,
+    ) -> Result<Result<O, E>, CallError>
+    where
+        I: Serialize,
+        O: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        self.call_with(name, subject, input, true).await
+    }
+
+    async fn call_with<I, O, E>(
+        &self,
+        name: &str,
+        subject: &str,
+        input: &I,
+        identify: bool,
     ) -> Result<Result<O, E>, CallError>
     where
         I: Serialize,
@@ -628,6 +669,7 @@ impl RpcClient {
                 payload.into(),
                 async_nats::HeaderMap::new(),
                 self.runtime.request_timeout(),
+                identify,
             )
             .await?;
         let malformed = |e: serde_json::Error| CallError::MalformedReply {

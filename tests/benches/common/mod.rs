@@ -121,4 +121,74 @@ impl Stack {
             started.elapsed()
         })
     }
+
+    /// Runs `typed` and `raw` alternately (`typed` first in even rounds,
+    /// `raw` first in odd ones) `rounds` times each after one warm-up
+    /// round; returns their median times in seconds. Interleaving cancels
+    /// the load drift of a shared machine that separate criterion
+    /// benchmarks, run one after the other, pick up.
+    pub fn paired<FA, FutA, FB, FutB>(
+        &self,
+        rounds: usize,
+        mut typed: FA,
+        mut raw: FB,
+    ) -> (f64, f64)
+    where
+        FA: FnMut() -> FutA,
+        FutA: Future,
+        FB: FnMut() -> FutB,
+        FutB: Future,
+    {
+        let (mut t, mut r) = self.rt.block_on(async {
+            let mut t = Vec::with_capacity(rounds);
+            let mut r = Vec::with_capacity(rounds);
+            black_box(typed().await);
+            black_box(raw().await);
+            for round in 0..rounds {
+                for side in [round % 2, 1 - round % 2] {
+                    let started = Instant::now();
+                    if side == 0 {
+                        black_box(typed().await);
+                        t.push(started.elapsed().as_secs_f64());
+                    } else {
+                        black_box(raw().await);
+                        r.push(started.elapsed().as_secs_f64());
+                    }
+                }
+            }
+            (t, r)
+        });
+        (median(&mut t), median(&mut r))
+    }
+}
+
+/// Runs `typed` and `raw` interleaved ([`Stack::paired`]), each moving
+/// `bytes`, and prints the median throughputs and their ratio typed/raw.
+pub fn paired_throughput<FA, FutA, FB, FutB>(
+    stack: &Stack,
+    name: &str,
+    bytes: usize,
+    rounds: usize,
+    typed: FA,
+    raw: FB,
+) where
+    FA: FnMut() -> FutA,
+    FutA: Future,
+    FB: FnMut() -> FutB,
+    FutB: Future,
+{
+    let (t, r) = stack.paired(rounds, typed, raw);
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    let (typed_rate, raw_rate) = (mib / t, mib / r);
+    eprintln!(
+        "paired {name:<18} n={rounds:<4} typed {typed_rate:>8.1} MiB/s  raw {raw_rate:>8.1} MiB/s  \
+         typed/raw {:.3}",
+        typed_rate / raw_rate,
+    );
+}
+
+/// The median of `values`; sorts them.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    values[values.len() / 2]
 }

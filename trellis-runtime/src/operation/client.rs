@@ -36,7 +36,7 @@ impl Target {
     ) -> Result<RawReply, OperationError> {
         Ok(self
             .rpc
-            .request(self.name, subject, payload.into(), headers, timeout)
+            .request(self.name, subject, payload.into(), headers, timeout, true)
             .await?)
     }
 
