@@ -127,10 +127,7 @@ impl Fixture {
                 .await
                 .expect("documents service connects");
             let server = service
-                .serve(
-                    DocumentsService::new(service.store.uploads.clone()),
-                    ServeOptions::default(),
-                )
+                .serve(DocumentsService::new(&service), ServeOptions::default())
                 .await
                 .expect("documents service serves");
             let client = documents::Client::connect(stack.options().principal("bench"))

@@ -54,7 +54,7 @@ async fn documents_stack(processing: Duration) -> Docs {
         .await
         .expect("service");
     let store = service.store.uploads.clone();
-    let handlers = DocumentsService::new(store.clone()).with_processing(processing);
+    let handlers = DocumentsService::new(&service).with_processing(processing);
     let server = service
         .serve(handlers, serve_options())
         .await
@@ -647,7 +647,7 @@ async fn a_nats_restart_mid_transfer_ends_verified_or_refused() {
         .expect("service");
     let store = service.store.uploads.clone();
     let _serving = service
-        .serve(DocumentsService::new(store.clone()), serve_options())
+        .serve(DocumentsService::new(&service), serve_options())
         .await
         .expect("serve");
     let client = documents::Client::connect(options(&url).principal("alice"))

@@ -15,6 +15,8 @@ pub const RESERVED: &[&str] = &[
     "Client",
     "Rpc",
     "Operations",
+    "Events",
+    "EventListeners",
     "Handlers",
     "KvResources",
     "StoreResources",
@@ -146,6 +148,7 @@ fn generate(c: &Contract) -> TokenStream {
     let (store_defs, store_build) = resource_group(&c.stores, false, &store_group, "object store");
 
     let rpc = rpc_surface(c);
+    let (event_defs, event_publishers, _) = event_surface(c);
 
     quote! {
         #(#attrs)*
@@ -154,6 +157,8 @@ fn generate(c: &Contract) -> TokenStream {
             #(#items)*
 
             #rpc
+
+            #event_defs
 
             #kv_defs
             #store_defs
@@ -179,6 +184,8 @@ fn generate(c: &Contract) -> TokenStream {
                 pub kv: #kv_group,
                 /// Object stores by alias.
                 pub store: #store_group,
+                /// Event publishers: `service.events.<group>.<leaf>.publish(&event)`.
+                pub events: Events,
                 __runtime: ::trellis::__private::ServiceRuntime,
                 __sealed: ::trellis::__private::Sealed,
             }
@@ -205,6 +212,10 @@ fn generate(c: &Contract) -> TokenStream {
                     ::core::result::Result::Ok(Service {
                         kv: #kv_build,
                         store: #store_build,
+                        events: {
+                            let runtime = bindings.runtime();
+                            #event_publishers
+                        },
                         __runtime: bindings.runtime(),
                         __sealed: bindings.seal(),
                     })
@@ -212,6 +223,91 @@ fn generate(c: &Contract) -> TokenStream {
             }
         }
     }
+}
+
+/// `Service::events` (publishers) and `Client::events` (live listeners),
+/// by group. Returns (definitions, publisher init, listener init).
+fn event_surface(c: &Contract) -> (TokenStream, TokenStream, TokenStream) {
+    let mut groups: std::collections::BTreeMap<
+        String,
+        Vec<(syn::Ident, TokenStream, TokenStream)>,
+    > = Default::default();
+    for event in &c.events {
+        let Some(spec) = c.manifest.events.get(&event.name) else {
+            continue;
+        };
+        let name = &event.name;
+        let subject = &spec.subject;
+        let params = spec.params.clone().unwrap_or_default();
+        let ty = &event.ident;
+        let spec = quote! {
+            ::trellis::__private::EventSpec {
+                name: #name,
+                subject: #subject,
+                params: &[#(#params),*],
+            }
+        };
+        let (group, leaf) = accessor(name);
+        groups
+            .entry(group.to_string())
+            .or_default()
+            .push((leaf, quote!(#ty), spec));
+    }
+    let mut defs = TokenStream::new();
+    let (mut pub_fields, mut pub_inits) = (TokenStream::new(), TokenStream::new());
+    let (mut lis_fields, mut lis_inits) = (TokenStream::new(), TokenStream::new());
+    for (group, leaves) in &groups {
+        let field = format_ident!("{}", group);
+        let pascal = crate::names::pascal_case(group);
+        let pub_ty = format_ident!("{}Events", pascal);
+        let lis_ty = format_ident!("{}EventListeners", pascal);
+        let (mut pf, mut pi, mut lf, mut li) = (
+            TokenStream::new(),
+            TokenStream::new(),
+            TokenStream::new(),
+            TokenStream::new(),
+        );
+        for (leaf, ty, spec) in leaves {
+            let doc = format!("Publishes [`{ty}`] events.");
+            pf.extend(quote! { #[doc = #doc] pub #leaf: ::trellis::EventPublisher<#ty>, });
+            pi.extend(quote! { #leaf: ::trellis::EventPublisher::new(runtime.clone(), #spec), });
+            let doc = format!("Listens to [`{ty}`] events: `.filter(\"/param\", value).listen()`.");
+            lf.extend(quote! { #[doc = #doc] pub #leaf: ::trellis::EventListener<#ty>, });
+            li.extend(quote! { #leaf: ::trellis::EventListener::new(runtime.clone(), #spec), });
+        }
+        let pub_doc = format!("Publishers of the `{pascal}.*` events.");
+        let lis_doc = format!("Live listeners of the `{pascal}.*` events.");
+        defs.extend(quote! {
+            #[doc = #pub_doc]
+            #[derive(Debug, Clone)]
+            #[non_exhaustive]
+            pub struct #pub_ty { #pf }
+            #[doc = #lis_doc]
+            #[derive(Debug, Clone)]
+            #[non_exhaustive]
+            pub struct #lis_ty { #lf }
+        });
+        pub_fields.extend(quote! { #[doc = #pub_doc] pub #field: #pub_ty, });
+        pub_inits.extend(quote! { #field: #pub_ty { #pi }, });
+        lis_fields.extend(quote! { #[doc = #lis_doc] pub #field: #lis_ty, });
+        lis_inits.extend(quote! { #field: #lis_ty { #li }, });
+    }
+    let defs = quote! {
+        /// This contract's event publishers, by group (owner side).
+        #[derive(Debug, Clone)]
+        #[non_exhaustive]
+        pub struct Events { #pub_fields }
+        /// This contract's live event listeners, by group (caller side).
+        #[derive(Debug, Clone)]
+        #[non_exhaustive]
+        pub struct EventListeners { #lis_fields }
+        #defs
+    };
+    (
+        defs,
+        quote! { Events { #pub_inits } },
+        quote! { EventListeners { #lis_inits } },
+    )
 }
 
 /// `Files.List` -> (`files`, `list`).
@@ -225,6 +321,7 @@ fn accessor(name: &str) -> (syn::Ident, syn::Ident) {
 
 /// The handler trait, `Service::serve`, and the typed `Client`.
 fn rpc_surface(c: &Contract) -> TokenStream {
+    let (_, _, event_listeners) = event_surface(c);
     let mut trait_fns = TokenStream::new();
     let mut registrations = TokenStream::new();
     let mut groups: std::collections::BTreeMap<String, Vec<TokenStream>> = Default::default();
@@ -548,6 +645,8 @@ fn rpc_surface(c: &Contract) -> TokenStream {
             pub rpc: Rpc,
             /// Operations: `client.operation.<group>.<leaf>.input(input)`.
             pub operation: Operations,
+            /// Live events: `client.events.<group>.<leaf>.listen()`.
+            pub events: EventListeners,
             runtime: ::trellis::__private::ServiceRuntime,
         }
 
@@ -560,6 +659,7 @@ fn rpc_surface(c: &Contract) -> TokenStream {
                 ::core::result::Result::Ok(Client {
                     rpc: Rpc { #group_inits },
                     operation: Operations { #op_inits },
+                    events: #event_listeners,
                     runtime,
                 })
             }

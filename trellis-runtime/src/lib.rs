@@ -10,6 +10,7 @@ pub mod authority;
 mod bindings;
 pub mod client;
 mod connect;
+pub mod events;
 pub mod files;
 mod ids;
 pub mod kv;
@@ -24,6 +25,7 @@ pub mod transfer;
 pub use bindings::{BindError, Bindings};
 pub use client::{AuthorityClient, ClientError};
 pub use connect::{ConnectError, ConnectOptions, Unready};
+pub use events::{EventError, EventListener, EventPublisher, EventStream, ReceivedEvent};
 pub use kv::{KvChange, KvEntry, KvError, KvHandle, KvWatch};
 pub use operation::{
     OperationContext, OperationError, OperationEvents, OperationFailure, OperationRef,
@@ -43,6 +45,7 @@ pub use transfer::receive::{Download, DownloadStream, GrantError, Grants, Receiv
 pub mod __private {
     pub use crate::bindings::{Bindings, Contract, Sealed, ServiceRuntime};
     pub use crate::connect::{connect, connect_client};
+    pub use crate::events::EventSpec;
     pub use crate::operation::{OperationClient, SendOperationClient};
     pub use crate::rpc::{Endpoints, RpcClient};
 }

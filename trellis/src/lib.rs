@@ -33,11 +33,12 @@
 pub use trellis_macros::contract;
 pub use trellis_runtime::{
     BindError, Body, CallError, Caller, ConnectError, ConnectOptions, Download, DownloadStream,
-    GrantError, Grants, KvChange, KvEntry, KvError, KvHandle, ListOptions, ListPage, Object,
-    ObjectInfo, OperationContext, OperationError, OperationEvents, OperationFailure, OperationRef,
-    OperationStatus, Outcome, Principal, PutOptions, ReceiveGrant, RpcServer, ServeError,
-    ServeOptions, Snapshot, Store, StoreError, StoreHandle, StoreStatus, TransferError,
-    TransferProgress, Unready, files, kv, operation, rpc, store, transfer,
+    EventError, EventListener, EventPublisher, EventStream, GrantError, Grants, KvChange, KvEntry,
+    KvError, KvHandle, ListOptions, ListPage, Object, ObjectInfo, OperationContext, OperationError,
+    OperationEvents, OperationFailure, OperationRef, OperationStatus, Outcome, Principal,
+    PutOptions, ReceiveGrant, ReceivedEvent, RpcServer, ServeError, ServeOptions, Snapshot, Store,
+    StoreError, StoreHandle, StoreStatus, TransferError, TransferProgress, Unready, events, files,
+    kv, operation, rpc, store, transfer,
 };
 
 /// Support items for generated code; not public API.

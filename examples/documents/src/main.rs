@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("connecting the documents service to {url} ({deployment})"))?;
-    let handlers = DocumentsService::new(service.store.uploads.clone());
+    let handlers = DocumentsService::new(&service);
     let server = service
         .serve(handlers, ServeOptions::default())
         .await

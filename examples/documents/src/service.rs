@@ -4,25 +4,30 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use trellis::files;
-use trellis::{Grants, ObjectInfo, OperationContext, OperationFailure, StoreHandle};
-
-use crate::documents::{
-    DownloadResponse, FileEntry, FileKey, FilesError, Handlers, ListRequest, ListResponse,
-    UploadInput, UploadOutput, UploadProgress,
+use trellis::{
+    EventPublisher, Grants, ObjectInfo, OperationContext, OperationFailure, StoreHandle,
 };
 
-/// The documents service: serves the Files API over its `uploads` store.
+use crate::documents::{
+    DocumentCreated, DownloadResponse, FileEntry, FileKey, FilesError, Handlers, ListRequest,
+    ListResponse, Service, UploadInput, UploadOutput, UploadProgress,
+};
+
+/// The documents service: serves the Files API over its `uploads` store
+/// and publishes `Documents.Created` after each upload.
 #[derive(Debug, Clone)]
 pub struct DocumentsService {
     store: StoreHandle,
+    created: EventPublisher<DocumentCreated>,
     processing: Duration,
 }
 
 impl DocumentsService {
-    /// Serves the files of `store` (the service's `uploads` store).
-    pub fn new(store: StoreHandle) -> DocumentsService {
+    /// The handlers of a connected documents service.
+    pub fn new(service: &Service) -> DocumentsService {
         DocumentsService {
-            store,
+            store: service.store.uploads.clone(),
+            created: service.events.documents.created.clone(),
             processing: Duration::ZERO,
         }
     }
@@ -112,6 +117,15 @@ impl Handlers for DocumentsService {
                 () = op.cancelled() => return Err(OperationFailure::Cancelled),
                 () = tokio::time::sleep(self.processing) => {}
             }
+        }
+        let event = DocumentCreated {
+            key: info.key.clone(),
+            size: info.size,
+            content_type: info.content_type.clone().unwrap_or_default(),
+        };
+        // The file is stored either way; a lost event is logged, not fatal.
+        if let Err(e) = self.created.publish(&event).await {
+            tracing::warn!(key = %event.key, error = %e, "could not publish Documents.Created");
         }
         Ok(UploadOutput { file: info.into() })
     }

@@ -14,7 +14,7 @@ pub mod items {
 
     /// A raw stream.
     #[stream(purpose = "Item events")]
-    pub struct Events;
+    pub struct AuditLog;
 }
 
 fn main() {}

@@ -1,0 +1,445 @@
+//! Typed events: the owner publishes, callers listen live.
+//!
+//! An event's concrete subject comes from its manifest template
+//! (`events.v1.Documents.Created.{/key}`): each `{/pointer}` is replaced by
+//! the subject-safe form of that field of the event value (see
+//! [`subject_token`]), under the contract prefix
+//! `trellis.<deployment>.<contract id>.`. Every event carries the
+//! `Trellis-Event-Id` (also `Nats-Msg-Id`, so JetStream drops duplicates of
+//! a retried publish) and `Trellis-Event-Time` (unix ms) headers.
+//!
+//! Published events are stored in a runtime-owned stream per contract,
+//! `trellis-events-<deployment>-<contract id>`, capturing
+//! `trellis.<deployment>.<contract id>.events.>` (created by the first
+//! publisher), so publishing is acknowledged by JetStream. Live listeners
+//! are plain subscriptions: they see events published while they listen,
+//! and nothing from before.
+
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+use futures::{Stream, StreamExt as _};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::bindings::ServiceRuntime;
+use crate::rpc::surface_subject;
+
+/// Header with the event's unique id.
+pub const EVENT_ID_HEADER: &str = "Trellis-Event-Id";
+/// Header with the event's publication time (unix ms).
+pub const EVENT_TIME_HEADER: &str = "Trellis-Event-Time";
+
+/// Why publishing or listening failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// The event does not encode, or lacks a subject parameter.
+    #[error("event `{event}` cannot be published: {reason}")]
+    Invalid {
+        /// Event name.
+        event: String,
+        /// Why.
+        reason: String,
+    },
+    /// A filter names something that is not a parameter of the event.
+    #[error("event `{event}` has no subject parameter `{param}` (parameters: {params})")]
+    UnknownParam {
+        /// Event name.
+        event: String,
+        /// The filter's pointer.
+        param: String,
+        /// The declared parameters.
+        params: String,
+    },
+    /// The event stream could not be opened or created.
+    #[error("the event stream `{stream}` is unavailable: {reason}")]
+    Stream {
+        /// Stream name.
+        stream: String,
+        /// Why.
+        reason: String,
+    },
+    /// NATS failed.
+    #[error("event `{event}`: {reason}")]
+    Nats {
+        /// Event name.
+        event: String,
+        /// Why.
+        reason: String,
+    },
+    /// A received event did not decode as the contract says; the listener
+    /// goes on with the next one.
+    #[error("a `{event}` event on `{subject}` does not decode: {reason}")]
+    Decode {
+        /// Event name.
+        event: String,
+        /// Its subject.
+        subject: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An event as the manifest declares it (used by generated code).
+#[derive(Debug, Clone, Copy)]
+#[doc(hidden)]
+pub struct EventSpec {
+    /// `Group.Leaf`.
+    pub name: &'static str,
+    /// Subject template (manifest subject).
+    pub subject: &'static str,
+    /// JSON pointers of the template, in order.
+    pub params: &'static [&'static str],
+}
+
+/// The subject token for one parameter value: strings and numbers, with
+/// every byte outside `A-Z a-z 0-9 - _ =` written as `%XX` (so `.`, `*`,
+/// `>` and whitespace cannot change the subject's shape); the empty string
+/// is `%`. `None` for other JSON types.
+pub fn subject_token(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    if text.is_empty() {
+        return Some("%".to_owned());
+    }
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'=') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Some(out)
+}
+
+/// `template` with each `{/pointer}` replaced by `token(pointer)`.
+fn render(
+    template: &str,
+    mut token: impl FnMut(&str) -> Result<String, EventError>,
+) -> Result<String, EventError> {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
+        out.push_str(&token(&rest[start + 1..start + end])?);
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn stream_name(runtime: &ServiceRuntime) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!(
+        "trellis-events-{}-{}",
+        clean(runtime.deployment()),
+        clean(runtime.contract_id())
+    )
+}
+
+/// Opens (creating on first use) the contract's event stream.
+async fn ensure_stream(runtime: &ServiceRuntime) -> Result<(), EventError> {
+    let name = stream_name(runtime);
+    let js = jetstream::new(runtime.nats().clone());
+    let failed = |e: &dyn std::fmt::Display| EventError::Stream {
+        stream: name.clone(),
+        reason: e.to_string(),
+    };
+    if js.get_stream(&name).await.is_ok() {
+        return Ok(());
+    }
+    let subjects = surface_subject(runtime.deployment(), runtime.contract_id(), "events.>");
+    js.get_or_create_stream(stream::Config {
+        name: name.clone(),
+        subjects: vec![subjects],
+        storage: stream::StorageType::File,
+        max_age: Duration::from_secs(7 * 24 * 3600),
+        // An explicit limit: nats-server otherwise caps consumers at 1000.
+        max_consumers: 100_000,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| failed(&e))?;
+    Ok(())
+}
+
+/// Publishes one event of the contract (owner side).
+pub struct EventPublisher<T> {
+    runtime: ServiceRuntime,
+    spec: EventSpec,
+    js: jetstream::Context,
+    stream: Arc<tokio::sync::OnceCell<()>>,
+    _event: PhantomData<fn(&T)>,
+}
+
+impl<T> Clone for EventPublisher<T> {
+    fn clone(&self) -> Self {
+        EventPublisher {
+            runtime: self.runtime.clone(),
+            spec: self.spec,
+            js: self.js.clone(),
+            stream: self.stream.clone(),
+            _event: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for EventPublisher<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventPublisher")
+            .field("event", &self.spec.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Serialize> EventPublisher<T> {
+    #[doc(hidden)]
+    pub fn new(runtime: ServiceRuntime, spec: EventSpec) -> Self {
+        EventPublisher {
+            js: jetstream::new(runtime.nats().clone()),
+            runtime,
+            spec,
+            stream: Arc::default(),
+            _event: PhantomData,
+        }
+    }
+
+    /// The concrete subject of `event` (without publishing it).
+    pub fn subject_of(&self, event: &T) -> Result<String, EventError> {
+        let invalid = |reason: String| EventError::Invalid {
+            event: self.spec.name.to_owned(),
+            reason,
+        };
+        let value = serde_json::to_value(event).map_err(|e| invalid(e.to_string()))?;
+        let subject = render(self.spec.subject, |pointer| {
+            value
+                .pointer(pointer)
+                .and_then(subject_token)
+                .ok_or_else(|| invalid(format!("`{pointer}` is not a string or number")))
+        })?;
+        Ok(surface_subject(
+            self.runtime.deployment(),
+            self.runtime.contract_id(),
+            &subject,
+        ))
+    }
+
+    /// Publishes `event`; returns its id once JetStream stored it.
+    pub async fn publish(&self, event: &T) -> Result<String, EventError> {
+        let subject = self.subject_of(event)?;
+        let payload = serde_json::to_vec(event).map_err(|e| EventError::Invalid {
+            event: self.spec.name.to_owned(),
+            reason: e.to_string(),
+        })?;
+        self.stream
+            .get_or_try_init(|| ensure_stream(&self.runtime))
+            .await?;
+        let id = crate::ids::random_id();
+        let mut headers = HeaderMap::new();
+        headers.insert(EVENT_ID_HEADER, id.as_str());
+        headers.insert("Nats-Msg-Id", id.as_str());
+        headers.insert(
+            EVENT_TIME_HEADER,
+            crate::operation::server::now_ms().to_string(),
+        );
+        let nats = |e: &dyn std::fmt::Display| EventError::Nats {
+            event: self.spec.name.to_owned(),
+            reason: e.to_string(),
+        };
+        self.js
+            .publish_with_headers(subject, headers, Bytes::from(payload))
+            .await
+            .map_err(|e| nats(&e))?
+            .await
+            .map_err(|e| nats(&e))?;
+        Ok(id)
+    }
+}
+
+/// One received event.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ReceivedEvent<T> {
+    /// The event.
+    pub event: T,
+    /// Its id (`Trellis-Event-Id`).
+    pub id: String,
+    /// When it was published (unix ms).
+    pub time_ms: u64,
+    /// Its concrete subject.
+    pub subject: String,
+}
+
+/// Live events; undecodable ones are `Err` items and the stream goes on.
+pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<ReceivedEvent<T>, EventError>> + Send>>;
+
+/// Listens to one event of a contract (caller side).
+pub struct EventListener<T> {
+    runtime: ServiceRuntime,
+    spec: EventSpec,
+    filters: Vec<(String, Option<String>)>,
+    _event: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for EventListener<T> {
+    fn clone(&self) -> Self {
+        EventListener {
+            runtime: self.runtime.clone(),
+            spec: self.spec,
+            filters: self.filters.clone(),
+            _event: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for EventListener<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventListener")
+            .field("event", &self.spec.name)
+            .field("filters", &self.filters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> EventListener<T> {
+    #[doc(hidden)]
+    pub fn new(runtime: ServiceRuntime, spec: EventSpec) -> Self {
+        EventListener {
+            runtime,
+            spec,
+            filters: Vec::new(),
+            _event: PhantomData,
+        }
+    }
+
+    /// Only events whose parameter `pointer` (e.g. `/key`) equals `value`
+    /// (a string or number).
+    pub fn filter(mut self, pointer: &str, value: impl Into<Value>) -> Self {
+        self.filters
+            .push((pointer.to_owned(), subject_token(&value.into())));
+        self
+    }
+
+    /// The subscription subject: the template with filtered parameters
+    /// filled in and the others as `*`.
+    pub fn subject(&self) -> Result<String, EventError> {
+        for (pointer, token) in &self.filters {
+            if !self.spec.params.contains(&pointer.as_str()) {
+                return Err(EventError::UnknownParam {
+                    event: self.spec.name.to_owned(),
+                    param: pointer.clone(),
+                    params: self.spec.params.join(", "),
+                });
+            }
+            if token.is_none() {
+                return Err(EventError::Invalid {
+                    event: self.spec.name.to_owned(),
+                    reason: format!("the filter on `{pointer}` is not a string or number"),
+                });
+            }
+        }
+        let subject = render(self.spec.subject, |pointer| {
+            Ok(self
+                .filters
+                .iter()
+                .find(|(p, _)| p == pointer)
+                .and_then(|(_, token)| token.clone())
+                .unwrap_or_else(|| "*".to_owned()))
+        })?;
+        Ok(surface_subject(
+            self.runtime.deployment(),
+            self.runtime.contract_id(),
+            &subject,
+        ))
+    }
+
+    /// Starts listening: events published from now on that match the
+    /// filters. The subscription is live on the server when this returns.
+    pub async fn listen(&self) -> Result<EventStream<T>, EventError> {
+        let subject = self.subject()?;
+        let name = self.spec.name;
+        let nats = |e: &dyn std::fmt::Display| EventError::Nats {
+            event: name.to_owned(),
+            reason: e.to_string(),
+        };
+        let client = self.runtime.nats();
+        let sub = client.subscribe(subject).await.map_err(|e| nats(&e))?;
+        crate::rpc::confirm_subscriptions(client)
+            .await
+            .map_err(|e| nats(&e))?;
+        Ok(Box::pin(sub.map(move |message| {
+            let header = |h: &str| {
+                message
+                    .headers
+                    .as_ref()
+                    .and_then(|m| m.get(h))
+                    .map(|v| v.as_str().to_owned())
+            };
+            let event =
+                serde_json::from_slice(&message.payload).map_err(|e| EventError::Decode {
+                    event: name.to_owned(),
+                    subject: message.subject.to_string(),
+                    reason: e.to_string(),
+                })?;
+            Ok(ReceivedEvent {
+                event,
+                id: header(EVENT_ID_HEADER).unwrap_or_default(),
+                time_ms: header(EVENT_TIME_HEADER)
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0),
+                subject: message.subject.to_string(),
+            })
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_subject_safe_and_distinct() {
+        let t = |v: Value| subject_token(&v).expect("token");
+        assert_eq!(t(Value::from("a-b_c=D9")), "a-b_c=D9");
+        assert_eq!(t(Value::from("a.b")), "a%2Eb");
+        assert_eq!(t(Value::from("a b*>")), "a%20b%2A%3E");
+        assert_eq!(t(Value::from("")), "%");
+        assert_eq!(t(Value::from(42)), "42");
+        assert_eq!(t(Value::from(-1.5)), "-1%2E5");
+        assert_ne!(t(Value::from("a%2Eb")), t(Value::from("a.b")));
+        assert!(subject_token(&Value::Bool(true)).is_none());
+        assert!(subject_token(&serde_json::json!({"a": 1})).is_none());
+    }
+
+    #[test]
+    fn templates_render_in_order() {
+        let out = render("events.v1.A.B.{/x}.{/y}", |p| Ok(format!("<{p}>"))).expect("render");
+        assert_eq!(out, "events.v1.A.B.</x>.</y>");
+        let plain = render("events.v1.A.B", |_| Ok(String::new())).expect("render");
+        assert_eq!(plain, "events.v1.A.B");
+    }
+}
