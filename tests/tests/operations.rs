@@ -346,3 +346,51 @@ async fn any_instance_answers_control_for_any_operation() {
     }
     assert!(b.shutdown(Duration::from_secs(5)).await);
 }
+
+#[tokio::test]
+async fn shutdown_answers_pending_long_polls() {
+    let stack = setup().await;
+    let alice = caller(&stack, "alice", &["jobs::run"]).await;
+    let long_lease = || ServeOptions::default().operation_lease(Duration::from_secs(60));
+    let start = |instance: &'static str| {
+        let stack = &stack;
+        async move {
+            let service = contract::Service::connect(options(stack))
+                .await
+                .expect("service");
+            let handlers = JobHandlers::new(service.store.blobs.clone(), instance);
+            service.serve(handlers, long_lease()).await.expect("serve")
+        }
+    };
+    // An operation whose instance died keeps its lease for a minute: it
+    // stays `running` and watchers long-poll.
+    let a = start("a").await;
+    let op = alice
+        .operation
+        .jobs
+        .run
+        .input(job(100_000, 20))
+        .start()
+        .await
+        .expect("start");
+    eventually(Duration::from_secs(5), "the job to run", || async {
+        (op.get().await.ok()?.status == OperationStatus::Running).then_some(())
+    })
+    .await;
+    a.abort();
+    let b = start("b").await;
+    let waiter = {
+        let op = op.clone();
+        tokio::spawn(async move { op.wait().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        b.shutdown(Duration::from_secs(5)).await,
+        "a pending long poll does not hold up shutdown"
+    );
+    // With no instance left, the waiter gets a typed error, not a hang.
+    match tokio::time::timeout(Duration::from_secs(10), waiter).await {
+        Ok(Ok(Err(OperationError::Call(trellis::CallError::NoResponders { .. })))) => {}
+        other => panic!("expected NoResponders, got {other:?}"),
+    }
+}

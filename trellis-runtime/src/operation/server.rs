@@ -611,7 +611,13 @@ async fn handle_control(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_n
             let deadline = tokio::time::Instant::now() + timeout;
             let mut current = current;
             while current.0 <= after && !current.1.status.is_terminal() {
-                match tokio::time::timeout_at(deadline, changes.recv()).await {
+                // A shutdown answers pending polls at once (the caller polls
+                // again, reaching another instance).
+                let changed = tokio::select! {
+                    () = shared.stop.cancelled() => break,
+                    changed = tokio::time::timeout_at(deadline, changes.recv()) => changed,
+                };
+                match changed {
                     Err(_) => break,
                     Ok(Ok(changed)) if changed != id => continue,
                     // A change of this id, or we lagged: re-read.
