@@ -161,13 +161,13 @@ async fn typed_events_with_template_filters_and_live_listeners() {
         Ok(_) => panic!("expected UnknownParam, got a listener"),
     }
 
-    // Published events are stored in the contract's event stream (the four
-    // typed ones and the undecodable one).
+    // Published events are stored in the event stream the authority
+    // provisioned for the contract (the four typed ones and the undecodable
+    // one).
+    let state = ready(&stack.client, documents::ID, documents::DIGEST).await;
+    let events = state.bindings.events.expect("an event stream binding");
     let js = async_nats::jetstream::new(nats);
-    let mut stream = js
-        .get_stream("trellis-events-test-documents_v1")
-        .await
-        .expect("event stream");
+    let mut stream = js.get_stream(&events.stream).await.expect("event stream");
     let info = stream.info().await.expect("info");
     assert_eq!(info.state.messages, 5);
 }

@@ -43,6 +43,7 @@ pub struct ServiceRuntime {
     request_timeout: std::time::Duration,
     principal: crate::principal::Principal,
     state: std::sync::Arc<tokio::sync::OnceCell<async_nats::jetstream::kv::Store>>,
+    state_bucket: Option<String>,
 }
 
 impl fmt::Debug for ServiceRuntime {
@@ -69,17 +70,33 @@ impl ServiceRuntime {
             request_timeout,
             principal,
             state: std::sync::Arc::default(),
+            state_bucket: None,
         }
     }
 
+    /// Sets the state bucket the authority provisioned for this contract.
+    pub(crate) fn with_state_bucket(mut self, bucket: Option<String>) -> Self {
+        self.state_bucket = bucket;
+        self
+    }
+
     /// The runtime-owned state bucket of this contract (operations,
-    /// grants), opened once per connection.
+    /// grants), as the authority provisioned it; opened once per connection.
     pub(crate) async fn state(
         &self,
     ) -> Result<async_nats::jetstream::kv::Store, crate::rpc::ServeError> {
-        let bucket = crate::operation::server::state_bucket(&self.deployment, &self.contract_id);
+        let Some(bucket) = &self.state_bucket else {
+            return Err(crate::rpc::ServeError::OperationState {
+                bucket: String::new(),
+                reason: format!(
+                    "contract {} has no state bucket binding: only services of a contract with \
+                     operations or receive transfers have one, provisioned when it is accepted",
+                    self.contract_id
+                ),
+            });
+        };
         self.state
-            .get_or_try_init(|| crate::operation::server::open_state(&self.client, &bucket))
+            .get_or_try_init(|| crate::operation::server::open_state(&self.client, bucket))
             .await
             .cloned()
     }

@@ -262,13 +262,16 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
         }
     };
     let js = jetstream::new(client.clone());
-    let mut bindings = Bindings::new(ServiceRuntime::new(
-        client,
-        &options.deployment,
-        S::ID,
-        options.request_timeout,
-        options.principal_or_anonymous(),
-    ));
+    let mut bindings = Bindings::new(
+        ServiceRuntime::new(
+            client,
+            &options.deployment,
+            S::ID,
+            options.request_timeout,
+            options.principal_or_anonymous(),
+        )
+        .with_state_bucket(state.bindings.state.as_ref().map(|b| b.bucket.clone())),
+    );
     let opened =
         futures::future::join_all(state.bindings.kv.into_iter().map(|(alias, binding)| {
             let js = js.clone();

@@ -8,20 +8,18 @@
 //! `Trellis-Event-Id` (also `Nats-Msg-Id`, so JetStream drops duplicates of
 //! a retried publish) and `Trellis-Event-Time` (unix ms) headers.
 //!
-//! Published events are stored in a runtime-owned stream per contract,
-//! `trellis-events-<deployment>-<contract id>`, capturing
-//! `trellis.<deployment>.<contract id>.events.>` (created by the first
-//! publisher), so publishing is acknowledged by JetStream. Live listeners
-//! are plain subscriptions: they see events published while they listen,
-//! and nothing from before.
+//! Published events are stored in the contract's runtime-owned event
+//! stream, which the deployment authority provisions when the contract is
+//! accepted (capturing `trellis.<deployment>.<contract id>.events.>`), so
+//! publishing is acknowledged by JetStream. Live listeners are plain
+//! subscriptions: they see events published while they listen, and nothing
+//! from before.
 
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream;
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 use serde::Serialize;
@@ -57,14 +55,6 @@ pub enum EventError {
         param: String,
         /// The declared parameters.
         params: String,
-    },
-    /// The event stream could not be opened or created.
-    #[error("the event stream `{stream}` is unavailable: {reason}")]
-    Stream {
-        /// Stream name.
-        stream: String,
-        /// Why.
-        reason: String,
     },
     /// NATS failed.
     #[error("event `{event}`: {reason}")]
@@ -142,57 +132,11 @@ fn render(
     Ok(out)
 }
 
-fn stream_name(runtime: &ServiceRuntime) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    format!(
-        "trellis-events-{}-{}",
-        clean(runtime.deployment()),
-        clean(runtime.contract_id())
-    )
-}
-
-/// Opens (creating on first use) the contract's event stream.
-async fn ensure_stream(runtime: &ServiceRuntime) -> Result<(), EventError> {
-    let name = stream_name(runtime);
-    let js = jetstream::new(runtime.nats().clone());
-    let failed = |e: &dyn std::fmt::Display| EventError::Stream {
-        stream: name.clone(),
-        reason: e.to_string(),
-    };
-    if js.get_stream(&name).await.is_ok() {
-        return Ok(());
-    }
-    let subjects = surface_subject(runtime.deployment(), runtime.contract_id(), "events.>");
-    js.get_or_create_stream(stream::Config {
-        name: name.clone(),
-        subjects: vec![subjects],
-        storage: stream::StorageType::File,
-        max_age: Duration::from_secs(7 * 24 * 3600),
-        // An explicit limit: nats-server otherwise caps consumers at 1000.
-        max_consumers: 100_000,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| failed(&e))?;
-    Ok(())
-}
-
 /// Publishes one event of the contract (owner side).
 pub struct EventPublisher<T> {
     runtime: ServiceRuntime,
     spec: EventSpec,
     js: jetstream::Context,
-    stream: Arc<tokio::sync::OnceCell<()>>,
     _event: PhantomData<fn(&T)>,
 }
 
@@ -202,7 +146,6 @@ impl<T> Clone for EventPublisher<T> {
             runtime: self.runtime.clone(),
             spec: self.spec,
             js: self.js.clone(),
-            stream: self.stream.clone(),
             _event: PhantomData,
         }
     }
@@ -223,7 +166,6 @@ impl<T: Serialize> EventPublisher<T> {
             js: jetstream::new(runtime.nats().clone()),
             runtime,
             spec,
-            stream: Arc::default(),
             _event: PhantomData,
         }
     }
@@ -255,9 +197,6 @@ impl<T: Serialize> EventPublisher<T> {
             event: self.spec.name.to_owned(),
             reason: e.to_string(),
         })?;
-        self.stream
-            .get_or_try_init(|| ensure_stream(&self.runtime))
-            .await?;
         let id = crate::ids::random_id();
         let mut headers = HeaderMap::new();
         headers.insert(EVENT_ID_HEADER, id.as_str());

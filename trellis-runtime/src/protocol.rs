@@ -141,6 +141,23 @@ pub struct BindingsRecord {
     /// Store bindings by alias.
     #[serde(default)]
     pub store: BTreeMap<String, StoreBinding>,
+    /// The runtime-owned state bucket, for contracts with operations or
+    /// receive transfers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<KvBinding>,
+    /// The runtime-owned event stream, for contracts with events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventsBinding>,
+}
+
+/// The event stream of a contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsBinding {
+    /// Physical stream name.
+    pub stream: String,
+    /// The subjects it captures.
+    pub subjects: Vec<String>,
 }
 
 /// Contract phase.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 
-use crate::protocol::{KvBinding, StoreBinding};
+use crate::protocol::{EventsBinding, KvBinding, StoreBinding};
 
 /// Consumers allowed per provisioned stream.
 pub const STREAM_MAX_CONSUMERS: i32 = 100_000;
@@ -88,6 +88,39 @@ pub fn kv_stream_config(binding: &KvBinding, replicas: usize) -> stream::Config 
         num_replicas: replicas,
         discard: DiscardPolicy::New,
         duplicate_window: duplicate_window(binding.ttl_ms),
+        max_consumers: STREAM_MAX_CONSUMERS,
+        ..Default::default()
+    }
+}
+
+/// The binding of a contract's runtime-owned state bucket: one revision
+/// per key, records kept 7 days after their last change.
+pub fn state_binding(bucket: &str) -> KvBinding {
+    KvBinding {
+        bucket: bucket.to_owned(),
+        history: 1,
+        ttl_ms: RUNTIME_RETENTION_MS,
+        max_value_bytes: None,
+    }
+}
+
+/// How long runtime-owned records and events are kept.
+pub const RUNTIME_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// The stream configuration of a contract's event stream.
+pub fn events_stream_config(binding: &EventsBinding, replicas: usize) -> stream::Config {
+    stream::Config {
+        name: binding.stream.clone(),
+        description: Some("trellis event stream".to_owned()),
+        subjects: binding.subjects.clone(),
+        max_bytes: -1,
+        max_age: ttl(RUNTIME_RETENTION_MS),
+        storage: StorageType::File,
+        // Rollups and direct gets as for the other runtime streams.
+        allow_rollup: true,
+        allow_direct: true,
+        num_replicas: replicas,
+        discard: DiscardPolicy::Old,
         max_consumers: STREAM_MAX_CONSUMERS,
         ..Default::default()
     }

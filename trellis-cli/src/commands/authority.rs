@@ -167,6 +167,16 @@ pub async fn status(conn: ConnArgs) -> anyhow::Result<Outcome> {
                         )
                     })
                 }
+                trellis_runtime::protocol::ResourceKind::State => state
+                    .bindings
+                    .state
+                    .as_ref()
+                    .map(|b| format!("operations and grants, ttl {} ms", b.ttl_ms)),
+                trellis_runtime::protocol::ResourceKind::Events => state
+                    .bindings
+                    .events
+                    .as_ref()
+                    .map(|b| format!("subjects {}", b.subjects.join(", "))),
             };
             println!(
                 "    {} {:<16} {status}{}  -> {}",

@@ -455,8 +455,11 @@ impl Inner {
             });
         };
         let stream = match orphan.value.kind {
-            ResourceKind::Kv => provision::kv_stream_name(&orphan.value.physical),
+            ResourceKind::Kv | ResourceKind::State => {
+                provision::kv_stream_name(&orphan.value.physical)
+            }
             ResourceKind::Store => provision::object_stream_name(&orphan.value.physical),
+            ResourceKind::Events => orphan.value.physical.clone(),
         };
         match self.js.delete_stream(&stream).await {
             Ok(_) => {}

@@ -19,14 +19,20 @@ pub enum ResourceKind {
     Kv,
     /// An object store.
     Store,
+    /// The runtime-owned state bucket (operations, receive grants).
+    State,
+    /// The runtime-owned event stream of the contract's events.
+    Events,
 }
 
 impl ResourceKind {
-    /// `kv` / `store`.
+    /// `kv` / `store` / `state` / `events`.
     pub fn as_str(self) -> &'static str {
         match self {
             ResourceKind::Kv => "kv",
             ResourceKind::Store => "store",
+            ResourceKind::State => "state",
+            ResourceKind::Events => "events",
         }
     }
 }

@@ -209,6 +209,63 @@ impl Reconciler {
             states.push(state);
         }
 
+        // Runtime-owned resources derived from the contract: the state
+        // bucket (operations, receive grants) and the event stream.
+        let needs_state =
+            !manifest.operations.is_empty() || manifest.rpc.values().any(|m| m.transfer.is_some());
+        if needs_state {
+            let physical = self
+                .config
+                .physical(&desired.id, ResourceKind::State, "state");
+            let wanted = provision::state_binding(&physical);
+            let (state, binding) = self
+                .resource(
+                    ResourceKind::State,
+                    "state",
+                    &physical,
+                    true,
+                    provision::kv_stream_config(&wanted, self.config.replicas),
+                    |c| read_kv_binding(&physical, c),
+                    &previous_status,
+                    last_good.state.clone(),
+                    now,
+                )
+                .await;
+            bindings.state = binding;
+            states.push(state);
+        }
+        if !manifest.events.is_empty() {
+            let physical = self
+                .config
+                .physical(&desired.id, ResourceKind::Events, "events");
+            let wanted = EventsBinding {
+                stream: physical.clone(),
+                subjects: vec![crate::rpc::surface_subject(
+                    &self.config.deployment,
+                    &desired.id,
+                    "events.>",
+                )],
+            };
+            let (state, binding) = self
+                .resource(
+                    ResourceKind::Events,
+                    "events",
+                    &physical,
+                    true,
+                    provision::events_stream_config(&wanted, self.config.replicas),
+                    |c| EventsBinding {
+                        stream: c.name.clone(),
+                        subjects: c.subjects.clone(),
+                    },
+                    &previous_status,
+                    last_good.events.clone(),
+                    now,
+                )
+                .await;
+            bindings.events = binding;
+            states.push(state);
+        }
+
         // Aliases that disappeared: detach, keep the data, list the orphan.
         for (kind, alias, physical) in last_good
             .kv

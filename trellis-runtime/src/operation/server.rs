@@ -202,44 +202,18 @@ fn key(id: &str) -> String {
     format!("op.{id}")
 }
 
-/// The name of the runtime-owned state bucket of a contract.
-pub(crate) fn state_bucket(deployment: &str, contract_id: &str) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    format!("trellis-ops-{}-{}", clean(deployment), clean(contract_id))
-}
-
-/// Opens (creating on first use) the state bucket. Records are kept for
-/// 7 days after their last change.
+/// Opens the state bucket the authority provisioned.
 pub(crate) async fn open_state(
     client: &async_nats::Client,
     bucket: &str,
 ) -> Result<kv::Store, ServeError> {
-    let js = jetstream::new(client.clone());
-    if let Ok(store) = js.get_key_value(bucket).await {
-        return Ok(store);
-    }
-    js.create_key_value(kv::Config {
-        bucket: bucket.to_owned(),
-        history: 1,
-        max_age: Duration::from_secs(7 * 24 * 3600),
-        storage: jetstream::stream::StorageType::File,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| ServeError::OperationState {
-        bucket: bucket.to_owned(),
-        reason: e.to_string(),
-    })
+    jetstream::new(client.clone())
+        .get_key_value(bucket)
+        .await
+        .map_err(|e| ServeError::OperationState {
+            bucket: bucket.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// Reads the JSON value under `key`, with its revision.
@@ -443,7 +417,7 @@ async fn follow(shared: Arc<Shared>) -> Result<(), ServeError> {
             .watch_with_history("op.>")
             .await
             .map_err(|e| ServeError::OperationState {
-                bucket: state_bucket(shared.runtime.deployment(), shared.runtime.contract_id()),
+                bucket: shared.kv.name.clone(),
                 reason: e.to_string(),
             })?;
     let s = shared.clone();
