@@ -331,13 +331,6 @@ impl<T: DeserializeOwned + Send + 'static> EventListener<T> {
             .await
             .map_err(|e| nats(&e))?;
         Ok(Box::pin(sub.map(move |message| {
-            let header = |h: &str| {
-                message
-                    .headers
-                    .as_ref()
-                    .and_then(|m| m.get(h))
-                    .map(|v| v.as_str().to_owned())
-            };
             let event =
                 serde_json::from_slice(&message.payload).map_err(|e| EventError::Decode {
                     event: name.to_owned(),
@@ -346,10 +339,10 @@ impl<T: DeserializeOwned + Send + 'static> EventListener<T> {
                 })?;
             Ok(ReceivedEvent {
                 event,
-                id: header(EVENT_ID_HEADER).unwrap_or_default(),
-                time_ms: header(EVENT_TIME_HEADER)
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(0),
+                id: crate::transfer::header(&message, EVENT_ID_HEADER)
+                    .unwrap_or_default()
+                    .to_owned(),
+                time_ms: crate::transfer::header_u64(&message, EVENT_TIME_HEADER).unwrap_or(0),
                 subject: message.subject.to_string(),
             })
         })))

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::store::{ListOptions, MAX_LIST_LIMIT, ObjectInfo, StoreError, StoreHandle};
-use crate::transfer::receive::{GrantError, Grants, ReceiveGrant};
+use crate::transfer::receive::{DEFAULT_GRANT_TTL, GrantError, Grants, ReceiveGrant};
 
 /// Expected failures of the Files RPCs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -146,7 +146,7 @@ pub async fn download(
     grants: &Grants,
     key: &str,
 ) -> Result<(ObjectInfo, ReceiveGrant), FilesError> {
-    let info = head(store, key).await?;
-    let grant = grants.issue(store, key).await?;
-    Ok((info, grant))
+    Ok(grants
+        .issue_with_info(store, key, DEFAULT_GRANT_TTL)
+        .await?)
 }

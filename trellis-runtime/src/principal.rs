@@ -62,6 +62,12 @@ impl Principal {
         }
     }
 
+    /// The principal of a request: the one its headers name, or a fresh
+    /// anonymous one.
+    pub(crate) fn of_request(headers: Option<&HeaderMap>) -> Principal {
+        Principal::read(headers).unwrap_or_else(Principal::anonymous)
+    }
+
     /// Reads the principal of a request; `None` without a principal header.
     pub(crate) fn read(headers: Option<&HeaderMap>) -> Option<Principal> {
         let headers = headers?;

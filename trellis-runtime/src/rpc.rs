@@ -365,7 +365,7 @@ pub(crate) async fn serve(
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = Vec::new();
     let mut stops = Vec::new();
-    for (name, manifest_subject, handler) in endpoints.list {
+    for (_, manifest_subject, handler) in endpoints.list {
         let subject = surface_subject(deployment, contract_id, &manifest_subject);
         let mut sub = client
             .queue_subscribe(subject.clone(), format!("trellis.{contract_id}"))
@@ -388,30 +388,41 @@ pub(crate) async fn serve(
                     }
                 };
                 let Some(message) = message else { break };
-                let Some(reply) = message.reply.clone() else {
+                let Some(to) = message.reply.clone() else {
                     continue;
                 };
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
                 };
-                let caller = Caller::new(
-                    Principal::read(message.headers.as_ref()).unwrap_or_else(Principal::anonymous),
-                );
+                let caller = Caller::new(Principal::of_request(message.headers.as_ref()));
                 let mut pending = handler(caller, message.payload);
                 // Handlers that finish without waiting (decode errors, cached
                 // or computed answers) are answered inline, saving a task
                 // spawn and a cross-thread wake-up; the others get a task.
                 match futures::poll!(pending.as_mut()) {
                     std::task::Poll::Ready((status, body)) => {
-                        send_reply(&client, &name, reply, status, body).await;
+                        reply(
+                            &client,
+                            Some(to),
+                            status,
+                            async_nats::HeaderMap::new(),
+                            body,
+                        )
+                        .await;
                         drop(permit);
                     }
                     std::task::Poll::Pending => {
                         let client = client.clone();
-                        let name = name.clone();
                         tokio::spawn(async move {
                             let (status, body) = pending.await;
-                            send_reply(&client, &name, reply, status, body).await;
+                            reply(
+                                &client,
+                                Some(to),
+                                status,
+                                async_nats::HeaderMap::new(),
+                                body,
+                            )
+                            .await;
                             drop(permit);
                         });
                     }
@@ -435,23 +446,27 @@ pub(crate) async fn serve(
     })
 }
 
-/// Sends an RPC reply; `ok` is the header-less common case.
-async fn send_reply(
+/// Sends a reply to `to` (if the request had one): `status` other than
+/// `ok` goes into the `Trellis-Status` header, and a reply without headers
+/// (the common `ok` case) is a plain PUB.
+pub(crate) async fn reply(
     client: &async_nats::Client,
-    rpc: &str,
-    reply: async_nats::Subject,
-    status: &'static str,
+    to: Option<async_nats::Subject>,
+    status: &str,
+    mut headers: async_nats::HeaderMap,
     body: Bytes,
 ) {
-    let sent = if status == "ok" {
-        client.publish(reply, body).await
-    } else {
-        let mut headers = async_nats::HeaderMap::new();
+    let Some(to) = to else { return };
+    if status != "ok" {
         headers.insert(STATUS_HEADER, status);
-        client.publish_with_headers(reply, headers, body).await
+    }
+    let sent = if headers.is_empty() {
+        client.publish(to, body).await
+    } else {
+        client.publish_with_headers(to, headers, body).await
     };
     if let Err(e) = sent {
-        warn!(%rpc, error = %e, "could not send reply");
+        warn!(error = %e, "could not send a reply");
     }
 }
 

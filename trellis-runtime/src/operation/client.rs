@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Control, OperationError, Outcome, Snapshot, WireSnapshot};
-use crate::rpc::{CallError, RawReply, RpcClient, surface_subject};
+use crate::rpc::{CallError, RawReply, RpcClient};
 use crate::store::Body;
 use crate::transfer::inbound::{CHUNK_SIZE_HEADER, WINDOW_HEADER};
 use crate::transfer::{SIZE_HEADER, outbound};
@@ -354,11 +354,7 @@ impl<'a, I: Serialize, P: DeserializeOwned, O: DeserializeOwned> TransferStart<'
         }
         let runtime = target.rpc.runtime();
         let route = outbound::Route {
-            subject: format!(
-                "{}.transfer.{}",
-                surface_subject(runtime.deployment(), runtime.contract_id(), target.subject),
-                snapshot.id
-            ),
+            subject: crate::transfer::transfer_subject(runtime, target.subject, &snapshot.id),
             chunk_size,
             window,
             idle,

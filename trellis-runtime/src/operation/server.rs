@@ -23,7 +23,7 @@ use trellis_codegen::manifest::{Manifest, Operation as ManifestOperation};
 use super::{Control, OperationFailure, OperationStatus, Record, TransferProgress, WireSnapshot};
 use crate::bindings::ServiceRuntime;
 use crate::principal::Principal;
-use crate::rpc::{STATUS_HEADER, ServeError, ServeOptions, surface_subject};
+use crate::rpc::{ServeError, ServeOptions, reply, surface_subject};
 use crate::store::{ObjectInfo, StoreHandle};
 use crate::transfer::inbound;
 
@@ -280,22 +280,6 @@ pub(crate) async fn mutate(
     .await
 }
 
-pub(crate) async fn reply(
-    client: &async_nats::Client,
-    to: Option<async_nats::Subject>,
-    status: &str,
-    mut headers: HeaderMap,
-    body: Bytes,
-) {
-    let Some(to) = to else { return };
-    if status != "ok" {
-        headers.insert(STATUS_HEADER, status);
-    }
-    if let Err(e) = client.publish_with_headers(to, headers, body).await {
-        debug!(error = %e, "could not send a reply");
-    }
-}
-
 fn snapshot_bytes(id: &str, revision: u64, record: Record) -> Bytes {
     let wire = WireSnapshot {
         id: id.to_owned(),
@@ -502,14 +486,10 @@ async fn sweep_expired(shared: &Arc<Shared>) {
     }
 }
 
-fn principal_of(message: &async_nats::Message) -> Principal {
-    Principal::read(message.headers.as_ref()).unwrap_or_else(Principal::anonymous)
-}
-
 async fn handle_control(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nats::Message) {
     let client = shared.runtime.nats();
     let to = message.reply.clone();
-    let principal = principal_of(&message);
+    let principal = Principal::of_request(message.headers.as_ref());
     let control: Control = match serde_json::from_slice(&message.payload) {
         Ok(c) => c,
         Err(e) => {
@@ -617,7 +597,7 @@ async fn handle_control(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_n
 async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nats::Message) {
     let client = shared.runtime.nats();
     let to = message.reply.clone();
-    let principal = principal_of(&message);
+    let principal = Principal::of_request(message.headers.as_ref());
     let id = crate::ids::random_id();
     let raw = RawContext {
         id: id.clone(),
@@ -704,14 +684,7 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
     let transfer = match plan {
         Some(plan) => {
             // Subscribe before replying: the sender starts on our reply.
-            let subject = format!(
-                "{}.transfer.{id}",
-                surface_subject(
-                    shared.runtime.deployment(),
-                    shared.runtime.contract_id(),
-                    &spec.subject
-                )
-            );
+            let subject = crate::transfer::transfer_subject(&shared.runtime, &spec.subject, &id);
             match client.subscribe(subject.clone()).await {
                 Ok(sub) => {
                     headers.insert(inbound::CHUNK_SIZE_HEADER, plan.chunk_size.to_string());

@@ -16,8 +16,9 @@ use trellis_codegen::manifest::SendTransfer;
 
 use super::{ACK_HEADER, DIGEST_HEADER, END_HEADER, SEQ_HEADER, SIZE_HEADER, TransferError};
 use crate::operation::OperationFailure;
-use crate::operation::server::{Shared, record_transfer, reply};
+use crate::operation::server::{Shared, record_transfer};
 use crate::rpc::ServeOptions;
+use crate::rpc::reply;
 use crate::store::{Body, ObjectInfo, PutOptions, Store, StoreError, StoreHandle};
 
 /// Reply header on a transfer start: the largest chunk accepted.
@@ -198,7 +199,9 @@ impl SendSpec {
                 .await
         });
         let mut tx = Some(tx);
-        let mut put_result: Option<Result<ObjectInfo, StoreError>> = None;
+        // Whether the write task has ended (its handle must not be polled
+        // again).
+        let mut put_done = false;
         let (mut next, mut bytes) = (0u64, 0u64);
         let mut last_reply = None;
         let mut last_progress = Instant::now();
@@ -206,9 +209,9 @@ impl SendSpec {
             let message = tokio::select! {
                 biased;
                 () = cancel.cancelled() => break Err(TransferError::Cancelled),
-                r = &mut put, if put_result.is_none() => {
-                    put_result = Some(r.unwrap_or_else(|e| Err(StoreError::nats("writing", e.to_string()))));
-                    break Err(store_failure(put_result.as_ref()));
+                r = &mut put, if !put_done => {
+                    put_done = true;
+                    break Err(ended_early(joined(r)));
                 }
                 m = tokio::time::timeout(plan.idle, sub.next()) => match m {
                     Err(_) => break Err(TransferError::Idle(plan.idle)),
@@ -249,24 +252,16 @@ impl SendSpec {
                 {
                     // The write already ended (with an error): reported below.
                 }
-                let result = (&mut put)
-                    .await
-                    .unwrap_or_else(|e| Err(StoreError::nats("writing", e.to_string())));
-                put_result = Some(result);
-                match put_result.take() {
-                    Some(Ok(info)) => {
+                put_done = true;
+                match joined((&mut put).await) {
+                    Ok(info) => {
                         let mut headers = ack(next + 1);
                         headers.insert(DIGEST_HEADER, info.digest.as_str());
                         reply(&client, last_reply.take(), "ok", headers, Bytes::new()).await;
                         record_transfer(shared, id, bytes, true).await;
                         break Ok(info);
                     }
-                    other => {
-                        put_result = Some(
-                            other.unwrap_or_else(|| Err(StoreError::nats("writing", "no result"))),
-                        );
-                        break Err(store_failure(put_result.as_ref()));
-                    }
+                    Err(e) => break Err(store_failure(e)),
                 }
             }
             let len = message.payload.len() as u64;
@@ -290,11 +285,8 @@ impl SendSpec {
                 None => false,
             };
             if !sent {
-                let result = (&mut put)
-                    .await
-                    .unwrap_or_else(|e| Err(StoreError::nats("writing", e.to_string())));
-                put_result = Some(result);
-                break Err(store_failure(put_result.as_ref()));
+                put_done = true;
+                break Err(ended_early(joined((&mut put).await)));
             }
             reply(&client, message.reply, "ok", ack(next), Bytes::new()).await;
             if last_progress.elapsed() >= PROGRESS_EVERY {
@@ -307,7 +299,7 @@ impl SendSpec {
             Ok(info) => Ok(info),
             Err(error) => {
                 debug!(%id, %error, "send transfer failed");
-                if put_result.is_none() {
+                if !put_done {
                     put.abort();
                     let _ = put.await;
                 }
@@ -331,17 +323,29 @@ fn ack(next: u64) -> HeaderMap {
     headers
 }
 
-fn store_failure(result: Option<&Result<ObjectInfo, StoreError>>) -> TransferError {
+/// The write task's result (a panicked or aborted task is a failed write).
+fn joined(
+    result: Result<Result<ObjectInfo, StoreError>, tokio::task::JoinError>,
+) -> Result<ObjectInfo, StoreError> {
+    result.unwrap_or_else(|e| Err(StoreError::nats("writing", e.to_string())))
+}
+
+/// The error for a write that ended before the sender's last message.
+fn ended_early(result: Result<ObjectInfo, StoreError>) -> TransferError {
     match result {
-        Some(Err(e @ StoreError::StoreFull { .. })) => TransferError::StoreFull(e.to_string()),
-        Some(Err(StoreError::DigestMismatch {
+        Err(e) => store_failure(e),
+        Ok(_) => TransferError::Interrupted("the write ended before the transfer did".into()),
+    }
+}
+
+fn store_failure(error: StoreError) -> TransferError {
+    match error {
+        e @ StoreError::StoreFull { .. } => TransferError::StoreFull(e.to_string()),
+        StoreError::DigestMismatch {
             expected, actual, ..
-        })) => TransferError::DigestMismatch(format!(
+        } => TransferError::DigestMismatch(format!(
             "sender says {expected}, received content is {actual}"
         )),
-        Some(Err(e)) => TransferError::Interrupted(format!("storing failed: {e}")),
-        Some(Ok(_)) | None => {
-            TransferError::Interrupted("the write ended before the transfer did".into())
-        }
+        e => TransferError::Interrupted(format!("storing failed: {e}")),
     }
 }

@@ -116,6 +116,21 @@ impl TransferError {
     }
 }
 
+/// The subject of operation `id`'s send transfer: per service (contract)
+/// and per transfer, under the operation's manifest subject.
+pub(crate) fn transfer_subject(
+    runtime: &crate::bindings::ServiceRuntime,
+    operation_subject: &str,
+    id: &str,
+) -> String {
+    let base = crate::rpc::surface_subject(
+        runtime.deployment(),
+        runtime.contract_id(),
+        operation_subject,
+    );
+    format!("{base}.transfer.{id}")
+}
+
 pub(crate) fn header<'a>(message: &'a async_nats::Message, name: &str) -> Option<&'a str> {
     message
         .headers

@@ -27,11 +27,12 @@ use tracing::debug;
 
 use super::{ACK_HEADER, DIGEST_HEADER, END_HEADER, SEQ_HEADER, TransferError};
 use crate::bindings::ServiceRuntime;
-use crate::operation::server::{mutate_json, now_ms, read_json, reply};
+use crate::operation::server::{mutate_json, now_ms};
 use crate::principal::Principal;
 use crate::protocol::StoreBinding;
+use crate::rpc::reply;
 use crate::rpc::{Caller, STATUS_HEADER, ServeError, surface_subject};
-use crate::store::{StoreError, StoreHandle};
+use crate::store::{ObjectInfo, StoreError, StoreHandle};
 
 /// Manifest-style subject (under the contract) where grants are redeemed.
 pub(crate) const RECEIVE_SUBJECT: &str = "transfer.v1.receive";
@@ -124,6 +125,17 @@ impl Grants {
         key: &str,
         ttl: Duration,
     ) -> Result<ReceiveGrant, GrantError> {
+        Ok(self.issue_with_info(store, key, ttl).await?.1)
+    }
+
+    /// A grant for the object under `key` in `store`, valid for `ttl`, and
+    /// the object's metadata (read once for both).
+    pub async fn issue_with_info(
+        &self,
+        store: &StoreHandle,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<(ObjectInfo, ReceiveGrant), GrantError> {
         let info = store
             .open()
             .await?
@@ -153,12 +165,13 @@ impl Grants {
             .create(format!("grant.{id}"), value.into())
             .await
             .map_err(|e| GrantError::State(e.to_string()))?;
-        Ok(ReceiveGrant {
+        let grant = ReceiveGrant {
             id,
             size: record.size,
             digest: record.digest,
             expires_at_ms: record.expires_at_ms,
-        })
+        };
+        Ok((info, grant))
     }
 }
 
@@ -171,34 +184,32 @@ async fn redeem(
     if !crate::ids::is_id(id) {
         return Err(TransferError::GrantInvalid);
     }
-    let key = format!("grant.{id}");
-    let Some((_, record)) = read_json::<GrantRecord>(state, &key)
-        .await
-        .map_err(TransferError::Nats)?
-    else {
-        return Err(TransferError::GrantInvalid);
-    };
-    if record.principal != principal.id {
-        return Err(TransferError::GrantForbidden);
-    }
-    if record.expires_at_ms < now_ms() {
-        return Err(TransferError::GrantExpired);
-    }
-    if record.used {
-        return Err(TransferError::GrantUsed);
-    }
-    let mut won = false;
-    mutate_json::<GrantRecord>(state, &key, |r| {
-        won = !r.used;
+    // One compare-and-set pass: the checks run on the record as read, and
+    // only a grant that passes them is marked used (of concurrent
+    // redemptions exactly one wins; the others see it used).
+    let mut refusal = None;
+    let redeemed = mutate_json::<GrantRecord>(state, &format!("grant.{id}"), |r| {
+        refusal = if r.principal != principal.id {
+            Some(TransferError::GrantForbidden)
+        } else if r.expires_at_ms < now_ms() {
+            Some(TransferError::GrantExpired)
+        } else if r.used {
+            Some(TransferError::GrantUsed)
+        } else {
+            None
+        };
+        if refusal.is_some() {
+            return false;
+        }
         r.used = true;
-        won
+        true
     })
     .await
     .map_err(TransferError::Nats)?;
-    if won {
-        Ok(record)
-    } else {
-        Err(TransferError::GrantUsed)
+    match (redeemed, refusal) {
+        (None, _) => Err(TransferError::GrantInvalid),
+        (Some(_), Some(refusal)) => Err(refusal),
+        (Some((_, record)), None) => Ok(record),
     }
 }
 
@@ -253,7 +264,7 @@ async fn send_download(runtime: &ServiceRuntime, state: &kv::Store, message: asy
     let Some(to) = message.reply.clone() else {
         return;
     };
-    let principal = Principal::read(message.headers.as_ref()).unwrap_or_else(Principal::anonymous);
+    let principal = Principal::of_request(message.headers.as_ref());
     let refuse = |error: TransferError| {
         let to = to.clone();
         async move {
