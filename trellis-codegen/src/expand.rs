@@ -343,41 +343,65 @@ fn rpc_surface(c: &Contract) -> TokenStream {
         } else {
             format_ident!("call")
         };
-        match &rpc.error {
-            Some(error) => {
-                if receive {
-                    trait_fns.extend(quote! {
-                        #(#docs)*
+        // The handler's return type, and how the registration turns its
+        // value into the `Result` the endpoint encodes.
+        let (returns, outcome) = match &rpc.error {
+            Some(error) => (
+                quote!(::core::result::Result<#output, #error>),
+                quote!(value),
+            ),
+            None => (
+                quote!(#output),
+                quote!(::core::result::Result::<#output, ()>::Ok(value)),
+            ),
+        };
+        // Receive RPCs also get `Grants` bound to the caller.
+        let (grants_param, grants_doc, register, params, capture, grants_let, grants_arg) =
+            if receive {
+                (
+                    quote!(, grants: ::trellis::Grants),
+                    quote! {
                         ///
                         /// `grants` issues receive grants bound to this caller.
-                        fn #f(&self, input: #input, grants: ::trellis::Grants) -> impl ::core::future::Future<
-                            Output = ::core::result::Result<#output, #error>,
-                        > + ::core::marker::Send;
-                    });
-                    registrations.extend(quote! {{
-                        let handlers = handlers.clone();
-                        let runtime = self.__runtime.clone();
-                        endpoints.add_with_caller(#name, #subject, move |caller: ::trellis::Caller, input: #input| {
-                            let handlers = handlers.clone();
-                            let grants = ::trellis::Grants::new(runtime.clone(), &caller);
-                            async move { handlers.#f(input, grants).await }
-                        });
-                    }});
-                } else {
-                    trait_fns.extend(quote! {
-                        #(#docs)*
-                        fn #f(&self, input: #input) -> impl ::core::future::Future<
-                            Output = ::core::result::Result<#output, #error>,
-                        > + ::core::marker::Send;
-                    });
-                    registrations.extend(quote! {{
-                        let handlers = handlers.clone();
-                        endpoints.add(#name, #subject, move |input: #input| {
-                            let handlers = handlers.clone();
-                            async move { handlers.#f(input).await }
-                        });
-                    }});
+                    },
+                    quote!(add_with_caller),
+                    quote!(caller: ::trellis::Caller, input: #input),
+                    quote!(let runtime = self.__runtime.clone();),
+                    quote!(let grants = ::trellis::Grants::new(runtime.clone(), &caller);),
+                    quote!(, grants),
+                )
+            } else {
+                (
+                    TokenStream::new(),
+                    TokenStream::new(),
+                    quote!(add),
+                    quote!(input: #input),
+                    TokenStream::new(),
+                    TokenStream::new(),
+                    TokenStream::new(),
+                )
+            };
+        trait_fns.extend(quote! {
+            #(#docs)*
+            #grants_doc
+            fn #f(&self, input: #input #grants_param) -> impl ::core::future::Future<
+                Output = #returns,
+            > + ::core::marker::Send;
+        });
+        registrations.extend(quote! {{
+            let handlers = handlers.clone();
+            #capture
+            endpoints.#register(#name, #subject, move |#params| {
+                let handlers = handlers.clone();
+                #grants_let
+                async move {
+                    let value = handlers.#f(input #grants_arg).await;
+                    #outcome
                 }
+            });
+        }});
+        match &rpc.error {
+            Some(error) => {
                 groups.entry(group.to_string()).or_default().push(quote! {
                     #(#docs)*
                     ///
@@ -392,37 +416,6 @@ fn rpc_surface(c: &Contract) -> TokenStream {
                 });
             }
             None => {
-                if receive {
-                    trait_fns.extend(quote! {
-                        #(#docs)*
-                        ///
-                        /// `grants` issues receive grants bound to this caller.
-                        fn #f(&self, input: #input, grants: ::trellis::Grants) -> impl ::core::future::Future<Output = #output>
-                            + ::core::marker::Send;
-                    });
-                    registrations.extend(quote! {{
-                        let handlers = handlers.clone();
-                        let runtime = self.__runtime.clone();
-                        endpoints.add_with_caller(#name, #subject, move |caller: ::trellis::Caller, input: #input| {
-                            let handlers = handlers.clone();
-                            let grants = ::trellis::Grants::new(runtime.clone(), &caller);
-                            async move { ::core::result::Result::<#output, ()>::Ok(handlers.#f(input, grants).await) }
-                        });
-                    }});
-                } else {
-                    trait_fns.extend(quote! {
-                        #(#docs)*
-                        fn #f(&self, input: #input) -> impl ::core::future::Future<Output = #output>
-                            + ::core::marker::Send;
-                    });
-                    registrations.extend(quote! {{
-                        let handlers = handlers.clone();
-                        endpoints.add(#name, #subject, move |input: #input| {
-                            let handlers = handlers.clone();
-                            async move { ::core::result::Result::<#output, ()>::Ok(handlers.#f(input).await) }
-                        });
-                    }});
-                }
                 groups.entry(group.to_string()).or_default().push(quote! {
                     #(#docs)*
                     pub async fn #leaf(
