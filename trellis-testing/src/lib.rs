@@ -158,20 +158,7 @@ pub fn free_port() -> Result<u16, HarnessError> {
 impl NatsServer {
     /// Starts a fresh server with JetStream on a free loopback port.
     pub async fn start() -> Result<NatsServer, HarnessError> {
-        let binary = nats_server_binary()?;
-        let dir = tempfile::Builder::new()
-            .prefix("trellis-nats-")
-            .tempdir()
-            .map_err(io("creating the server's temp dir"))?;
-        let mut server = NatsServer {
-            binary,
-            port: free_port()?,
-            dir: Dir::Temp(dir),
-            child: None,
-            sync_always: true,
-        };
-        server.spawn().await?;
-        Ok(server)
+        NatsServer::start_in_temp_dir(true).await
     }
 
     /// Like [`NatsServer::start`], but JetStream syncs to disk on the
@@ -179,6 +166,10 @@ impl NatsServer {
     /// a default deployment, for throughput measurements (not for tests that
     /// kill the server and expect acknowledged writes to survive).
     pub async fn start_periodic_sync() -> Result<NatsServer, HarnessError> {
+        NatsServer::start_in_temp_dir(false).await
+    }
+
+    async fn start_in_temp_dir(sync_always: bool) -> Result<NatsServer, HarnessError> {
         let binary = nats_server_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("trellis-nats-")
@@ -189,7 +180,7 @@ impl NatsServer {
             port: free_port()?,
             dir: Dir::Temp(dir),
             child: None,
-            sync_always: false,
+            sync_always,
         };
         server.spawn().await?;
         Ok(server)
