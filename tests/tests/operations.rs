@@ -22,15 +22,44 @@ fn serve_options() -> ServeOptions {
 }
 
 async fn provider(stack: &Stack, instance: &str) -> (RpcServer, JobHandlers) {
+    provider_with(stack, instance, serve_options()).await
+}
+
+async fn provider_with(
+    stack: &Stack,
+    instance: &str,
+    serve: ServeOptions,
+) -> (RpcServer, JobHandlers) {
     let service = contract::Service::connect(options(stack))
         .await
         .expect("service connects");
     let handlers = JobHandlers::new(service.store.blobs.clone(), instance);
-    let server = service
-        .serve(handlers.clone(), serve_options())
-        .await
-        .expect("serve");
+    let server = service.serve(handlers.clone(), serve).await.expect("serve");
     (server, handlers)
+}
+
+type JobRef = trellis::OperationRef<contract::JobProgress, contract::JobOutput>;
+
+/// Waits until `op`'s handler runs.
+async fn until_running(op: &JobRef) {
+    eventually(Duration::from_secs(5), "the job to run", || async {
+        (op.get().await.ok()?.status == OperationStatus::Running).then_some(())
+    })
+    .await;
+}
+
+/// Starts a job that runs (practically) forever, once its handler runs.
+async fn start_endless(client: &contract::Client) -> JobRef {
+    let op = client
+        .operation
+        .jobs
+        .run
+        .input(job(100_000, 20))
+        .start()
+        .await
+        .expect("start");
+    until_running(&op).await;
+    op
 }
 
 async fn caller(stack: &Stack, principal: &str, caps: &[&str]) -> contract::Client {
@@ -212,7 +241,7 @@ async fn reattach_after_reconnect_with_ownership_and_capability_gates() {
     ));
     // ...unless they hold the observe capability (observe only) or the
     // cancel capability.
-    let running = alice_start(&stack).await;
+    let running = start_endless(&caller(&stack, "alice", &["jobs::run"]).await).await;
     let carol = caller(&stack, "carol", &["jobs::watch"]).await;
     let observed = carol.operation.jobs.run.attach(running.id().to_owned());
     assert_eq!(
@@ -234,25 +263,6 @@ async fn reattach_after_reconnect_with_ownership_and_capability_gates() {
     assert_eq!(running.wait().await.expect("wait"), Outcome::Cancelled);
 }
 
-async fn alice_start(
-    stack: &Stack,
-) -> trellis::OperationRef<contract::JobProgress, contract::JobOutput> {
-    let alice = caller(stack, "alice", &["jobs::run"]).await;
-    let op = alice
-        .operation
-        .jobs
-        .run
-        .input(job(1_000, 20))
-        .start()
-        .await
-        .expect("start");
-    eventually(Duration::from_secs(5), "the job to run", || async {
-        (op.get().await.ok()?.status == OperationStatus::Running).then_some(())
-    })
-    .await;
-    op
-}
-
 #[tokio::test]
 async fn provider_restart_keeps_results_and_fails_abandoned_operations() {
     let stack = setup().await;
@@ -271,18 +281,7 @@ async fn provider_restart_keeps_results_and_fails_abandoned_operations() {
         done.wait().await.expect("wait"),
         Outcome::Completed(_)
     ));
-    let stuck = alice
-        .operation
-        .jobs
-        .run
-        .input(job(100_000, 20))
-        .start()
-        .await
-        .expect("start");
-    eventually(Duration::from_secs(5), "the job to run", || async {
-        (stuck.get().await.ok()?.status == OperationStatus::Running).then_some(())
-    })
-    .await;
+    let stuck = start_endless(&alice).await;
     // The provider dies without recording anything.
     server.abort();
 
@@ -320,10 +319,7 @@ async fn any_instance_answers_control_for_any_operation() {
         );
     }
     for op in &ops {
-        eventually(Duration::from_secs(5), "the job to run", || async {
-            (op.get().await.ok()?.status == OperationStatus::Running).then_some(())
-        })
-        .await;
+        until_running(op).await;
     }
     let ran_on_a = ha.started.lock().expect("lock").len();
     let ran_on_b = hb.started.lock().expect("lock").len();
@@ -352,33 +348,12 @@ async fn shutdown_answers_pending_long_polls() {
     let stack = setup().await;
     let alice = caller(&stack, "alice", &["jobs::run"]).await;
     let long_lease = || ServeOptions::default().operation_lease(Duration::from_secs(60));
-    let start = |instance: &'static str| {
-        let stack = &stack;
-        async move {
-            let service = contract::Service::connect(options(stack))
-                .await
-                .expect("service");
-            let handlers = JobHandlers::new(service.store.blobs.clone(), instance);
-            service.serve(handlers, long_lease()).await.expect("serve")
-        }
-    };
     // An operation whose instance died keeps its lease for a minute: it
     // stays `running` and watchers long-poll.
-    let a = start("a").await;
-    let op = alice
-        .operation
-        .jobs
-        .run
-        .input(job(100_000, 20))
-        .start()
-        .await
-        .expect("start");
-    eventually(Duration::from_secs(5), "the job to run", || async {
-        (op.get().await.ok()?.status == OperationStatus::Running).then_some(())
-    })
-    .await;
+    let (a, _) = provider_with(&stack, "a", long_lease()).await;
+    let op = start_endless(&alice).await;
     a.abort();
-    let b = start("b").await;
+    let (b, _) = provider_with(&stack, "b", long_lease()).await;
     let waiter = {
         let op = op.clone();
         tokio::spawn(async move { op.wait().await })
