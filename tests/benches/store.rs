@@ -39,9 +39,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, object_store::ObjectStore};
 use common::Stack;
-use criterion::{
-    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::io::AsyncReadExt as _;
 use trellis::{PutOptions, Store};
 
@@ -106,19 +104,6 @@ struct Fixture {
     stack: Stack,
 }
 
-/// Deterministic, incompressible-looking data.
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (state >> 33) as u8
-        })
-        .collect()
-}
-
 fn typed_key(size: &Size) -> String {
     format!("typed-{}", size.label)
 }
@@ -148,7 +133,7 @@ impl Fixture {
         let payloads = SIZES
             .iter()
             .zip(1..)
-            .map(|(size, seed)| data(size.bytes, seed))
+            .map(|(size, seed)| common::data(size.bytes, seed))
             .collect();
         let fixture = Fixture {
             store,
@@ -256,20 +241,25 @@ fn paired_report(f: &Fixture) {
     }
 }
 
+fn sampling(size: &Size) -> common::Sampling {
+    common::Sampling {
+        bytes: size.bytes,
+        samples: size.samples,
+        measurement: size.measurement,
+    }
+}
+
 fn store_put(c: &mut Criterion, f: &Fixture) {
     let mut group = c.benchmark_group("store_put");
     for (i, size) in SIZES.iter().enumerate() {
-        group
-            .throughput(Throughput::Bytes(size.bytes as u64))
-            .sample_size(size.samples)
-            .measurement_time(size.measurement)
-            .sampling_mode(SamplingMode::Flat);
-        group.bench_function(BenchmarkId::new("typed", size.label), |b| {
-            b.iter_custom(|iters| f.stack.run(iters, 1, || typed_put(f, i)));
-        });
-        group.bench_function(BenchmarkId::new("raw", size.label), |b| {
-            b.iter_custom(|iters| f.stack.run(iters, 1, || raw_put(f, i)));
-        });
+        common::bench_pair(
+            &f.stack,
+            &mut group,
+            size.label,
+            &sampling(size),
+            || typed_put(f, i),
+            || raw_put(f, i),
+        );
     }
     group.finish();
 }
@@ -277,17 +267,14 @@ fn store_put(c: &mut Criterion, f: &Fixture) {
 fn store_get(c: &mut Criterion, f: &Fixture) {
     let mut group = c.benchmark_group("store_get");
     for (i, size) in SIZES.iter().enumerate() {
-        group
-            .throughput(Throughput::Bytes(size.bytes as u64))
-            .sample_size(size.samples)
-            .measurement_time(size.measurement)
-            .sampling_mode(SamplingMode::Flat);
-        group.bench_function(BenchmarkId::new("typed", size.label), |b| {
-            b.iter_custom(|iters| f.stack.run(iters, 1, || typed_get(f, i)));
-        });
-        group.bench_function(BenchmarkId::new("raw", size.label), |b| {
-            b.iter_custom(|iters| f.stack.run(iters, 1, || raw_get(f, i)));
-        });
+        common::bench_pair(
+            &f.stack,
+            &mut group,
+            size.label,
+            &sampling(size),
+            || typed_get(f, i),
+            || raw_get(f, i),
+        );
     }
     group.finish();
 }

@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, object_store::ObjectStore, stream::StorageType};
 use bytes::Bytes;
 use common::Stack;
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use documents_example::DocumentsService;
 use documents_example::documents::{self, FileKey, UploadInput};
 use futures::StreamExt as _;
@@ -90,19 +90,6 @@ struct Fixture {
     _server: RpcServer,
     _service: documents::Service,
     stack: Stack,
-}
-
-/// Deterministic, incompressible-looking data.
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (state >> 33) as u8
-        })
-        .collect()
 }
 
 fn upload_input(key: &str) -> UploadInput {
@@ -151,7 +138,7 @@ impl Fixture {
         Fixture {
             client,
             raw,
-            payload: Bytes::from(data(SIZE, 1)),
+            payload: Bytes::from(common::data(SIZE, 1)),
             _server: server,
             _service: service,
             stack,
@@ -266,7 +253,7 @@ fn rss_report(f: &Fixture) {
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let baseline = proc_status_kib("VmRSS").unwrap_or(0);
     let hwm_start = proc_status_kib("VmHWM").unwrap_or(0);
-    let pattern = data(MIB, 7);
+    let pattern = common::data(MIB, 7);
     let chunks = (GIB as usize) / MIB;
     let body = futures::stream::iter(0..chunks)
         .map(move |_| Ok::<_, std::io::Error>(Bytes::copy_from_slice(&pattern)));
@@ -345,35 +332,35 @@ fn paired_report(f: &Fixture) {
     );
 }
 
+const SAMPLING: common::Sampling = common::Sampling {
+    bytes: SIZE,
+    samples: SAMPLES,
+    measurement: MEASUREMENT,
+};
+
 fn transfer_upload(c: &mut Criterion, f: &Fixture) {
     let mut group = c.benchmark_group("transfer_upload");
-    group
-        .throughput(Throughput::Bytes(SIZE as u64))
-        .sample_size(SAMPLES)
-        .measurement_time(MEASUREMENT)
-        .sampling_mode(SamplingMode::Flat);
-    group.bench_function(format!("typed/{LABEL}"), |b| {
-        b.iter_custom(|iters| f.stack.run(iters, 1, || typed_upload(f, TYPED_UPLOAD_KEY)));
-    });
-    group.bench_function(format!("raw/{LABEL}"), |b| {
-        b.iter_custom(|iters| f.stack.run(iters, 1, || raw_upload(f, RAW_UPLOAD_KEY)));
-    });
+    common::bench_pair(
+        &f.stack,
+        &mut group,
+        LABEL,
+        &SAMPLING,
+        || typed_upload(f, TYPED_UPLOAD_KEY),
+        || raw_upload(f, RAW_UPLOAD_KEY),
+    );
     group.finish();
 }
 
 fn transfer_download(c: &mut Criterion, f: &Fixture) {
     let mut group = c.benchmark_group("transfer_download");
-    group
-        .throughput(Throughput::Bytes(SIZE as u64))
-        .sample_size(SAMPLES)
-        .measurement_time(MEASUREMENT)
-        .sampling_mode(SamplingMode::Flat);
-    group.bench_function(format!("typed/{LABEL}"), |b| {
-        b.iter_custom(|iters| f.stack.run(iters, 1, || typed_download(f)));
-    });
-    group.bench_function(format!("raw/{LABEL}"), |b| {
-        b.iter_custom(|iters| f.stack.run(iters, 1, || raw_download(f)));
-    });
+    common::bench_pair(
+        &f.stack,
+        &mut group,
+        LABEL,
+        &SAMPLING,
+        || typed_download(f),
+        || raw_download(f),
+    );
     group.finish();
 }
 

@@ -192,3 +192,54 @@ pub fn median(values: &mut [f64]) -> f64 {
     values.sort_unstable_by(f64::total_cmp);
     values[values.len() / 2]
 }
+
+/// Deterministic, incompressible-looking data.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as u8
+        })
+        .collect()
+}
+
+/// How a typed/raw pair of throughput benchmarks is sampled.
+pub struct Sampling {
+    /// Bytes moved per iteration.
+    pub bytes: usize,
+    /// Samples per side.
+    pub samples: usize,
+    /// Measurement time per side.
+    pub measurement: Duration,
+}
+
+/// Adds `typed/<label>` and `raw/<label>` to `group`: one operation per
+/// iteration, flat sampling, throughput in bytes.
+pub fn bench_pair<FA, FutA, FB, FutB>(
+    stack: &Stack,
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    label: &str,
+    sampling: &Sampling,
+    mut typed: FA,
+    mut raw: FB,
+) where
+    FA: FnMut() -> FutA,
+    FutA: Future,
+    FB: FnMut() -> FutB,
+    FutB: Future,
+{
+    group
+        .throughput(criterion::Throughput::Bytes(sampling.bytes as u64))
+        .sample_size(sampling.samples)
+        .measurement_time(sampling.measurement)
+        .sampling_mode(criterion::SamplingMode::Flat);
+    group.bench_function(criterion::BenchmarkId::new("typed", label), |b| {
+        b.iter_custom(|iters| stack.run(iters, 1, &mut typed));
+    });
+    group.bench_function(criterion::BenchmarkId::new("raw", label), |b| {
+        b.iter_custom(|iters| stack.run(iters, 1, &mut raw));
+    });
+}
