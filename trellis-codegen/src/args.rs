@@ -86,7 +86,12 @@ impl Parse for Value {
                 bracket.span.join(),
                 items.into_iter().collect(),
             ))
-        } else if look.peek(Ident) || look.peek(Token![::]) {
+        } else if look.peek(Ident)
+            || look.peek(Token![::])
+            || look.peek(Token![crate])
+            || look.peek(Token![self])
+            || look.peek(Token![super])
+        {
             Ok(Value::Path(input.parse()?))
         } else {
             Err(look.error())
@@ -288,6 +293,18 @@ impl<'e> Args<'e> {
             Value::Str(s) => Some(s),
             other => {
                 self.mismatch(key, &other, "a string literal like `\"...\"`");
+                None
+            }
+        }
+    }
+
+    /// `key = some::path`.
+    pub fn path(&mut self, key: &str) -> Option<syn::Path> {
+        let (_, v) = self.value(key)?;
+        match v {
+            Value::Path(p) => Some(p),
+            other => {
+                self.mismatch(key, &other, "a path like `crate::documents`");
                 None
             }
         }

@@ -146,6 +146,8 @@ impl Builder {
                 let out = out_dir.join("contracts").join(&name);
                 write_if_changed(&committed, &json)?;
                 write_if_changed(&out, &json)?;
+                // Peers generating client stubs check the manifest against it.
+                write_if_changed(&committed.with_extension("digest"), &format!("{digest}\n"))?;
                 emitted.push(Emitted {
                     id: contract.manifest.id.clone(),
                     digest,

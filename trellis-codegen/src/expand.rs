@@ -17,6 +17,8 @@ pub const RESERVED: &[&str] = &[
     "Operations",
     "Events",
     "EventListeners",
+    "Uses",
+    "Consumers",
     "Handlers",
     "KvResources",
     "StoreResources",
@@ -148,7 +150,8 @@ fn generate(c: &Contract) -> TokenStream {
     let (store_defs, store_build) = resource_group(&c.stores, false, &store_group, "object store");
 
     let rpc = rpc_surface(c);
-    let (event_defs, event_publishers, _) = event_surface(c);
+    let (event_defs, event_publishers) = event_surface(c);
+    let (peer_defs, uses_init, consumers_init) = peers(c);
 
     quote! {
         #(#attrs)*
@@ -159,6 +162,8 @@ fn generate(c: &Contract) -> TokenStream {
             #rpc
 
             #event_defs
+
+            #peer_defs
 
             #kv_defs
             #store_defs
@@ -186,6 +191,10 @@ fn generate(c: &Contract) -> TokenStream {
                 pub store: #store_group,
                 /// Event publishers: `service.events.<group>.<leaf>.publish(&event)`.
                 pub events: Events,
+                /// Used contracts: `service.uses.<alias>.rpc.<group>.<leaf>(&input)`.
+                pub uses: Uses,
+                /// Durable event consumer groups: `service.consumers.<group>.run(handler)`.
+                pub consumers: Consumers,
                 __runtime: ::trellis::__private::ServiceRuntime,
                 __sealed: ::trellis::__private::Sealed,
             }
@@ -216,6 +225,8 @@ fn generate(c: &Contract) -> TokenStream {
                             let runtime = bindings.runtime();
                             #event_publishers
                         },
+                        uses: #uses_init,
+                        consumers: #consumers_init,
                         __runtime: bindings.runtime(),
                         __sealed: bindings.seal(),
                     })
@@ -225,9 +236,9 @@ fn generate(c: &Contract) -> TokenStream {
     }
 }
 
-/// `Service::events` (publishers) and `Client::events` (live listeners),
-/// by group. Returns (definitions, publisher init, listener init).
-fn event_surface(c: &Contract) -> (TokenStream, TokenStream, TokenStream) {
+/// `Service::events`: publishers by group. Returns (definitions,
+/// publisher init).
+fn event_surface(c: &Contract) -> (TokenStream, TokenStream) {
     let mut groups: std::collections::BTreeMap<
         String,
         Vec<(syn::Ident, TokenStream, TokenStream)>,
@@ -247,7 +258,7 @@ fn event_surface(c: &Contract) -> (TokenStream, TokenStream, TokenStream) {
                 params: &[#(#params),*],
             }
         };
-        let (group, leaf) = accessor(name);
+        let (group, leaf) = crate::client::accessor(name);
         groups
             .entry(group.to_string())
             .or_default()
@@ -255,76 +266,92 @@ fn event_surface(c: &Contract) -> (TokenStream, TokenStream, TokenStream) {
     }
     let mut defs = TokenStream::new();
     let (mut pub_fields, mut pub_inits) = (TokenStream::new(), TokenStream::new());
-    let (mut lis_fields, mut lis_inits) = (TokenStream::new(), TokenStream::new());
     for (group, leaves) in &groups {
         let field = format_ident!("{}", group);
         let pascal = crate::names::pascal_case(group);
         let pub_ty = format_ident!("{}Events", pascal);
-        let lis_ty = format_ident!("{}EventListeners", pascal);
-        let (mut pf, mut pi, mut lf, mut li) = (
-            TokenStream::new(),
-            TokenStream::new(),
-            TokenStream::new(),
-            TokenStream::new(),
-        );
+        let (mut pf, mut pi) = (TokenStream::new(), TokenStream::new());
         for (leaf, ty, spec) in leaves {
             let doc = format!("Publishes [`{ty}`] events.");
             pf.extend(quote! { #[doc = #doc] pub #leaf: ::trellis::EventPublisher<#ty>, });
             pi.extend(quote! { #leaf: ::trellis::EventPublisher::new(runtime.clone(), #spec), });
-            let doc = format!("Listens to [`{ty}`] events: `.filter(\"/param\", value).listen()`.");
-            lf.extend(quote! { #[doc = #doc] pub #leaf: ::trellis::EventListener<#ty>, });
-            li.extend(quote! { #leaf: ::trellis::EventListener::new(runtime.clone(), #spec), });
         }
         let pub_doc = format!("Publishers of the `{pascal}.*` events.");
-        let lis_doc = format!("Live listeners of the `{pascal}.*` events.");
         defs.extend(quote! {
             #[doc = #pub_doc]
             #[derive(Debug, Clone)]
             #[non_exhaustive]
             pub struct #pub_ty { #pf }
-            #[doc = #lis_doc]
-            #[derive(Debug, Clone)]
-            #[non_exhaustive]
-            pub struct #lis_ty { #lf }
         });
         pub_fields.extend(quote! { #[doc = #pub_doc] pub #field: #pub_ty, });
         pub_inits.extend(quote! { #field: #pub_ty { #pi }, });
-        lis_fields.extend(quote! { #[doc = #lis_doc] pub #field: #lis_ty, });
-        lis_inits.extend(quote! { #field: #lis_ty { #li }, });
     }
     let defs = quote! {
         /// This contract's event publishers, by group (owner side).
         #[derive(Debug, Clone)]
         #[non_exhaustive]
         pub struct Events { #pub_fields }
-        /// This contract's live event listeners, by group (caller side).
-        #[derive(Debug, Clone)]
-        #[non_exhaustive]
-        pub struct EventListeners { #lis_fields }
         #defs
     };
-    (
-        defs,
-        quote! { Events { #pub_inits } },
-        quote! { EventListeners { #lis_inits } },
-    )
+    (defs, quote! { Events { #pub_inits } })
 }
 
-/// `Files.List` -> (`files`, `list`).
-fn accessor(name: &str) -> (syn::Ident, syn::Ident) {
-    let (group, leaf) = name.split_once('.').unwrap_or((name, name));
-    (
-        format_ident!("{}", crate::names::snake_case(group)),
-        format_ident!("{}", crate::names::snake_case(leaf)),
-    )
+/// The caller-side model of a contract module's own surfaces.
+fn client_model(c: &Contract) -> crate::client::ClientModel {
+    use crate::client::{ClientModel, EventModel, OperationModel, RpcModel};
+    let mut m = ClientModel::default();
+    for rpc in &c.rpcs {
+        let Some(method) = c.manifest.rpc.get(&rpc.name) else {
+            continue;
+        };
+        let (input, output, docs) = (&rpc.input, &rpc.output, &rpc.docs);
+        m.rpcs.push(RpcModel {
+            name: rpc.name.clone(),
+            subject: method.subject.clone(),
+            input: quote!(#input),
+            output: quote!(#output),
+            error: rpc.error.as_ref().map(|e| quote!(#e)),
+            receive: method.transfer.is_some(),
+            docs: quote!(#(#docs)*),
+        });
+    }
+    for op in &c.operations {
+        let Some(spec) = c.manifest.operations.get(&op.name) else {
+            continue;
+        };
+        let (input, output) = (&op.input, &op.output);
+        m.operations.push(OperationModel {
+            name: op.name.clone(),
+            subject: spec.subject.clone(),
+            input: quote!(#input),
+            output: quote!(#output),
+            progress: match &op.progress {
+                Some(p) => quote!(#p),
+                None => quote!(()),
+            },
+            send: spec.transfer.is_some(),
+        });
+    }
+    for event in &c.events {
+        let Some(spec) = c.manifest.events.get(&event.name) else {
+            continue;
+        };
+        let ty = &event.ident;
+        m.events.push(EventModel {
+            name: event.name.clone(),
+            subject: spec.subject.clone(),
+            params: spec.params.clone().unwrap_or_default(),
+            ty: quote!(#ty),
+        });
+    }
+    m
 }
 
-/// The handler trait, `Service::serve`, and the typed `Client`.
+/// The handler trait, `Service::serve`, the `surface` markers and the
+/// typed `Client`.
 fn rpc_surface(c: &Contract) -> TokenStream {
-    let (_, _, event_listeners) = event_surface(c);
     let mut trait_fns = TokenStream::new();
     let mut registrations = TokenStream::new();
-    let mut groups: std::collections::BTreeMap<String, Vec<TokenStream>> = Default::default();
     for rpc in &c.rpcs {
         let Some(method) = c.manifest.rpc.get(&rpc.name) else {
             continue;
@@ -335,14 +362,7 @@ fn rpc_surface(c: &Contract) -> TokenStream {
         let input = &rpc.input;
         let output = &rpc.output;
         let docs = &rpc.docs;
-        let (group, leaf) = accessor(name);
         let receive = method.transfer.is_some();
-        // Only handlers that see the caller need its principal on the wire.
-        let call = if receive {
-            format_ident!("call_identified")
-        } else {
-            format_ident!("call")
-        };
         // The handler's return type, and how the registration turns its
         // value into the `Result` the endpoint encodes.
         let (returns, outcome) = match &rpc.error {
@@ -400,45 +420,7 @@ fn rpc_surface(c: &Contract) -> TokenStream {
                 }
             });
         }});
-        match &rpc.error {
-            Some(error) => {
-                groups.entry(group.to_string()).or_default().push(quote! {
-                    #(#docs)*
-                    ///
-                    /// The outer `Result` is the call (transport, timeouts, malformed
-                    /// requests); the inner one is the RPC's declared outcome.
-                    pub async fn #leaf(
-                        &self,
-                        input: &#input,
-                    ) -> ::core::result::Result<::core::result::Result<#output, #error>, ::trellis::CallError> {
-                        self.inner.#call(#name, #subject, input).await
-                    }
-                });
-            }
-            None => {
-                groups.entry(group.to_string()).or_default().push(quote! {
-                    #(#docs)*
-                    pub async fn #leaf(
-                        &self,
-                        input: &#input,
-                    ) -> ::core::result::Result<#output, ::trellis::CallError> {
-                        match self.inner.#call::<#input, #output, ()>(#name, #subject, input).await? {
-                            ::core::result::Result::Ok(output) => ::core::result::Result::Ok(output),
-                            ::core::result::Result::Err(()) => ::core::result::Result::Err(
-                                ::trellis::CallError::MalformedReply {
-                                    rpc: #name.into(),
-                                    message: "an error reply from an RPC that declares no error".into(),
-                                },
-                            ),
-                        }
-                    }
-                });
-            }
-        }
     }
-    // Operations.
-    let mut op_groups: std::collections::BTreeMap<String, Vec<(syn::Ident, TokenStream, String)>> =
-        Default::default();
     for op in &c.operations {
         let Some(spec) = c.manifest.operations.get(&op.name) else {
             continue;
@@ -493,63 +475,6 @@ fn rpc_surface(c: &Contract) -> TokenStream {
                 },
             );
         }});
-        let (group, leaf) = accessor(name);
-        let client_ty = if spec.transfer.is_some() {
-            quote!(::trellis::__private::SendOperationClient<#input, #progress, #output>)
-        } else {
-            quote!(::trellis::__private::OperationClient<#input, #progress, #output>)
-        };
-        let doc = match spec.transfer {
-            Some(_) => {
-                format!("`{name}`: `.input(input).transfer(body).start()`, or `.attach(id)`.")
-            }
-            None => format!("`{name}`: `.input(input).start()`, or `.attach(id)`."),
-        };
-        op_groups
-            .entry(group.to_string())
-            .or_default()
-            .push((leaf, quote!(#client_ty), doc));
-    }
-    let mut op_defs = TokenStream::new();
-    let mut op_fields = TokenStream::new();
-    let mut op_inits = TokenStream::new();
-    for (group, leaves) in &op_groups {
-        let field = format_ident!("{}", group);
-        let ty = format_ident!("{}Operations", crate::names::pascal_case(group));
-        let doc = format!("The `{}.*` operations.", crate::names::pascal_case(group));
-        let mut fields = TokenStream::new();
-        let mut inits = TokenStream::new();
-        for (leaf, client_ty, leaf_doc) in leaves {
-            let op = c
-                .operations
-                .iter()
-                .find(|o| accessor(&o.name) == (field.clone(), leaf.clone()));
-            let Some(op) = op else { continue };
-            let Some(spec) = c.manifest.operations.get(&op.name) else {
-                continue;
-            };
-            let (name, subject) = (&op.name, &spec.subject);
-            fields.extend(quote! {
-                #[doc = #leaf_doc]
-                pub #leaf: #client_ty,
-            });
-            inits.extend(
-                quote! { #leaf: <#client_ty>::new(runtime.rpc_client(), #name, #subject), },
-            );
-        }
-        op_defs.extend(quote! {
-            #[doc = #doc]
-            #[derive(Debug, Clone)]
-            #[non_exhaustive]
-            pub struct #ty {
-                #fields
-            }
-        });
-        op_fields.extend(quote! {
-            #[doc = #doc]
-            pub #field: #ty,
-        });
-        op_inits.extend(quote! { #field: #ty { #inits }, });
     }
     let has_receive = c.manifest.rpc.values().any(|m| m.transfer.is_some());
     let downloads = if !c.stores.is_empty() && (has_receive || !c.operations.is_empty()) {
@@ -557,30 +482,6 @@ fn rpc_surface(c: &Contract) -> TokenStream {
     } else {
         TokenStream::new()
     };
-
-    let mut group_defs = TokenStream::new();
-    let mut group_fields = TokenStream::new();
-    let mut group_inits = TokenStream::new();
-    for (group, methods) in &groups {
-        let field = format_ident!("{}", group);
-        let ty = format_ident!("{}Rpc", crate::names::pascal_case(group));
-        let doc = format!("The `{}.*` RPCs.", crate::names::pascal_case(group));
-        group_defs.extend(quote! {
-            #[doc = #doc]
-            #[derive(Debug, Clone)]
-            pub struct #ty {
-                inner: ::trellis::__private::RpcClient,
-            }
-            impl #ty {
-                #(#methods)*
-            }
-        });
-        group_fields.extend(quote! {
-            #[doc = #doc]
-            pub #field: #ty,
-        });
-        group_inits.extend(quote! { #field: #ty { inner: runtime.rpc_client() }, });
-    }
     let serve = if c.rpcs.is_empty() && c.operations.is_empty() {
         TokenStream::new()
     } else {
@@ -609,59 +510,228 @@ fn rpc_surface(c: &Contract) -> TokenStream {
             }
         }
     };
+    let model = client_model(c);
+    let surface = crate::client::surface(&model);
+    let client = crate::client::client(&model);
     quote! {
         #serve
-
-        /// This contract's RPCs, by group.
-        #[derive(Debug, Clone)]
-        #[non_exhaustive]
-        pub struct Rpc {
-            #group_fields
-        }
-
-        #group_defs
-
-        /// This contract's operations, by group.
-        #[derive(Debug, Clone)]
-        #[non_exhaustive]
-        pub struct Operations {
-            #op_fields
-        }
-
-        #op_defs
-
-        /// A typed caller of this contract.
-        #[derive(Debug, Clone)]
-        #[non_exhaustive]
-        pub struct Client {
-            /// RPCs: `client.rpc.<group>.<leaf>(&input)`.
-            pub rpc: Rpc,
-            /// Operations: `client.operation.<group>.<leaf>.input(input)`.
-            pub operation: Operations,
-            /// Live events: `client.events.<group>.<leaf>.listen()`.
-            pub events: EventListeners,
-            runtime: ::trellis::__private::ServiceRuntime,
-        }
-
-        impl Client {
-            /// Connects a caller to this contract in a deployment.
-            pub async fn connect(
-                options: ::trellis::ConnectOptions,
-            ) -> ::core::result::Result<Self, ::trellis::ConnectError> {
-                let runtime = ::trellis::__private::connect_client(options, ID).await?;
-                ::core::result::Result::Ok(Client {
-                    rpc: Rpc { #group_inits },
-                    operation: Operations { #op_inits },
-                    events: #event_listeners,
-                    runtime,
-                })
-            }
-
-            /// Starts downloading the object `grant` names (a grant this
-            /// contract's service issued to this caller).
-            pub fn download(&self, grant: &::trellis::ReceiveGrant) -> ::trellis::Download {
-                ::trellis::Download::new(self.runtime.clone(), grant)
-            }
-        }
+        #surface
+        #client
     }
+}
+
+/// The `#[uses]` facades (`service.uses.<alias>`) and the typed consumer
+/// groups (`service.consumers.<group>`). Returns (definitions, uses init,
+/// consumers init); inits use `bindings`.
+fn peers(c: &Contract) -> (TokenStream, TokenStream, TokenStream) {
+    use crate::client::{ClientModel, EventModel, Naming, OperationModel, RpcModel, marker};
+    let mut defs = TokenStream::new();
+    let (mut use_fields, mut use_inits) = (TokenStream::new(), TokenStream::new());
+    let all_uses = c
+        .manifest
+        .uses
+        .as_ref()
+        .map(|u| u.all())
+        .unwrap_or_default();
+    for decl in &c.uses {
+        let Some(module) = &decl.module else {
+            continue;
+        };
+        let Some(r) = all_uses.get(decl.alias.as_str()) else {
+            continue;
+        };
+        let ident = &decl.ident;
+        let contract = &decl.contract;
+        let names = |l: Option<&Vec<String>>| l.cloned().unwrap_or_default();
+        let empty = || TokenStream::new();
+        let model = ClientModel {
+            rpcs: names(r.rpc.as_ref().and_then(|c| c.call.as_ref()))
+                .into_iter()
+                .map(|name| RpcModel {
+                    docs: {
+                        let doc = format!("Calls `{name}` of `{contract}`.");
+                        quote!(#[doc = #doc])
+                    },
+                    name,
+                    subject: String::new(),
+                    input: empty(),
+                    output: empty(),
+                    error: None,
+                    receive: false,
+                })
+                .collect(),
+            operations: names(r.operations.as_ref().and_then(|c| c.call.as_ref()))
+                .into_iter()
+                .map(|name| OperationModel {
+                    name,
+                    subject: String::new(),
+                    input: empty(),
+                    output: empty(),
+                    progress: empty(),
+                    send: false,
+                })
+                .collect(),
+            events: names(r.events.as_ref().and_then(|e| e.subscribe.as_ref()))
+                .into_iter()
+                .map(|name| EventModel {
+                    name,
+                    subject: String::new(),
+                    params: Vec::new(),
+                    ty: empty(),
+                })
+                .collect(),
+        };
+        let what = format!(" of `{contract}`");
+        let span = syn::spanned::Spanned::span(module);
+        let naming = Naming {
+            prefix: &ident.to_string(),
+            surface: quote::quote_spanned!(span=> #module::surface),
+            what: &what,
+        };
+        let (accessor_defs, [rpc, ops, events], [rpc_ty, ops_ty, events_ty]) =
+            crate::client::accessors(&model, &naming);
+        let docs = &decl.docs;
+        let doc = format!(
+            "`{contract}` as this contract uses it (alias `{}`): only the selected surfaces.",
+            decl.alias
+        );
+        let mismatch = format!(
+            "#[uses] alias `{}` declares contract `{contract}`, but its `module` is a different contract",
+            decl.alias
+        );
+        let field = format_ident!("{}", decl.alias);
+        let check = quote::quote_spanned! {span=>
+            const _: () = ::core::assert!(::trellis::__private::same_str(#module::ID, #contract), #mismatch);
+        };
+        defs.extend(quote! {
+            #(#docs)*
+            #[doc = #doc]
+            #[derive(Debug, Clone)]
+            #[non_exhaustive]
+            pub struct #ident {
+                /// Selected RPCs.
+                pub rpc: #rpc_ty,
+                /// Selected operations.
+                pub operation: #ops_ty,
+                /// Selected events, live.
+                pub events: #events_ty,
+                runtime: ::trellis::__private::ServiceRuntime,
+            }
+            impl #ident {
+                /// Starts downloading the object `grant` names (a grant the
+                /// used contract's service issued to this service).
+                pub fn download(&self, grant: &::trellis::ReceiveGrant) -> ::trellis::Download {
+                    ::trellis::Download::new(self.runtime.clone(), grant)
+                }
+            }
+            #check
+            #accessor_defs
+        });
+        let adoc = format!("`{contract}` (alias `{}`).", decl.alias);
+        use_fields.extend(quote! { #[doc = #adoc] pub #field: #ident, });
+        use_inits.extend(quote! {
+            #field: {
+                let runtime = bindings.runtime().for_contract(#module::ID);
+                #ident { rpc: #rpc, operation: #ops, events: #events, runtime }
+            },
+        });
+    }
+
+    let (mut con_fields, mut con_inits) = (TokenStream::new(), TokenStream::new());
+    for (group, ident) in &c.consumers {
+        let Some(g) = c.manifest.event_consumers.get(group) else {
+            continue;
+        };
+        let mut variants = TokenStream::new();
+        let mut arms = TokenStream::new();
+        for name in g.own.iter().flatten() {
+            let Some(event) = c.events.iter().find(|e| &e.name == name) else {
+                continue;
+            };
+            let (variant, ty) = (marker(name), &event.ident);
+            let doc = format!("`{name}` of this contract.");
+            variants.extend(quote! { #[doc = #doc] #variant(#ty), });
+            arms.extend(quote! {
+                (ID, #name) => ::trellis::__private::decode_json(payload).map(Self::#variant),
+            });
+        }
+        for (alias, events) in g.uses.iter().flatten() {
+            let Some(decl) = c.uses.iter().find(|u| &u.alias == alias) else {
+                continue;
+            };
+            let Some(module) = &decl.module else {
+                let msg = format!(
+                    "event consumer `{group}` reads events of `{alias}`, so this #[uses] needs the used \
+                     contract's generated module to type them: add `module = path::to::{}` (its \
+                     #[trellis::contract] module, or a stub generated from its JSON with trellis_codegen)",
+                    decl.contract.split('@').next().unwrap_or_default()
+                );
+                let error = syn::Error::new(decl.ident.span(), msg).to_compile_error();
+                return (
+                    quote! {
+                        #error
+                        /// Unavailable: see the error above.
+                        #[derive(Debug, Clone)]
+                        pub struct Uses {}
+                        /// Unavailable: see the error above.
+                        #[derive(Debug, Clone)]
+                        pub struct Consumers {}
+                    },
+                    quote!(Uses {}),
+                    quote!(Consumers {}),
+                );
+            };
+            let contract = &decl.contract;
+            for name in events {
+                let m = marker(name);
+                let variant = format_ident!("{}{}", decl.ident, m);
+                let doc = format!("`{name}` of `{contract}` (alias `{alias}`).");
+                variants.extend(quote! {
+                    #[doc = #doc]
+                    #variant(<#module::surface::event::#m as ::trellis::__private::EventSurface>::Event),
+                });
+                arms.extend(quote! {
+                    (#contract, #name) => ::trellis::__private::decode_json(payload).map(Self::#variant),
+                });
+            }
+        }
+        let doc = format!("The events consumer group `{group}` receives.");
+        let group_lit = group.as_str();
+        defs.extend(quote! {
+            #[doc = #doc]
+            #[non_exhaustive]
+            pub enum #ident { #variants }
+            impl ::trellis::__private::GroupEvent for #ident {
+                fn decode(contract: &str, event: &str, payload: &[u8]) -> ::core::result::Result<Self, ::std::string::String> {
+                    match (contract, event) {
+                        #arms
+                        (contract, event) => ::core::result::Result::Err(::std::format!(
+                            "`{event}` of `{contract}` is not an event of this group"
+                        )),
+                    }
+                }
+            }
+        });
+        let field = format_ident!("{}", group);
+        let fdoc = format!("Consumer group `{group}`: `.run(handler)` or `.messages()`.");
+        con_fields.extend(quote! { #[doc = #fdoc] pub #field: ::trellis::EventConsumer<#ident>, });
+        con_inits.extend(quote! { #field: bindings.consumer::<#ident>(#group_lit)?, });
+    }
+    let defs = quote! {
+        /// The contracts this contract uses, by alias: each facade has only
+        /// the surfaces this contract selected.
+        #[derive(Debug, Clone)]
+        #[non_exhaustive]
+        pub struct Uses { #use_fields }
+        /// This contract's durable event consumer groups.
+        #[derive(Debug, Clone)]
+        #[non_exhaustive]
+        pub struct Consumers { #con_fields }
+        #defs
+    };
+    (
+        defs,
+        quote!(Uses { #use_inits }),
+        quote!(Consumers { #con_inits }),
+    )
 }

@@ -36,6 +36,7 @@
 pub mod args;
 pub mod builder;
 pub mod check;
+mod client;
 pub mod digest;
 pub mod errors;
 pub mod expand;
@@ -44,6 +45,8 @@ pub mod manifest;
 pub mod names;
 pub mod parse;
 pub mod schema;
+pub mod stub;
+pub mod stubtypes;
 pub mod validate;
 
 pub use builder::{BuildError, Builder, Emitted, SourceError, parse_source};
@@ -52,4 +55,5 @@ pub use digest::{digest, digest_text, projection};
 pub use json::Json;
 pub use manifest::Manifest;
 pub use parse::{Contract, ContractArgs, parse_contract};
+pub use stub::{ClientStub, StubError};
 pub use validate::Issue;

@@ -91,6 +91,22 @@ pub struct EventDecl {
     pub ident: Ident,
 }
 
+/// A `#[uses]` declaration.
+#[derive(Debug, Clone)]
+pub struct UseDecl {
+    /// Alias (`docs`).
+    pub alias: String,
+    /// The marker struct's identifier (becomes the alias's facade type).
+    pub ident: Ident,
+    /// The used contract's id.
+    pub contract: String,
+    /// The used contract's generated module (`module = path`): its
+    /// `#[trellis::contract]` module or a stub generated from its JSON.
+    pub module: Option<syn::Path>,
+    /// Doc attributes.
+    pub docs: Vec<syn::Attribute>,
+}
+
 /// A parsed contract module.
 #[derive(Debug, Clone)]
 pub struct Contract {
@@ -117,8 +133,8 @@ pub struct Contract {
     pub operations: Vec<SurfaceDecl>,
     /// Events.
     pub events: Vec<EventDecl>,
-    /// `uses` marker structs (alias, ident).
-    pub uses: Vec<(String, Ident)>,
+    /// `uses` declarations.
+    pub uses: Vec<UseDecl>,
     /// Event consumer groups (group name, ident).
     pub consumers: Vec<(String, Ident)>,
 }
@@ -1493,11 +1509,13 @@ impl Parser {
                 "subscribe",
                 "optional",
                 "alias",
+                "module",
             ],
         ) else {
             return;
         };
         let contract = a.str("contract");
+        let module = a.path("module");
         let rpc = a.str_list("rpc");
         let operations = a.str_list("operations");
         let publish = a.str_list("publish");
@@ -1580,7 +1598,18 @@ impl Parser {
         } else {
             uses.required.insert(alias.clone(), r);
         }
-        out.uses.push((alias, s.ident.clone()));
+        out.uses.push(UseDecl {
+            alias,
+            ident: s.ident.clone(),
+            contract: contract.value(),
+            module,
+            docs: s
+                .attrs
+                .iter()
+                .filter(|a| a.path().is_ident("doc"))
+                .cloned()
+                .collect(),
+        });
     }
 
     fn consumer(&mut self, attr: &syn::Attribute, s: &syn::ItemStruct, out: &mut Contract) {

@@ -31,6 +31,7 @@ pub struct Bindings {
     runtime: ServiceRuntime,
     kv: BTreeMap<String, (KvBinding, jetstream::kv::Store)>,
     store: BTreeMap<String, (StoreBinding, jetstream::Context)>,
+    consumers: BTreeMap<String, Vec<crate::protocol::ConsumerBinding>>,
 }
 
 /// The connection a service or client runs on: NATS, deployment and
@@ -99,6 +100,21 @@ impl ServiceRuntime {
             .get_or_try_init(|| crate::operation::server::open_state(&self.client, bucket))
             .await
             .cloned()
+    }
+
+    /// The same connection and caller, addressing contract `id` (used by
+    /// generated `uses` facades).
+    #[doc(hidden)]
+    pub fn for_contract(&self, id: &str) -> ServiceRuntime {
+        ServiceRuntime {
+            client: self.client.clone(),
+            deployment: self.deployment.clone(),
+            contract_id: id.to_owned(),
+            request_timeout: self.request_timeout,
+            principal: self.principal.clone(),
+            state: std::sync::Arc::default(),
+            state_bucket: None,
+        }
     }
 
     /// The NATS connection.
@@ -175,6 +191,7 @@ impl Bindings {
             runtime,
             kv: BTreeMap::new(),
             store: BTreeMap::new(),
+            consumers: BTreeMap::new(),
         }
     }
 
@@ -194,6 +211,32 @@ impl Bindings {
         js: jetstream::Context,
     ) {
         self.store.insert(alias, (binding, js));
+    }
+
+    pub(crate) fn set_consumers(
+        &mut self,
+        consumers: BTreeMap<String, Vec<crate::protocol::ConsumerBinding>>,
+    ) {
+        self.consumers = consumers;
+    }
+
+    /// The handle of consumer group `group` (bound to every source the
+    /// authority provisioned for it).
+    #[doc(hidden)]
+    pub fn consumer<E: crate::consumer::GroupEvent>(
+        &self,
+        group: &'static str,
+    ) -> Result<crate::consumer::EventConsumer<E>, BindError> {
+        let bindings = self
+            .consumers
+            .get(group)
+            .cloned()
+            .ok_or_else(|| Self::missing("consumer", group))?;
+        Ok(crate::consumer::EventConsumer::new(
+            self.runtime.clone(),
+            group,
+            bindings,
+        ))
     }
 
     /// The connection the service runs on (used by generated code).

@@ -289,6 +289,7 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
         })?;
         bindings.insert_kv(alias, binding, store);
     }
+    bindings.set_consumers(state.bindings.consumers);
     for (alias, binding) in state.bindings.store {
         bindings.insert_store(alias, binding, js.clone());
     }

@@ -10,6 +10,7 @@ pub mod authority;
 mod bindings;
 pub mod client;
 mod connect;
+pub mod consumer;
 pub mod events;
 pub mod files;
 mod ids;
@@ -20,11 +21,15 @@ pub mod protocol;
 pub mod provision;
 pub mod rpc;
 pub mod store;
+pub mod surface;
 pub mod transfer;
 
 pub use bindings::{BindError, Bindings};
 pub use client::{AuthorityClient, ClientError};
 pub use connect::{ConnectError, ConnectOptions, Unready};
+pub use consumer::{
+    Acker, Consumed, ConsumerError, ConsumerTask, Deliveries, Delivery, EventConsumer, Rejected,
+};
 pub use events::{EventError, EventListener, EventPublisher, EventStream, ReceivedEvent};
 pub use kv::{KvChange, KvEntry, KvError, KvHandle, KvWatch};
 pub use operation::{
@@ -45,7 +50,9 @@ pub use transfer::receive::{Download, DownloadStream, GrantError, Grants, Receiv
 pub mod __private {
     pub use crate::bindings::{Bindings, Contract, Sealed, ServiceRuntime};
     pub use crate::connect::{connect, connect_client};
+    pub use crate::consumer::GroupEvent;
     pub use crate::events::EventSpec;
     pub use crate::operation::{OperationClient, SendOperationClient};
     pub use crate::rpc::{Endpoints, RpcClient};
+    pub use crate::surface::{EventSurface, OperationSurface, RpcSurface, decode_json, same_str};
 }

@@ -148,6 +148,47 @@ pub struct BindingsRecord {
     /// The runtime-owned event stream, for contracts with events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<EventsBinding>,
+    /// Durable event consumers by group: one per source event stream.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub consumers: BTreeMap<String, Vec<ConsumerBinding>>,
+}
+
+/// One durable JetStream consumer of an event consumer group, on the event
+/// stream of one source contract (the group's own contract or a `uses`
+/// contract), with the configuration actually installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerBinding {
+    /// The contract whose events it reads.
+    pub source: String,
+    /// That contract's event stream.
+    pub stream: String,
+    /// The durable consumer's name.
+    pub consumer: String,
+    /// The events it delivers, each with its filter subject.
+    pub events: Vec<ConsumedEvent>,
+    /// `all` (replay every retained event) or `new`.
+    pub replay: String,
+    /// Ack wait (ms).
+    pub ack_wait_ms: u64,
+    /// Deliveries before the server gives up on a message.
+    pub max_deliver: u64,
+    /// Redelivery delays (ms), at most `max_deliver - 1` of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backoff_ms: Vec<u64>,
+    /// Messages delivered and not yet acknowledged at most (1 for strict
+    /// ordering).
+    pub max_ack_pending: u64,
+}
+
+/// An event a consumer delivers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumedEvent {
+    /// The event's name in its contract (`Documents.Created`).
+    pub name: String,
+    /// The filter subject (template parameters as `*`).
+    pub subject: String,
 }
 
 /// The event stream of a contract.
@@ -259,6 +300,13 @@ pub enum AuthorityError {
     Dangerous {
         /// The refused plan.
         plan: Box<Plan>,
+    },
+    /// The contract's `uses` name a contract or surface this deployment
+    /// does not have.
+    #[error("unknown uses: {}", problems.join("; "))]
+    UnknownUses {
+        /// One line per problem.
+        problems: Vec<String>,
     },
     /// Another accept changed the contract concurrently; retry.
     #[error("contract {id} changed concurrently; re-plan and retry")]

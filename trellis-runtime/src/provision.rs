@@ -237,3 +237,176 @@ pub(crate) async fn create_store_for_test(
         .await
         .expect("create object stream");
 }
+
+/// The JetStream pull-consumer configuration of a consumer binding: a
+/// durable, explicitly acked consumer delivering exactly the group's event
+/// subjects.
+pub fn consumer_config(
+    binding: &crate::protocol::ConsumerBinding,
+) -> async_nats::jetstream::consumer::pull::Config {
+    use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, ReplayPolicy};
+    async_nats::jetstream::consumer::pull::Config {
+        durable_name: Some(binding.consumer.clone()),
+        name: Some(binding.consumer.clone()),
+        description: Some(format!(
+            "trellis event consumer of {} events",
+            binding.source
+        )),
+        deliver_policy: if binding.replay == "all" {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::New
+        },
+        ack_policy: AckPolicy::Explicit,
+        replay_policy: ReplayPolicy::Instant,
+        ack_wait: Duration::from_millis(binding.ack_wait_ms),
+        max_deliver: i64::try_from(binding.max_deliver).unwrap_or(i64::MAX),
+        backoff: binding
+            .backoff_ms
+            .iter()
+            .copied()
+            .map(Duration::from_millis)
+            .collect(),
+        max_ack_pending: i64::try_from(binding.max_ack_pending).unwrap_or(i64::MAX),
+        filter_subjects: binding.events.iter().map(|e| e.subject.clone()).collect(),
+        ..Default::default()
+    }
+}
+
+/// How an existing consumer differs from the wanted configuration.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ConsumerDiff {
+    /// Differences NATS applies in place (consumer update).
+    pub in_place: Vec<String>,
+    /// Differences NATS cannot apply: the consumer must be recreated, which
+    /// loses its cursor.
+    pub fixed: Vec<String>,
+}
+
+impl ConsumerDiff {
+    /// Whether the configurations match.
+    pub fn is_empty(&self) -> bool {
+        self.in_place.is_empty() && self.fixed.is_empty()
+    }
+}
+
+/// Compares an installed consumer with the wanted one, field by field. The
+/// server reports a single filter as `filter_subject`, so filters compare as
+/// sets.
+pub fn consumer_diff(
+    existing: &async_nats::jetstream::consumer::Config,
+    wanted: &async_nats::jetstream::consumer::pull::Config,
+) -> ConsumerDiff {
+    use std::collections::BTreeSet;
+    fn differs<T: PartialEq + std::fmt::Debug>(
+        out: &mut Vec<String>,
+        what: &str,
+        have: T,
+        want: T,
+    ) {
+        if have != want {
+            out.push(format!("{what} {have:?} -> {want:?}"));
+        }
+    }
+    let filters = |single: &str, many: &[String]| -> BTreeSet<String> {
+        many.iter()
+            .cloned()
+            .chain((!single.is_empty()).then(|| single.to_owned()))
+            .collect()
+    };
+    let mut diff = ConsumerDiff::default();
+    if existing.deliver_subject.is_some() {
+        diff.fixed.push("it is a push consumer".to_owned());
+    }
+    let fixed = &mut diff.fixed;
+    differs(
+        fixed,
+        "deliver policy",
+        existing.deliver_policy,
+        wanted.deliver_policy,
+    );
+    differs(fixed, "ack policy", existing.ack_policy, wanted.ack_policy);
+    differs(
+        fixed,
+        "replay policy",
+        existing.replay_policy,
+        wanted.replay_policy,
+    );
+    let in_place = &mut diff.in_place;
+    differs(
+        in_place,
+        "filter subjects",
+        filters(&existing.filter_subject, &existing.filter_subjects),
+        filters(&wanted.filter_subject, &wanted.filter_subjects),
+    );
+    // With a backoff schedule the server may report its first step as the
+    // ack wait; either reading is the wanted configuration.
+    if wanted.backoff.first() != Some(&existing.ack_wait) {
+        differs(in_place, "ack wait", existing.ack_wait, wanted.ack_wait);
+    }
+    differs(
+        in_place,
+        "max deliver",
+        existing.max_deliver,
+        wanted.max_deliver,
+    );
+    differs(in_place, "backoff", &existing.backoff, &wanted.backoff);
+    differs(
+        in_place,
+        "max ack pending",
+        existing.max_ack_pending,
+        wanted.max_ack_pending,
+    );
+    diff
+}
+
+#[cfg(test)]
+mod consumer_tests {
+    use super::*;
+    use crate::protocol::{ConsumedEvent, ConsumerBinding};
+    use async_nats::jetstream::consumer::{self, DeliverPolicy};
+
+    fn binding() -> ConsumerBinding {
+        ConsumerBinding {
+            source: "ledger@v1".into(),
+            stream: "s".into(),
+            consumer: "c".into(),
+            events: vec![ConsumedEvent {
+                name: "Ledger.Posted".into(),
+                subject: "trellis.dev.ledger@v1.events.v1.Ledger.Posted.*".into(),
+            }],
+            replay: "new".into(),
+            ack_wait_ms: 2_000,
+            max_deliver: 4,
+            backoff_ms: vec![300, 600, 900],
+            max_ack_pending: 1,
+        }
+    }
+
+    /// What the server reports for a pull config: one filter as
+    /// `filter_subject`, and possibly the first backoff step as ack wait.
+    fn as_installed(c: &consumer::pull::Config) -> consumer::Config {
+        let mut installed = consumer::IntoConsumerConfig::into_consumer_config(c.clone());
+        installed.filter_subject = c.filter_subjects[0].clone();
+        installed.filter_subjects = Vec::new();
+        installed.ack_wait = c.backoff[0];
+        installed
+    }
+
+    #[test]
+    fn an_installed_consumer_matches_its_own_config() {
+        let wanted = consumer_config(&binding());
+        assert!(consumer_diff(&as_installed(&wanted), &wanted).is_empty());
+    }
+
+    #[test]
+    fn replay_changes_need_a_recreate_and_tuning_does_not() {
+        let wanted = consumer_config(&binding());
+        let mut installed = as_installed(&wanted);
+        installed.deliver_policy = DeliverPolicy::All;
+        installed.max_deliver = 9;
+        let diff = consumer_diff(&installed, &wanted);
+        assert_eq!(diff.fixed, ["deliver policy All -> New"]);
+        assert_eq!(diff.in_place, ["max deliver 9 -> 4"]);
+    }
+}

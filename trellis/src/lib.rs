@@ -32,6 +32,10 @@
 
 pub use trellis_macros::contract;
 pub use trellis_runtime::{
+    Acker, Consumed, ConsumerError, ConsumerTask, Deliveries, Delivery, EventConsumer, Rejected,
+    consumer, surface,
+};
+pub use trellis_runtime::{
     BindError, Body, CallError, Caller, ConnectError, ConnectOptions, Download, DownloadStream,
     EventError, EventListener, EventPublisher, EventStream, GrantError, Grants, KvChange, KvEntry,
     KvError, KvHandle, ListOptions, ListPage, Object, ObjectInfo, OperationContext, OperationError,

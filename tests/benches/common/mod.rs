@@ -122,18 +122,55 @@ impl Stack {
         })
     }
 
+    /// Like [`Stack::run`] with one op at a time, but awaits `prepare`
+    /// before every op, untimed; the summed time of the ops.
+    pub fn run_prepared<P, FutP, F, Fut>(&self, iters: u64, mut prepare: P, mut op: F) -> Duration
+    where
+        P: FnMut() -> FutP,
+        FutP: Future<Output = ()>,
+        F: FnMut() -> Fut,
+        Fut: Future,
+    {
+        self.rt.block_on(async {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                prepare().await;
+                let started = Instant::now();
+                black_box(op().await);
+                total += started.elapsed();
+            }
+            total
+        })
+    }
+
     /// Runs `typed` and `raw` alternately (`typed` first in even rounds,
     /// `raw` first in odd ones) `rounds` times each after one warm-up
     /// round; returns their median times in seconds. Interleaving cancels
     /// the load drift of a shared machine that separate criterion
     /// benchmarks, run one after the other, pick up.
-    pub fn paired<FA, FutA, FB, FutB>(
+    pub fn paired<FA, FutA, FB, FutB>(&self, rounds: usize, typed: FA, raw: FB) -> (f64, f64)
+    where
+        FA: FnMut() -> FutA,
+        FutA: Future,
+        FB: FnMut() -> FutB,
+        FutB: Future,
+    {
+        self.paired_prepared(rounds, || async {}, typed, raw)
+    }
+
+    /// [`Stack::paired`] with `prepare` awaited, untimed, before every
+    /// round (the warm-up round too): for work that consumes its input,
+    /// such as draining a consumer.
+    pub fn paired_prepared<P, FutP, FA, FutA, FB, FutB>(
         &self,
         rounds: usize,
+        mut prepare: P,
         mut typed: FA,
         mut raw: FB,
     ) -> (f64, f64)
     where
+        P: FnMut() -> FutP,
+        FutP: Future<Output = ()>,
         FA: FnMut() -> FutA,
         FutA: Future,
         FB: FnMut() -> FutB,
@@ -142,9 +179,11 @@ impl Stack {
         let (mut t, mut r) = self.rt.block_on(async {
             let mut t = Vec::with_capacity(rounds);
             let mut r = Vec::with_capacity(rounds);
+            prepare().await;
             black_box(typed().await);
             black_box(raw().await);
             for round in 0..rounds {
+                prepare().await;
                 for side in [round % 2, 1 - round % 2] {
                     let started = Instant::now();
                     if side == 0 {

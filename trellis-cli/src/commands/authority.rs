@@ -177,6 +177,30 @@ pub async fn status(conn: ConnArgs) -> anyhow::Result<Outcome> {
                     .events
                     .as_ref()
                     .map(|b| format!("subjects {}", b.subjects.join(", "))),
+                trellis_runtime::protocol::ResourceKind::Consumer => {
+                    r.alias.split_once('/').and_then(|(group, source)| {
+                        state
+                            .bindings
+                            .consumers
+                            .get(group)
+                            .and_then(|list| list.iter().find(|b| b.source == source))
+                            .map(|b| {
+                                format!(
+                                    "on {}, events {}, replay {}, ack wait {} ms, max deliver {}, max ack pending {}",
+                                    b.stream,
+                                    b.events
+                                        .iter()
+                                        .map(|e| e.name.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", "),
+                                    b.replay,
+                                    b.ack_wait_ms,
+                                    b.max_deliver,
+                                    b.max_ack_pending
+                                )
+                            })
+                    })
+                }
             };
             println!(
                 "    {} {:<16} {status}{}  -> {}",

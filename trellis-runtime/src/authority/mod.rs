@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub(crate) mod consumers;
 pub(crate) mod naming;
 pub mod plan;
 mod reconcile;
@@ -326,9 +327,14 @@ impl Inner {
             Some(p) => Some(serde_json::from_str(&p.value.manifest).map_err(state::storage)?),
             None => None,
         };
+        let used = consumers::used_manifests(&self.state, &manifest).await?;
+        let problems = consumers::uses_problems(&manifest, &used);
+        if !problems.is_empty() {
+            return Err(AuthorityError::UnknownUses { problems });
+        }
         let existing = self.existing(&manifest.id, &manifest).await;
         let id = manifest.id.clone();
-        let plan = plan::compute(
+        let mut plan = plan::compute(
             previous_manifest.as_ref(),
             &manifest,
             &checked.digest,
@@ -342,7 +348,61 @@ impl Inner {
                     .unwrap_or(Existing::Absent)
             },
         );
+        let wanted = consumers::wanted(&self.config, &manifest, &used);
+        let installed = self.installed_consumers(&manifest.id).await?;
+        let mut on_server = Vec::new();
+        for w in wanted.iter().filter(|w| !installed.contains_key(&w.alias)) {
+            on_server.push((w.alias.clone(), self.existing_consumer(w).await));
+        }
+        plan.items
+            .extend(plan::consumer_items(&installed, &wanted, &|alias| {
+                on_server
+                    .iter()
+                    .find(|(a, _)| a == alias)
+                    .map(|(_, e)| e.clone())
+                    .unwrap_or(Existing::Absent)
+            }));
         Ok((plan, manifest, previous, canonical))
+    }
+
+    /// The consumers the last reconcile of `id` provisioned, by alias.
+    async fn installed_consumers(
+        &self,
+        id: &str,
+    ) -> Result<std::collections::BTreeMap<String, ConsumerBinding>, AuthorityError> {
+        let key = format!("contract.{}.state", lineage_key(id));
+        let state = self.state.read::<ContractState>(&key).await?;
+        Ok(state
+            .map(|s| s.value.bindings.consumers)
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|(group, list)| {
+                list.into_iter()
+                    .map(move |b| (format!("{group}/{}", b.source), b))
+            })
+            .collect())
+    }
+
+    /// What sits on the server under a wanted consumer's name.
+    async fn existing_consumer(&self, wanted: &consumers::WantedConsumer) -> Existing {
+        let Ok(binding) = &wanted.binding else {
+            return Existing::Absent;
+        };
+        let Ok(stream) = self.js.get_stream(&binding.stream).await else {
+            return Existing::Absent;
+        };
+        match stream.consumer_info(&binding.consumer).await {
+            Ok(info) => {
+                let diff =
+                    provision::consumer_diff(&info.config, &provision::consumer_config(binding));
+                if diff.fixed.is_empty() {
+                    Existing::Compatible
+                } else {
+                    Existing::Incompatible(diff.fixed.join(", "))
+                }
+            }
+            Err(_) => Existing::Absent,
+        }
     }
 
     async fn plan(&self, payload: &[u8]) -> Result<Plan, AuthorityError> {
@@ -365,6 +425,16 @@ impl Inner {
             manifest: canonical,
             generation,
             accepted_ms: now_ms(),
+            recreate_consumers: plan
+                .items
+                .iter()
+                .filter(|i| {
+                    i.kind == ResourceKind::Consumer
+                        && i.is_dangerous()
+                        && i.change != Change::Removed
+                })
+                .map(|i| i.alias.clone())
+                .collect(),
         };
         let key = format!("contract.{}.desired", lineage_key(&manifest.id));
         let written = self
@@ -459,7 +529,7 @@ impl Inner {
                 provision::kv_stream_name(&orphan.value.physical)
             }
             ResourceKind::Store => provision::object_stream_name(&orphan.value.physical),
-            ResourceKind::Events => orphan.value.physical.clone(),
+            ResourceKind::Events | ResourceKind::Consumer => orphan.value.physical.clone(),
         };
         match self.js.delete_stream(&stream).await {
             Ok(_) => {}

@@ -211,8 +211,9 @@ impl Reconciler {
 
         // Runtime-owned resources derived from the contract: the state
         // bucket (operations, receive grants) and the event stream.
-        let needs_state =
-            !manifest.operations.is_empty() || manifest.rpc.values().any(|m| m.transfer.is_some());
+        let needs_state = !manifest.operations.is_empty()
+            || manifest.rpc.values().any(|m| m.transfer.is_some())
+            || !manifest.event_consumers.is_empty();
         if needs_state {
             let physical = self
                 .config
@@ -264,6 +265,72 @@ impl Reconciler {
                 .await;
             bindings.events = binding;
             states.push(state);
+        }
+
+        // Durable event consumers, after the own event stream they may read.
+        let used = super::consumers::used_manifests(&self.state, &manifest).await?;
+        let wanted = super::consumers::wanted(&self.config, &manifest, &used);
+        for w in &wanted {
+            let prior = previous_status
+                .get(&(ResourceKind::Consumer, w.alias.clone()))
+                .copied();
+            let last = last_good
+                .consumers
+                .get(&w.group)
+                .and_then(|list| {
+                    list.iter()
+                        .find(|b| format!("{}/{}", w.group, b.source) == w.alias)
+                })
+                .cloned();
+            let outcome = if backing_off(prior, now) {
+                None
+            } else {
+                Some(match &w.binding {
+                    Err(why) => Ensured::Failed(why.clone()),
+                    Ok(b) => {
+                        self.ensure_consumer(b, desired.recreate_consumers.contains(&w.alias))
+                            .await
+                    }
+                })
+            };
+            let (status, binding) = settle(outcome, prior, last);
+            states.push(resource_state(
+                ResourceKind::Consumer,
+                &w.alias,
+                w.physical.clone(),
+                w.required,
+                status,
+                prior,
+                now,
+            ));
+            if let Some(b) = binding {
+                bindings
+                    .consumers
+                    .entry(w.group.clone())
+                    .or_default()
+                    .push(b);
+            }
+        }
+        // Groups (or sources) that disappeared: the accepted plan said the
+        // cursor goes, so the consumer is deleted. A failed delete keeps the
+        // binding so the next pass retries.
+        for (group, list) in &last_good.consumers {
+            for b in list {
+                let alias = format!("{group}/{}", b.source);
+                if wanted.iter().any(|w| w.alias == alias) {
+                    continue;
+                }
+                if let Err(e) = self.delete_consumer(b).await {
+                    warn!(consumer = %b.consumer, error = %e, "could not delete a removed consumer");
+                    bindings
+                        .consumers
+                        .entry(group.clone())
+                        .or_default()
+                        .push(b.clone());
+                } else {
+                    info!(contract = %desired.id, consumer = %b.consumer, "deleted removed consumer");
+                }
+            }
         }
 
         // Aliases that disappeared: detach, keep the data, list the orphan.
@@ -383,6 +450,106 @@ impl Reconciler {
                 Err(e) => Ensured::Failed(format!("creating stream `{name}` failed: {e}")),
             },
             Err(e) => Ensured::Failed(format!("looking up stream `{name}` failed: {e}")),
+        }
+    }
+}
+
+impl Reconciler {
+    /// Creates, adopts, updates or (when the accepted plan allowed it)
+    /// recreates one durable consumer, then checks what the server
+    /// installed.
+    async fn ensure_consumer(
+        &self,
+        wanted: &ConsumerBinding,
+        recreate: bool,
+    ) -> Ensured<ConsumerBinding> {
+        let stream = match self.js.get_stream(&wanted.stream).await {
+            Ok(s) => s,
+            Err(e) if is_not_found(&e) => {
+                return Ensured::Failed(format!(
+                    "the event stream of {} (`{}`) does not exist yet",
+                    wanted.source, wanted.stream
+                ));
+            }
+            Err(e) => {
+                return Ensured::Failed(format!(
+                    "looking up stream `{}` failed: {e}",
+                    wanted.stream
+                ));
+            }
+        };
+        let config = provision::consumer_config(wanted);
+        let name = &wanted.consumer;
+        match stream.consumer_info(name).await {
+            Ok(info) => {
+                let diff = provision::consumer_diff(&info.config, &config);
+                if !diff.fixed.is_empty() {
+                    if !recreate {
+                        return Ensured::Failed(format!(
+                            "not adopting existing consumer `{name}`: {}; accept a plan that \
+                             recreates it (--allow-dangerous)",
+                            diff.fixed.join(", ")
+                        ));
+                    }
+                    if let Err(e) = stream.delete_consumer(name).await {
+                        return Ensured::Failed(format!("deleting consumer `{name}` failed: {e}"));
+                    }
+                    info!(consumer = %name, why = %diff.fixed.join(", "), "recreating consumer");
+                } else if diff.is_empty() {
+                    return Ensured::Ready(wanted.clone());
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    jetstream::context::ConsumerInfoErrorKind::NotFound
+                ) || matches!(e.kind(), jetstream::context::ConsumerInfoErrorKind::JetStream(js)
+                        if js.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND) => {}
+            Err(e) => {
+                return Ensured::Failed(format!("reading consumer `{name}` failed: {e}"));
+            }
+        }
+        match stream.create_consumer(config.clone()).await {
+            Ok(mut consumer) => match consumer.info().await {
+                Ok(info) => {
+                    let diff = provision::consumer_diff(&info.config, &config);
+                    if diff.is_empty() {
+                        info!(consumer = %name, stream = %wanted.stream, "consumer ready");
+                        Ensured::Ready(wanted.clone())
+                    } else {
+                        Ensured::Failed(format!(
+                            "consumer `{name}` was installed with a different configuration: {}",
+                            diff.in_place
+                                .iter()
+                                .chain(&diff.fixed)
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    }
+                }
+                Err(e) => Ensured::Failed(format!("reading consumer `{name}` failed: {e}")),
+            },
+            Err(e) => Ensured::Failed(format!("creating consumer `{name}` failed: {e}")),
+        }
+    }
+
+    /// Deletes a consumer of a removed group; a missing one is fine.
+    async fn delete_consumer(&self, b: &ConsumerBinding) -> Result<(), String> {
+        let stream = match self.js.get_stream(&b.stream).await {
+            Ok(s) => s,
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+        match stream.delete_consumer(&b.consumer).await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(e.kind(), jetstream::stream::ConsumerErrorKind::JetStream(js)
+                if js.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
         }
     }
 }

@@ -28,6 +28,11 @@ pub struct Desired {
     pub generation: u64,
     /// When accepted (unix ms).
     pub accepted_ms: u64,
+    /// Consumers (`<group>/<source>`) the accepted plan allowed to be
+    /// recreated: their existing configuration differs in a way NATS
+    /// cannot apply in place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recreate_consumers: Vec<String>,
 }
 
 /// The reconcile lease.

@@ -110,7 +110,7 @@ pub mod library {
     fn files_upload(input: UploadInput) -> FileKey;
 
     /// The documents service (required).
-    #[uses(contract = "documents@v1", rpc = ["Files.List"], subscribe = ["Documents.Created"])]
+    #[uses(contract = "documents@v1", rpc = ["Files.List"], subscribe = ["Documents.Created"], module = documents_example::documents)]
     pub struct Docs;
 
     /// The audit service, when deployed.
