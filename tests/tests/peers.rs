@@ -88,7 +88,9 @@ async fn a_peer_generated_from_json_uploads_lists_listens_and_indexes() {
             .await
             .expect("indexer service"),
     );
-    let task = indexer_example::run(service.clone()).await.expect("run");
+    let task = indexer_example::run(service.clone(), |_| {})
+        .await
+        .expect("run");
     upload("reports/q3.pdf", "%PDF-1.7").await;
 
     for (key, size) in [("early.txt", 5), ("reports/q3.pdf", 8)] {

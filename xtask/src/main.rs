@@ -171,6 +171,8 @@ fn demo(root: &Path) -> Result<()> {
         "documents-example",
         "-p",
         "items-example",
+        "-p",
+        "indexer-example",
     ]))?;
     let bin = root.join("target/debug");
     let trellis = bin.join("trellis");
@@ -234,10 +236,27 @@ fn demo(root: &Path) -> Result<()> {
         .context("starting the documents service")?;
     let mut service = DevStack(service);
     wait_for_line(&mut service.0, "serving")?;
+    let indexer = root.join("examples/indexer/contracts/indexer@v1.json");
+    step("trellis contract accept examples/indexer/contracts/indexer@v1.json");
+    run(Command::new(&trellis)
+        .args(["contract", "accept", "--url", &url])
+        .arg(&indexer))?;
+    step(
+        "indexer service (examples/indexer: a peer built from documents@v1.json), in the background",
+    );
+    let indexing = Command::new(bin.join("indexer-example"))
+        .env("TRELLIS_URL", &url)
+        .env("TRELLIS_DEPLOYMENT", "dev")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting the indexer service")?;
+    let mut indexing = DevStack(indexing);
+    wait_for_line(&mut indexing.0, "indexing")?;
     step("documents caller (examples/documents/src/bin/documents-caller.rs)");
     run(Command::new(bin.join("documents-caller"))
         .env("TRELLIS_URL", &url)
         .env("TRELLIS_DEPLOYMENT", "dev"))?;
+    drop(indexing);
     drop(service);
     step("trellis status");
     run(Command::new(&trellis).args(["status", "--url", &url]))?;

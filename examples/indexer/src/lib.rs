@@ -21,7 +21,7 @@ pub fn index_key(key: &str) -> String {
 pub async fn index(
     service: &indexer::Service,
     consumed: Consumed<indexer::Indexing>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<indexer::IndexEntry> {
     let indexer::Indexing::DocsDocumentsCreated(created) = consumed.event;
     let file = service
         .uses
@@ -33,35 +33,38 @@ pub async fn index(
         })
         .await?
         .map_err(|e| anyhow::anyhow!("Files.Head refused: {e:?}"))?;
+    let entry = indexer::IndexEntry {
+        key: file.key,
+        size: file.size,
+        content_type: created.content_type,
+        digest: file.digest,
+        event_id: consumed.id,
+    };
     service
         .kv
         .index
-        .put(
-            &index_key(&created.key),
-            &indexer::IndexEntry {
-                key: file.key,
-                size: file.size,
-                content_type: created.content_type,
-                digest: file.digest,
-                event_id: consumed.id,
-            },
-        )
+        .put(&index_key(&created.key), &entry)
         .await?;
-    Ok(())
+    Ok(entry)
 }
 
-/// Runs the indexing consumer group until the returned task is shut down.
+/// Runs the indexing consumer group until the returned task is shut down,
+/// calling `on_indexed` after each entry is written.
 pub async fn run(
     service: std::sync::Arc<indexer::Service>,
+    on_indexed: impl Fn(&indexer::IndexEntry) + Send + Sync + 'static,
 ) -> Result<trellis::ConsumerTask, trellis::ConsumerError> {
     let handle = service.consumers.indexing.clone();
+    let on_indexed = std::sync::Arc::new(on_indexed);
     handle
         .run(move |consumed| {
-            let service = service.clone();
+            let (service, on_indexed) = (service.clone(), on_indexed.clone());
             async move {
-                index(&service, consumed)
+                let entry = index(&service, consumed)
                     .await
-                    .map_err(|e| format!("{e:#}"))
+                    .map_err(|e| format!("{e:#}"))?;
+                on_indexed(&entry);
+                Ok::<(), String>(())
             }
         })
         .await

@@ -1,5 +1,8 @@
-//! The indexer service: `indexer-example [nats url] [deployment]`.
+//! The indexer service. Reads `TRELLIS_URL` (default
+//! `nats://127.0.0.1:4222`) and `TRELLIS_DEPLOYMENT` (default `dev`);
+//! indexes created documents until Ctrl-C.
 
+use std::io::Write as _;
 use std::sync::Arc;
 
 use indexer_example::indexer;
@@ -9,19 +12,25 @@ use trellis::ConnectOptions;
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let mut args = std::env::args().skip(1);
-    let url = args
-        .next()
-        .unwrap_or_else(|| "nats://127.0.0.1:4222".into());
-    let deployment = args.next().unwrap_or_else(|| "dev".into());
+    let url = std::env::var("TRELLIS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let deployment = std::env::var("TRELLIS_DEPLOYMENT").unwrap_or_else(|_| "dev".to_owned());
     let service =
         Arc::new(indexer::Service::connect(ConnectOptions::new(url).deployment(deployment)).await?);
-    let task = indexer_example::run(service).await?;
-    tracing::info!("indexing documents; ctrl-c stops");
+    let task = indexer_example::run(service, |entry| {
+        println!(
+            "indexer@v1 indexed `{}` ({} bytes, {})",
+            entry.key, entry.size, entry.digest
+        );
+        let _ = std::io::stdout().flush();
+    })
+    .await?;
+    println!("indexer@v1 indexing ({})", indexer::DIGEST);
+    std::io::stdout().flush()?;
     tokio::signal::ctrl_c().await?;
     task.shutdown().await;
+    println!("indexer@v1 stopped");
     Ok(())
 }

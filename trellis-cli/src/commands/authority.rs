@@ -171,7 +171,7 @@ pub async fn status(conn: ConnArgs) -> anyhow::Result<Outcome> {
                     .bindings
                     .state
                     .as_ref()
-                    .map(|b| format!("operations and grants, ttl {} ms", b.ttl_ms)),
+                    .map(|b| format!("operations, grants and rejected events, ttl {} ms", b.ttl_ms)),
                 trellis_runtime::protocol::ResourceKind::Events => state
                     .bindings
                     .events
