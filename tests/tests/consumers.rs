@@ -14,7 +14,7 @@ use common::*;
 use futures::StreamExt as _;
 use tokio::io::AsyncBufReadExt as _;
 use trellis::{ConnectOptions, Consumed};
-use trellis_runtime::protocol::{AuthorityError, Change, ResourceKind};
+use trellis_runtime::protocol::{AuthorityError, Change, ResourceKind, ResourceStatus};
 use trellis_tests::ledger::{self, Posted};
 
 /// (n, attempt, stream sequence) of every handled event, in order.
@@ -423,4 +423,78 @@ async fn unknown_uses_are_refused_with_a_plan_error() {
         "{err}"
     );
     stack.client.plan(&text).await.expect("known uses plan");
+}
+
+#[tokio::test]
+async fn a_hand_edited_consumer_is_never_adopted_or_silently_recreated() {
+    let (stack, _service, _options) = ledger_stack().await;
+    let state = ready(&stack.client, ledger::ID, ledger::DIGEST).await;
+    let binding = state.bindings.consumers["projector"][0].clone();
+    let js = async_nats::jetstream::new(stack.server.client().await.expect("client"));
+    let stream = js.get_stream(&binding.stream).await.expect("stream");
+
+    // Someone replaces the projector's consumer with one that replays
+    // everything: NATS cannot turn that back in place.
+    stream
+        .delete_consumer(&binding.consumer)
+        .await
+        .expect("delete");
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some(binding.consumer.clone()),
+            deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::All,
+            filter_subject: binding.events[0].subject.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("hand-made consumer");
+    let failed = state_where(&stack.client, ledger::ID, "the drift to be reported", |s| {
+        s.resources.iter().any(|r| {
+            r.alias == "projector/ledger@v1"
+                && matches!(&r.status, ResourceStatus::Failed { reason } if reason.contains("deliver policy"))
+        })
+    })
+    .await;
+    // The last good binding stays, so running services keep their handle.
+    assert_eq!(failed.bindings.consumers["projector"][0], binding);
+    let info = stream
+        .consumer_info(&binding.consumer)
+        .await
+        .expect("still there");
+    assert_eq!(
+        info.config.deliver_policy,
+        async_nats::jetstream::consumer::DeliverPolicy::All,
+        "not touched"
+    );
+
+    // Once the operator removes it, reconciliation provisions it again.
+    stream
+        .delete_consumer(&binding.consumer)
+        .await
+        .expect("delete");
+    stack_reconciles(&stack).await;
+    let info = stream
+        .consumer_info(&binding.consumer)
+        .await
+        .expect("recreated");
+    assert_eq!(
+        info.config.deliver_policy,
+        async_nats::jetstream::consumer::DeliverPolicy::New
+    );
+}
+
+/// Waits until the ledger is ready again with every consumer provisioned.
+async fn stack_reconciles(stack: &Stack) {
+    state_where(
+        &stack.client,
+        ledger::ID,
+        "the consumers to be ready",
+        |s| {
+            s.resources
+                .iter()
+                .filter(|r| r.kind == ResourceKind::Consumer)
+                .all(|r| r.status == ResourceStatus::Ready)
+        },
+    )
+    .await;
 }
