@@ -388,6 +388,7 @@ impl<E: GroupEvent> EventConsumer<E> {
         let (runtime, group) = (self.runtime.clone(), self.group);
         let stopped = stop.clone();
         let task = tokio::spawn(async move {
+            let cancelled = stopped.clone();
             messages
                 .take_until(stopped.cancelled_owned())
                 .for_each_concurrent(concurrency, |item| {
@@ -400,6 +401,12 @@ impl<E: GroupEvent> EventConsumer<E> {
                     }
                 })
                 .await;
+            if !cancelled.is_cancelled() {
+                warn!(
+                    group,
+                    "the consumer's message stream ended (consumer deleted?); not consuming"
+                );
+            }
         });
         Ok(ConsumerTask { stop, task })
     }
