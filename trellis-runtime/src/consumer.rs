@@ -325,39 +325,42 @@ impl<E: GroupEvent> EventConsumer<E> {
             });
         }
         let js = jetstream::new(self.runtime.nats().clone());
+        let runtime = Arc::new(self.runtime.clone());
         let mut streams = Vec::new();
         for binding in &self.bindings {
             let consumer: jetstream::consumer::Consumer<pull::Config> = js
                 .get_consumer_from_stream(&binding.consumer, &binding.stream)
                 .await
                 .map_err(|e| self.nats(format!("opening consumer of {}: {e}", binding.source)))?;
-            let batch = i64::try_from(binding.max_ack_pending)
-                .unwrap_or(i64::MAX)
-                .clamp(1, 256) as usize;
-            let messages = consumer
-                .stream()
-                .max_messages_per_batch(batch)
-                .heartbeat(Duration::from_secs(5))
-                .expires(Duration::from_secs(30))
-                .messages()
-                .await
-                .map_err(|e| self.nats(e))?;
+            let batch = usize::try_from(binding.max_ack_pending)
+                .unwrap_or(usize::MAX)
+                .clamp(1, 256);
+            let mut pulls = Pulls {
+                consumer,
+                batch,
+                current: None,
+                group: self.group,
+                failures: 0,
+            };
+            pulls.current = Some(pulls.open().await.map_err(|e| self.nats(e))?);
             let policy = Arc::new(Policy {
                 group: self.group.to_owned(),
                 max_deliver: binding.max_deliver,
                 backoff_ms: binding.backoff_ms.clone(),
                 ack_wait_ms: binding.ack_wait_ms,
             });
-            let (runtime, binding) = (self.runtime.clone(), Arc::new(binding.clone()));
+            let (runtime, binding) = (runtime.clone(), Arc::new(binding.clone()));
             streams.push(
-                messages
-                    .then(move |item| {
-                        let (runtime, binding, policy) =
-                            (runtime.clone(), binding.clone(), policy.clone());
-                        async move { decode::<E>(item, &runtime, &binding, policy).await }
-                    })
-                    .filter_map(|item| async move { item })
-                    .boxed(),
+                futures::stream::unfold(pulls, |mut pulls| async move {
+                    let message = pulls.next().await;
+                    Some((message, pulls))
+                })
+                .then(move |message| {
+                    let (runtime, binding, policy) =
+                        (runtime.clone(), binding.clone(), policy.clone());
+                    async move { decode::<E>(message, &runtime, &binding, policy).await }
+                })
+                .boxed(),
             );
         }
         Ok(Box::pin(futures::stream::select_all(streams)))
@@ -385,10 +388,9 @@ impl<E: GroupEvent> EventConsumer<E> {
         let messages = self.messages().await?;
         let stop = tokio_util::sync::CancellationToken::new();
         let handler = Arc::new(handler);
-        let (runtime, group) = (self.runtime.clone(), self.group);
+        let (runtime, group) = (Arc::new(self.runtime.clone()), self.group);
         let stopped = stop.clone();
         let task = tokio::spawn(async move {
-            let cancelled = stopped.clone();
             messages
                 .take_until(stopped.cancelled_owned())
                 .for_each_concurrent(concurrency, |item| {
@@ -401,12 +403,6 @@ impl<E: GroupEvent> EventConsumer<E> {
                     }
                 })
                 .await;
-            if !cancelled.is_cancelled() {
-                warn!(
-                    group,
-                    "the consumer's message stream ended (consumer deleted?); not consuming"
-                );
-            }
         });
         Ok(ConsumerTask { stop, task })
     }
@@ -455,16 +451,23 @@ where
         consumed.source.clone(),
     );
     // Keep the message while the handler runs longer than half its ack wait.
-    let every = (acker.policy.ack_wait(acker.attempt) / 2).max(Duration::from_millis(100));
     let work = handler(consumed);
     tokio::pin!(work);
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    let result = loop {
-        tokio::select! {
-            result = &mut work => break result,
-            _ = ticker.tick() => {
-                if let Err(e) = acker.in_progress().await {
-                    debug!(error = %e, "in-progress ack failed");
+    // Most handlers finish on their first poll: no timer for those. Longer
+    // ones keep their message with in-progress acks every half ack wait.
+    let result = match futures::poll!(&mut work) {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => {
+            let every = (acker.policy.ack_wait(acker.attempt) / 2).max(Duration::from_millis(100));
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tokio::select! {
+                    result = &mut work => break result,
+                    _ = ticker.tick() => {
+                        if let Err(e) = acker.in_progress().await {
+                            debug!(error = %e, "in-progress ack failed");
+                        }
+                    }
                 }
             }
         }
@@ -528,21 +531,14 @@ async fn record(
     }
 }
 
-/// Decodes one pulled message; an undecodable one is terminated and
-/// recorded. `None` for transient pull errors the stream recovers from.
+/// Decodes one pulled message; an undecodable one is terminated, recorded
+/// and reported as an `Err` item.
 async fn decode<E: GroupEvent>(
-    item: Result<jetstream::Message, pull::MessagesError>,
+    message: jetstream::Message,
     runtime: &ServiceRuntime,
     binding: &ConsumerBinding,
     policy: Arc<Policy>,
-) -> Option<Result<Delivery<E>, ConsumerError>> {
-    let message = match item {
-        Ok(m) => m,
-        Err(e) => {
-            debug!(group = %policy.group, error = %e, "pull consumer");
-            return None;
-        }
-    };
+) -> Result<Delivery<E>, ConsumerError> {
     let (attempt, sequence) = message
         .info()
         .map(|i| (u64::try_from(i.delivered).unwrap_or(1), i.stream_sequence))
@@ -563,7 +559,7 @@ async fn decode<E: GroupEvent>(
         None => Err("the subject matches no event of the group".to_owned()),
     };
     match decoded {
-        Ok(event) => Some(Ok(Delivery {
+        Ok(event) => Ok(Delivery {
             consumed: Consumed {
                 event,
                 id: crate::transfer::header(&acker.message, EVENT_ID_HEADER)
@@ -578,7 +574,7 @@ async fn decode<E: GroupEvent>(
                 stream_sequence: sequence,
             },
             acker,
-        })),
+        }),
         Err(reason) => {
             let reason = format!("undecodable: {reason}");
             warn!(group = %policy.group, subject = %subject, reason = %reason, "terminating an undecodable event");
@@ -594,11 +590,65 @@ async fn decode<E: GroupEvent>(
             if let Err(e) = acker.term().await {
                 warn!(error = %e, "could not terminate an undecodable event");
             }
-            Some(Err(ConsumerError::Rejected {
+            Err(ConsumerError::Rejected {
                 group: policy.group.clone(),
                 subject,
                 reason,
-            }))
+            })
+        }
+    }
+}
+
+/// The pull subscription of one durable consumer, reopened whenever
+/// async-nats reports it unhealthy: a missed heartbeat can otherwise leave
+/// a pull request counted as open after the server filled it, and the
+/// stream idles until the request expires.
+struct Pulls {
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+    batch: usize,
+    current: Option<pull::Stream>,
+    group: &'static str,
+    failures: u32,
+}
+
+impl Pulls {
+    async fn open(&self) -> Result<pull::Stream, jetstream::consumer::StreamError> {
+        self.consumer
+            .stream()
+            .max_messages_per_batch(self.batch)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+    }
+
+    /// The next message, reopening the subscription as needed (with a
+    /// growing pause while the consumer cannot be opened).
+    async fn next(&mut self) -> jetstream::Message {
+        loop {
+            let Some(current) = self.current.as_mut() else {
+                match self.open().await {
+                    Ok(stream) => {
+                        self.failures = 0;
+                        self.current = Some(stream);
+                    }
+                    Err(e) => {
+                        self.failures += 1;
+                        let pause = Duration::from_millis(100 << self.failures.min(8));
+                        warn!(group = self.group, error = %e, ?pause, "cannot reopen the pull consumer; retrying");
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+                continue;
+            };
+            match current.next().await {
+                Some(Ok(message)) => return message,
+                Some(Err(e)) => {
+                    debug!(group = self.group, error = %e, "pull consumer; reopening");
+                    self.current = None;
+                }
+                None => self.current = None,
+            }
         }
     }
 }
