@@ -410,27 +410,25 @@ impl<E: GroupEvent> EventConsumer<E> {
     /// The messages this group gave up on, oldest first.
     pub async fn rejected(&self) -> Result<Vec<Rejected>, ConsumerError> {
         let state = self.runtime.state().await.map_err(|e| self.nats(e))?;
+        let prefixes: Vec<String> = self
+            .bindings
+            .iter()
+            .map(|b| rejected_prefix(&b.consumer))
+            .collect();
+        let keys = state
+            .keys()
+            .await
+            .map_err(|e| self.nats(e))?
+            .filter_map(|k| async move { k.ok() })
+            .filter(|k| futures::future::ready(prefixes.iter().any(|p| k.starts_with(p))))
+            .collect::<Vec<_>>()
+            .await;
         let mut out = Vec::new();
-        for binding in &self.bindings {
-            let mut keys = state
-                .keys()
-                .await
-                .map_err(|e| self.nats(e))?
-                .filter_map(|k| async move { k.ok() })
-                .filter(|k| {
-                    futures::future::ready(
-                        k.starts_with(&format!("rejected.{}.", binding.consumer)),
-                    )
-                })
-                .collect::<Vec<_>>()
-                .await;
-            keys.sort();
-            for key in keys {
-                if let Some(value) = state.get(&key).await.map_err(|e| self.nats(e))?
-                    && let Ok(r) = serde_json::from_slice::<Rejected>(&value)
-                {
-                    out.push(r);
-                }
+        for key in keys {
+            if let Some(value) = state.get(&key).await.map_err(|e| self.nats(e))?
+                && let Ok(r) = serde_json::from_slice::<Rejected>(&value)
+            {
+                out.push(r);
             }
         }
         out.sort_by_key(|r| (r.time_ms, r.stream_sequence));
@@ -494,6 +492,11 @@ where
     }
 }
 
+/// The state-bucket key prefix of the messages consumer `consumer` gave up on.
+fn rejected_prefix(consumer: &str) -> String {
+    format!("rejected.{consumer}.")
+}
+
 /// Records a message the group gave up on.
 async fn record(
     runtime: &ServiceRuntime,
@@ -516,7 +519,7 @@ async fn record(
         .info()
         .map(|i| i.consumer.to_owned())
         .unwrap_or_default();
-    let key = format!("rejected.{consumer}.{sequence:020}");
+    let key = format!("{}{sequence:020}", rejected_prefix(&consumer));
     let stored = match (runtime.state().await, serde_json::to_vec(&rejected)) {
         (Ok(state), Ok(value)) => state
             .put(&key, value.into())

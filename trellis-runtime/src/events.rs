@@ -113,18 +113,19 @@ pub fn subject_token(value: &Value) -> Option<String> {
     Some(out)
 }
 
-/// `template` with each `{/pointer}` replaced by `token(pointer)`.
-fn render(
+/// `template` with each `{/pointer}` replaced by `token(pointer)`; an
+/// unclosed `{` is kept as text.
+pub(crate) fn render(
     template: &str,
     mut token: impl FnMut(&str) -> Result<String, EventError>,
 ) -> Result<String, EventError> {
     let mut out = String::with_capacity(template.len() + 16);
     let mut rest = template;
     while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
         let Some(end) = rest[start..].find('}') else {
             break;
         };
+        out.push_str(&rest[..start]);
         out.push_str(&token(&rest[start + 1..start + end])?);
         rest = &rest[start + end + 1..];
     }
@@ -373,5 +374,7 @@ mod tests {
         assert_eq!(out, "events.v1.A.B.</x>.</y>");
         let plain = render("events.v1.A.B", |_| Ok(String::new())).expect("render");
         assert_eq!(plain, "events.v1.A.B");
+        let unclosed = render("a.{/x}.{/y", |_| Ok("*".to_owned())).expect("render");
+        assert_eq!(unclosed, "a.*.{/y");
     }
 }

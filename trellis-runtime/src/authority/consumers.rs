@@ -116,23 +116,27 @@ pub(crate) fn uses_problems(manifest: &Manifest, used: &BTreeMap<String, Manifes
 
 /// The filter subject of an event: its template with every parameter `*`.
 fn filter_subject(deployment: &str, contract: &str, template: &str) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        match rest[start..].find('}') {
-            Some(end) => {
-                out.push('*');
-                rest = &rest[start + end + 1..];
-            }
-            None => {
-                rest = &rest[start..];
-                break;
-            }
-        }
-    }
-    out.push_str(rest);
-    crate::rpc::surface_subject(deployment, contract, &out)
+    let wildcarded = crate::events::render(template, |_| Ok("*".to_owned()))
+        .unwrap_or_else(|_| template.to_owned());
+    crate::rpc::surface_subject(deployment, contract, &wildcarded)
+}
+
+/// The alias of a group's consumer on one source contract.
+pub(crate) fn alias(group: &str, source: &str) -> String {
+    format!("{group}/{source}")
+}
+
+/// Installed consumer bindings by alias.
+pub(crate) fn by_alias(
+    consumers: &BTreeMap<String, Vec<ConsumerBinding>>,
+) -> BTreeMap<String, ConsumerBinding> {
+    consumers
+        .iter()
+        .flat_map(|(group, list)| {
+            list.iter()
+                .map(move |b| (alias(group, &b.source), b.clone()))
+        })
+        .collect()
 }
 
 /// Every consumer `manifest`'s groups need, sorted by alias.
@@ -179,7 +183,7 @@ pub(crate) fn wanted(
         for (source, (required, mut events)) in sources {
             events.sort();
             events.dedup();
-            let alias = format!("{group}/{source}");
+            let alias = alias(group, &source);
             let physical = config.physical(&manifest.id, ResourceKind::Consumer, &alias);
             let source_manifest = if source == manifest.id {
                 Some(manifest)

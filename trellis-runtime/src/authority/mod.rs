@@ -373,14 +373,8 @@ impl Inner {
         let key = format!("contract.{}.state", lineage_key(id));
         let state = self.state.read::<ContractState>(&key).await?;
         Ok(state
-            .map(|s| s.value.bindings.consumers)
-            .unwrap_or_default()
-            .into_iter()
-            .flat_map(|(group, list)| {
-                list.into_iter()
-                    .map(move |b| (format!("{group}/{}", b.source), b))
-            })
-            .collect())
+            .map(|s| consumers::by_alias(&s.value.bindings.consumers))
+            .unwrap_or_default())
     }
 
     /// What sits on the server under a wanted consumer's name.

@@ -270,18 +270,12 @@ impl Reconciler {
         // Durable event consumers, after the own event stream they may read.
         let used = super::consumers::used_manifests(&self.state, &manifest).await?;
         let wanted = super::consumers::wanted(&self.config, &manifest, &used);
+        let installed = super::consumers::by_alias(&last_good.consumers);
         for w in &wanted {
             let prior = previous_status
                 .get(&(ResourceKind::Consumer, w.alias.clone()))
                 .copied();
-            let last = last_good
-                .consumers
-                .get(&w.group)
-                .and_then(|list| {
-                    list.iter()
-                        .find(|b| format!("{}/{}", w.group, b.source) == w.alias)
-                })
-                .cloned();
+            let last = installed.get(&w.alias).cloned();
             let outcome = if backing_off(prior, now) {
                 None
             } else {
@@ -316,7 +310,7 @@ impl Reconciler {
         // binding so the next pass retries.
         for (group, list) in &last_good.consumers {
             for b in list {
-                let alias = format!("{group}/{}", b.source);
+                let alias = super::consumers::alias(group, &b.source);
                 if wanted.iter().any(|w| w.alias == alias) {
                     continue;
                 }
