@@ -179,17 +179,27 @@ impl Builder {
 }
 
 fn write_if_changed(path: &Path, contents: &str) -> Result<(), BuildError> {
+    write_file_if_changed(path, contents, |path, source| BuildError::Io {
+        path,
+        source,
+    })
+}
+
+/// Writes `contents` to `path` (creating its directory) unless the file
+/// already holds exactly that, so mtimes and Cargo's change detection stay
+/// put. `io` builds the caller's error from the file and the I/O error.
+pub(crate) fn write_file_if_changed<E>(
+    path: &Path,
+    contents: &str,
+    io: impl Fn(PathBuf, std::io::Error) -> E,
+) -> Result<(), E> {
     if fs::read_to_string(path).is_ok_and(|old| old == contents) {
         return Ok(());
     }
-    let io = |e| BuildError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    };
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(io)?;
+        fs::create_dir_all(parent).map_err(|e| io(path.to_path_buf(), e))?;
     }
-    fs::write(path, contents).map_err(io)
+    fs::write(path, contents).map_err(|e| io(path.to_path_buf(), e))
 }
 
 fn locate(file: &Path, e: &syn::Error) -> Vec<SourceError> {

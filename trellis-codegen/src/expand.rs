@@ -243,22 +243,16 @@ fn event_surface(c: &Contract) -> (TokenStream, TokenStream) {
         String,
         Vec<(syn::Ident, TokenStream, TokenStream)>,
     > = Default::default();
-    for event in &c.events {
-        let Some(spec) = c.manifest.events.get(&event.name) else {
-            continue;
-        };
-        let name = &event.name;
-        let subject = &spec.subject;
-        let params = spec.params.clone().unwrap_or_default();
+    // Every event has a `surface` marker carrying its spec.
+    for event in c
+        .events
+        .iter()
+        .filter(|e| c.manifest.events.contains_key(&e.name))
+    {
         let ty = &event.ident;
-        let spec = quote! {
-            ::trellis::__private::EventSpec {
-                name: #name,
-                subject: #subject,
-                params: &[#(#params),*],
-            }
-        };
-        let (group, leaf) = crate::client::accessor(name);
+        let marker = crate::client::marker(&event.name);
+        let spec = quote!(<surface::event::#marker as ::trellis::__private::EventSurface>::SPEC);
+        let (group, leaf) = crate::client::accessor(&event.name);
         groups
             .entry(group.to_string())
             .or_default()

@@ -167,7 +167,10 @@ impl ClientStub {
                 .ok_or(StubError::Env("OUT_DIR"))?,
         };
         let file = out.join(format!("{module}.rs"));
-        write_if_changed(&file, &source)?;
+        crate::builder::write_file_if_changed(&file, &source, |path, source| StubError::Io {
+            path,
+            source,
+        })?;
         Ok(file)
     }
 
@@ -179,22 +182,6 @@ impl ClientStub {
             Err(e) => panic!("trellis client stub: {e}"),
         }
     }
-}
-
-fn write_if_changed(path: &Path, text: &str) -> Result<(), StubError> {
-    if fs::read_to_string(path).is_ok_and(|old| old == text) {
-        return Ok(());
-    }
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|source| StubError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
-    }
-    fs::write(path, text).map_err(|source| StubError::Io {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 fn doc_attrs(docs: Option<&Docs>, fallback: &str) -> TokenStream {
