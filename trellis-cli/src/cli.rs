@@ -25,8 +25,20 @@ pub enum Command {
     /// Run a local stack: nats-server with JetStream under a project-local
     /// directory plus the deployment authority, until Ctrl-C.
     Dev(DevArgs),
-    /// Show accepted contracts, resource status, bindings and orphans.
+    /// Show accepted contracts, resource status, bindings, orphans, and
+    /// (with auth) every principal with the NATS permissions it is issued.
     Status(ConnArgs),
+    /// Manage principals (services, users, devices, operators).
+    Principal {
+        /// The principal command.
+        #[command(subcommand)]
+        command: PrincipalCommand,
+    },
+    /// Grant capabilities to a principal (or take them away).
+    Grant(GrantArgs),
+    /// Revoke a principal: its keys are refused at connect and on every
+    /// request.
+    Revoke(RevokeArgs),
     /// Delete a detached (orphaned) resource and its data.
     Purge(PurgeArgs),
 }
@@ -40,6 +52,71 @@ pub struct ConnArgs {
     /// Deployment name.
     #[arg(long, env = "TRELLIS_DEPLOYMENT", default_value = "dev")]
     pub deployment: String,
+    /// Credential file to connect with (an operator's, for administration;
+    /// `trellis dev` writes one and prints its path).
+    #[arg(long, env = "TRELLIS_CREDENTIALS")]
+    pub credentials: Option<PathBuf>,
+}
+
+/// `trellis principal ...` commands.
+#[derive(Debug, Subcommand)]
+pub enum PrincipalCommand {
+    /// Create a key pair for a new principal, register its public key and
+    /// write its credential file.
+    Add(AddPrincipalArgs),
+    /// List principals with their capabilities and issued permissions.
+    List(ConnArgs),
+}
+
+/// Arguments of `trellis principal add`.
+#[derive(Debug, Args)]
+pub struct AddPrincipalArgs {
+    /// `service`, `user`, `device` or `operator`.
+    #[arg(value_name = "KIND")]
+    pub kind: String,
+    /// Principal id (a service's is usually its contract's name).
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The user a device belongs to.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The contract a service runs (e.g. `documents@v1`).
+    #[arg(long)]
+    pub contract: Option<String>,
+    /// Where to write the credential file (secret: mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Where the authority is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// Arguments of `trellis grant`.
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// Principal id or public key.
+    #[arg(value_name = "PRINCIPAL")]
+    pub principal: String,
+    /// Capabilities, e.g. `documents::read`.
+    #[arg(required = true, value_name = "CAPABILITY")]
+    pub capabilities: Vec<String>,
+    /// Take the capabilities away instead.
+    #[arg(long)]
+    pub remove: bool,
+    /// Where the authority is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// Arguments of `trellis revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Principal id or public key.
+    #[arg(value_name = "PRINCIPAL")]
+    pub principal: String,
+    /// Where the authority is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
 }
 
 /// Arguments of `trellis dev`.
@@ -54,6 +131,9 @@ pub struct DevArgs {
     /// Deployment name.
     #[arg(long, default_value = "dev")]
     pub deployment: String,
+    /// Run without authentication (any connection gets full access).
+    #[arg(long)]
+    pub no_auth: bool,
 }
 
 /// Arguments of `trellis contract plan` / `accept`.

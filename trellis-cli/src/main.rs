@@ -6,6 +6,8 @@
 //! trellis dev [--port 4222] [--dir .trellis/dev]
 //! trellis contract plan <file> | accept <file> [--allow-dangerous]
 //! trellis status | purge <physical>
+//! trellis principal add <kind> <id> --out <file> [--user U] [--contract C]
+//! trellis principal list | grant <principal> <cap>... [--remove] | revoke <principal>
 //! ```
 //!
 //! Exit codes: `0` everything ok, `1` at least one manifest is invalid,
@@ -19,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use crate::cli::{Cli, Command, ContractCommand};
+use crate::cli::{Cli, Command, ContractCommand, PrincipalCommand};
 use crate::outcome::Outcome;
 
 fn main() -> ExitCode {
@@ -38,6 +40,14 @@ fn main() -> ExitCode {
             command: ContractCommand::Accept(args),
         } => commands::authority::block_on(commands::authority::accept(args)),
         Command::Status(conn) => commands::authority::block_on(commands::authority::status(conn)),
+        Command::Principal {
+            command: PrincipalCommand::Add(args),
+        } => commands::authority::block_on(commands::principals::add(args)),
+        Command::Principal {
+            command: PrincipalCommand::List(conn),
+        } => commands::authority::block_on(commands::principals::list(conn)),
+        Command::Grant(args) => commands::authority::block_on(commands::principals::grant(args)),
+        Command::Revoke(args) => commands::authority::block_on(commands::principals::revoke(args)),
         Command::Purge(args) => commands::authority::block_on(commands::authority::purge(args)),
         Command::Dev(args) => commands::authority::block_on(commands::dev::run(args)),
     };

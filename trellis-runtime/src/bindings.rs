@@ -45,6 +45,8 @@ pub struct ServiceRuntime {
     principal: crate::principal::Principal,
     state: std::sync::Arc<tokio::sync::OnceCell<async_nats::jetstream::kv::Store>>,
     state_bucket: Option<String>,
+    signer: Option<crate::identity::Signer>,
+    verifier: Option<std::sync::Arc<crate::verify::Verifier>>,
 }
 
 impl fmt::Debug for ServiceRuntime {
@@ -72,6 +74,66 @@ impl ServiceRuntime {
             principal,
             state: std::sync::Arc::default(),
             state_bucket: None,
+            signer: None,
+            verifier: None,
+        }
+    }
+
+    /// Signs this connection's requests with `signer`.
+    pub(crate) fn with_signer(mut self, signer: Option<crate::identity::Signer>) -> Self {
+        self.signer = signer;
+        self
+    }
+
+    /// Verifies callers of this service with `verifier`.
+    pub(crate) fn with_verifier(mut self, verifier: Option<crate::verify::Verifier>) -> Self {
+        self.verifier = verifier.map(std::sync::Arc::new);
+        self
+    }
+
+    /// Adds the caller's identity to a request to `subject`: a signed
+    /// proof when this connection has a key, else the asserted principal
+    /// (only when `assert_principal`).
+    pub(crate) fn identify(
+        &self,
+        subject: &str,
+        payload: &[u8],
+        headers: &mut async_nats::HeaderMap,
+        assert_principal: bool,
+    ) {
+        match &self.signer {
+            Some(signer) => signer.prove(subject, payload).write(headers),
+            None if assert_principal => self.principal.write(headers),
+            None => {}
+        }
+    }
+
+    /// Whether this service verifies its callers (the deployment
+    /// authenticates); capability gates are enforced only then.
+    pub(crate) fn authenticates(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// The caller of a request this service received: verified against
+    /// the published principals in a deployment with authentication, else
+    /// the principal the request asserts (or an anonymous one).
+    pub(crate) async fn caller(
+        &self,
+        message: &async_nats::Message,
+    ) -> Result<crate::principal::Principal, crate::identity::ProofError> {
+        match &self.verifier {
+            Some(v) => {
+                v.verify(
+                    &message.subject,
+                    message.reply.as_deref(),
+                    message.headers.as_ref(),
+                    &message.payload,
+                )
+                .await
+            }
+            None => Ok(crate::principal::Principal::of_request(
+                message.headers.as_ref(),
+            )),
         }
     }
 
@@ -114,6 +176,8 @@ impl ServiceRuntime {
             principal: self.principal.clone(),
             state: std::sync::Arc::default(),
             state_bucket: None,
+            signer: self.signer.clone(),
+            verifier: None,
         }
     }
 
@@ -130,11 +194,6 @@ impl ServiceRuntime {
     /// The contract id.
     pub(crate) fn contract_id(&self) -> &str {
         &self.contract_id
-    }
-
-    /// The principal this connection acts as.
-    pub(crate) fn principal(&self) -> &crate::principal::Principal {
-        &self.principal
     }
 
     /// Timeout of single requests.

@@ -137,4 +137,73 @@ impl AuthorityClient {
         )
         .await
     }
+
+    /// Registers a principal key (operators only).
+    pub async fn register(
+        &self,
+        request: &RegisterRequest,
+    ) -> Result<PrincipalRecord, ClientError> {
+        self.call("register", request).await
+    }
+
+    /// Registers fresh credentials for a principal and returns them (the
+    /// seed never leaves this process unless the caller saves the file).
+    pub async fn enroll(
+        &self,
+        kind: crate::identity::PrincipalKind,
+        id: &str,
+        user: Option<&str>,
+        contract: Option<&str>,
+    ) -> Result<crate::identity::Credentials, ClientError> {
+        let creds =
+            crate::identity::Credentials::generate(kind, id, user, contract).map_err(|e| {
+                ClientError::Refused(AuthorityError::BadRequest {
+                    message: e.to_string(),
+                })
+            })?;
+        self.register(&RegisterRequest {
+            public_key: creds.public_key(),
+            kind,
+            id: id.to_owned(),
+            user: user.map(str::to_owned),
+            contract: contract.map(str::to_owned),
+        })
+        .await?;
+        Ok(creds)
+    }
+
+    /// Adds (or with `remove`, takes away) capabilities of a principal
+    /// (id or public key).
+    pub async fn grant(
+        &self,
+        principal: &str,
+        capabilities: &[&str],
+        remove: bool,
+    ) -> Result<Vec<PrincipalRecord>, ClientError> {
+        self.call(
+            "grant",
+            &GrantRequest {
+                principal: principal.to_owned(),
+                capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
+                remove,
+            },
+        )
+        .await
+    }
+
+    /// Revokes every key of a principal (id or public key).
+    pub async fn revoke(&self, principal: &str) -> Result<Vec<PrincipalRecord>, ClientError> {
+        self.call(
+            "revoke",
+            &RevokeRequest {
+                principal: principal.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// Every principal with the permissions its connections are issued.
+    pub async fn principals(&self) -> Result<PrincipalsReply, ClientError> {
+        self.call("principals", &serde_json::json!({})).await
+    }
 }

@@ -8,8 +8,13 @@ use async_nats::jetstream;
 
 use crate::bindings::{BindError, Bindings, Contract, ServiceRuntime};
 use crate::client::{AuthorityClient, ClientError};
+use crate::identity::Credentials;
 use crate::principal::Principal;
 use crate::protocol::*;
+use crate::verify::Verifier;
+
+/// The environment variable naming a credential file.
+pub const CREDENTIALS_ENV: &str = "TRELLIS_CREDENTIALS";
 
 /// How a service connects.
 #[derive(Debug, Clone)]
@@ -20,6 +25,8 @@ pub struct ConnectOptions {
     ready_deadline: Duration,
     request_timeout: Duration,
     principal: Option<Principal>,
+    credentials: Option<Credentials>,
+    credentials_file: Option<std::path::PathBuf>,
 }
 
 impl ConnectOptions {
@@ -32,6 +39,42 @@ impl ConnectOptions {
             ready_deadline: Duration::from_secs(30),
             request_timeout: Duration::from_secs(5),
             principal: None,
+            credentials: None,
+            credentials_file: None,
+        }
+    }
+
+    /// Authenticates as the principal of `credentials`: the connection
+    /// proves its key to the server (auth callout), and every request is
+    /// signed with it.
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Like [`ConnectOptions::credentials`], loading the credential file
+    /// at connect.
+    pub fn credentials_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.credentials_file = Some(path.into());
+        self
+    }
+
+    /// Uses the credential file named by `TRELLIS_CREDENTIALS`, if set
+    /// (how `trellis dev` deployments hand services their keys).
+    pub fn credentials_from_env(self) -> Self {
+        match std::env::var_os(CREDENTIALS_ENV) {
+            Some(path) if !path.is_empty() => self.credentials_file(path),
+            _ => self,
+        }
+    }
+
+    fn load_credentials(&self) -> Result<Option<Credentials>, ConnectError> {
+        if let Some(c) = &self.credentials {
+            return Ok(Some(c.clone()));
+        }
+        match &self.credentials_file {
+            Some(path) => Ok(Some(Credentials::load(path)?)),
+            None => Ok(None),
         }
     }
 
@@ -162,6 +205,13 @@ pub enum ConnectError {
     /// The bindings do not fit the generated service type.
     #[error(transparent)]
     Bind(#[from] BindError),
+    /// The credentials could not be loaded.
+    #[error(transparent)]
+    Credentials(#[from] crate::identity::IdentityError),
+    /// The deployment authenticates, but the caller verification could not
+    /// start.
+    #[error("starting caller verification failed: {0}")]
+    Verification(String),
 }
 
 fn unready(state: Option<&ContractState>, digest: &str) -> Vec<Unready> {
@@ -194,18 +244,42 @@ fn unready(state: Option<&ContractState>, digest: &str) -> Vec<Unready> {
         .collect()
 }
 
-async fn nats(
-    options: &ConnectOptions,
-    default_name: &str,
-) -> Result<async_nats::Client, ConnectError> {
-    async_nats::ConnectOptions::new()
-        .name(options.name.as_deref().unwrap_or(default_name))
+/// The NATS connection and the identity it acts as.
+struct Connected {
+    client: async_nats::Client,
+    principal: Principal,
+    signer: Option<crate::identity::Signer>,
+}
+
+async fn nats(options: &ConnectOptions, default_name: &str) -> Result<Connected, ConnectError> {
+    let credentials = options.load_credentials()?;
+    let mut nats = match &credentials {
+        // The server nonce is signed with the principal key; replies come
+        // back below the principal's own inbox prefix, the only inbox its
+        // NATS user may subscribe to.
+        Some(c) => c.nats_options(),
+        None => async_nats::ConnectOptions::new(),
+    };
+    nats = nats.name(options.name.as_deref().unwrap_or(default_name));
+    let client = nats
         .connect(options.url.as_str())
         .await
         .map_err(|source| ConnectError::Nats {
             url: options.url.clone(),
             source,
-        })
+        })?;
+    Ok(match credentials {
+        Some(c) => Connected {
+            client,
+            principal: Principal::new(c.id.clone()),
+            signer: Some(c.signer()?),
+        },
+        None => Connected {
+            client,
+            principal: options.principal_or_anonymous(),
+            signer: None,
+        },
+    })
 }
 
 /// Connects a caller of contract `id` (used by generated clients).
@@ -214,25 +288,29 @@ pub async fn connect_client(
     options: ConnectOptions,
     id: &str,
 ) -> Result<ServiceRuntime, ConnectError> {
-    let client = nats(&options, &format!("{id} client")).await?;
+    let connected = nats(&options, &format!("{id} client")).await?;
     Ok(ServiceRuntime::new(
-        client,
+        connected.client,
         &options.deployment,
         id,
         options.request_timeout,
-        options.principal_or_anonymous(),
-    ))
+        connected.principal,
+    )
+    .with_signer(connected.signer))
 }
 
 /// Connects the service of contract `S`.
 pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectError> {
-    let client = nats(&options, S::ID).await?;
+    let connected = nats(&options, S::ID).await?;
+    let client = connected.client;
     let authority = AuthorityClient::new(client.clone(), options.deployment.clone())
         .with_timeout(options.request_timeout);
     let started = Instant::now();
     let mut delay = Duration::from_millis(20);
+    let mut auth;
     let state = loop {
         let reply = authority.bindings(S::ID, S::DIGEST).await?;
+        auth = reply.auth.clone();
         let Some(accepted) = reply.accepted_digest else {
             return Err(ConnectError::NotAccepted {
                 id: S::ID.to_owned(),
@@ -262,15 +340,29 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
         }
     };
     let js = jetstream::new(client.clone());
+    let verifier = match &auth {
+        Some(auth) => Some(
+            Verifier::start(
+                &js,
+                &auth.principals_bucket,
+                Duration::from_millis(auth.skew_window_ms),
+            )
+            .await
+            .map_err(ConnectError::Verification)?,
+        ),
+        None => None,
+    };
     let mut bindings = Bindings::new(
         ServiceRuntime::new(
             client,
             &options.deployment,
             S::ID,
             options.request_timeout,
-            options.principal_or_anonymous(),
+            connected.principal,
         )
-        .with_state_bucket(state.bindings.state.as_ref().map(|b| b.bucket.clone())),
+        .with_state_bucket(state.bindings.state.as_ref().map(|b| b.bucket.clone()))
+        .with_signer(connected.signer)
+        .with_verifier(verifier),
     );
     let opened =
         futures::future::join_all(state.bindings.kv.into_iter().map(|(alias, binding)| {

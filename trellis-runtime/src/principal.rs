@@ -5,10 +5,13 @@
 //! them for the ownership and capability gates of operations and for
 //! binding receive grants to their caller.
 //!
-//! Until the deployment's auth callout stamps these headers from the
-//! authenticated NATS user, they are asserted by the caller's connection
-//! (set with [`ConnectOptions::principal`](crate::ConnectOptions::principal)
-//! and [`ConnectOptions::capabilities`](crate::ConnectOptions::capabilities)).
+//! In a deployment that authenticates (auth callout on), requests carry a
+//! signed proof instead and providers resolve the principal and its
+//! capabilities from the registry the authority publishes (see
+//! [`crate::identity`]); the headers above are then ignored. Without
+//! authentication they are asserted by the caller's connection (set with
+//! [`ConnectOptions::principal`](crate::ConnectOptions::principal) and
+//! [`ConnectOptions::capabilities`](crate::ConnectOptions::capabilities)).
 
 use std::collections::BTreeSet;
 
@@ -26,6 +29,12 @@ pub struct Principal {
     pub id: String,
     /// Capabilities the caller holds (`<contract>::<capability>`).
     pub capabilities: BTreeSet<String>,
+    /// The user a device acts for (its own id for a user); set only for
+    /// verified callers.
+    pub user: Option<String>,
+    /// The verified public key; `None` for asserted (unauthenticated)
+    /// principals.
+    pub key: Option<String>,
 }
 
 impl Principal {
@@ -34,7 +43,25 @@ impl Principal {
         Principal {
             id: id.into(),
             capabilities: BTreeSet::new(),
+            user: None,
+            key: None,
         }
+    }
+
+    /// The principal of a verified registry record.
+    pub(crate) fn verified(record: &crate::protocol::PrincipalRecord) -> Principal {
+        Principal {
+            id: record.id.clone(),
+            capabilities: record.capabilities.clone(),
+            user: Some(record.owning_user().to_owned()),
+            key: Some(record.public_key.clone()),
+        }
+    }
+
+    /// Whether the principal holds every capability of a `call` gate (no
+    /// gate, or an empty one, asks only for an authenticated caller).
+    pub fn may_call(&self, gate: Option<&[String]>) -> bool {
+        gate.is_none_or(|caps| caps.iter().all(|c| self.capabilities.contains(c)))
     }
 
     /// A fresh anonymous principal, unique to this process and call.
@@ -89,6 +116,8 @@ impl Principal {
         Some(Principal {
             id: id.to_owned(),
             capabilities,
+            user: None,
+            key: None,
         })
     }
 }

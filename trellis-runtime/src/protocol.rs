@@ -91,6 +91,127 @@ pub struct BindingsReply {
     pub accepted_digest: Option<String>,
     /// Reconcile state, once a pass has run.
     pub state: Option<ContractState>,
+    /// Set when the deployment authenticates callers: providers then
+    /// verify every request's proof against the published principals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthBinding>,
+}
+
+/// How a deployment's providers verify callers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthBinding {
+    /// The KV bucket the authority publishes principals into (read-only
+    /// for services), keyed by public key.
+    pub principals_bucket: String,
+    /// Allowed distance of a request's issue time from now (ms).
+    pub skew_window_ms: u64,
+}
+
+/// A registered principal, as the authority publishes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrincipalRecord {
+    /// The nkey public key (`U...`).
+    pub public_key: String,
+    /// Kind.
+    pub kind: crate::identity::PrincipalKind,
+    /// Principal id.
+    pub id: String,
+    /// The user a device belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The contract a service runs, or an app/device acts for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
+    /// Granted capabilities (`<namespace>::<name>`).
+    #[serde(default)]
+    pub capabilities: std::collections::BTreeSet<String>,
+    /// Revoked keys are refused at connect and on every request.
+    #[serde(default)]
+    pub revoked: bool,
+    /// Last change (unix ms).
+    pub updated_ms: u64,
+}
+
+impl PrincipalRecord {
+    /// The user whose state this principal reads: a device's user, or the
+    /// principal itself.
+    pub fn owning_user(&self) -> &str {
+        self.user.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// `principals.register` request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterRequest {
+    /// Public key.
+    pub public_key: String,
+    /// Kind.
+    pub kind: crate::identity::PrincipalKind,
+    /// Principal id.
+    pub id: String,
+    /// A device's user.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// A service's contract.
+    #[serde(default)]
+    pub contract: Option<String>,
+}
+
+/// `principals.grant` request: add or remove capabilities of every key
+/// of a principal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantRequest {
+    /// Principal id or public key.
+    pub principal: String,
+    /// Capabilities (`<namespace>::<name>`).
+    pub capabilities: Vec<String>,
+    /// Remove instead of add.
+    #[serde(default)]
+    pub remove: bool,
+}
+
+/// `principals.revoke` request: revoke every key of a principal (or one
+/// key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokeRequest {
+    /// Principal id or public key.
+    pub principal: String,
+}
+
+/// NATS permissions issued to a principal's connections.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Permissions {
+    /// Subjects it may publish to.
+    pub publish: Vec<String>,
+    /// Subjects it may subscribe to.
+    pub subscribe: Vec<String>,
+}
+
+/// One principal in `principals.list`, with what its connections get.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrincipalReport {
+    /// The record.
+    pub record: PrincipalRecord,
+    /// Permissions a connection would be issued now (none when revoked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Permissions>,
+}
+
+/// `principals.list` reply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrincipalsReply {
+    /// Whether the deployment authenticates connections.
+    pub auth: bool,
+    /// Every registered principal.
+    pub principals: Vec<PrincipalReport>,
 }
 
 /// Status of one resource.
@@ -326,6 +447,9 @@ pub enum AuthorityError {
         /// Why.
         message: String,
     },
+    /// The deployment does not authenticate, so it has no principals.
+    #[error("this deployment runs without authentication; start it with auth to manage principals")]
+    AuthDisabled,
     /// JetStream failed.
     #[error("authority storage error: {message}")]
     Storage {

@@ -178,6 +178,23 @@ pub enum CallError {
         /// The service's explanation.
         message: String,
     },
+    /// The provider could not verify who is calling (missing, forged,
+    /// replayed or stale proof, unknown or revoked key).
+    #[error("`{rpc}` refused the caller's identity: {message}")]
+    Unauthenticated {
+        /// RPC name.
+        rpc: String,
+        /// The provider's reason.
+        message: String,
+    },
+    /// The caller lacks a capability the RPC requires.
+    #[error("`{rpc}` is forbidden: {message}")]
+    Forbidden {
+        /// RPC name.
+        rpc: String,
+        /// The provider's reason.
+        message: String,
+    },
     /// The service failed internally.
     #[error("`{rpc}` failed inside the service: {message}")]
     Internal {
@@ -365,7 +382,11 @@ pub(crate) async fn serve(
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = Vec::new();
     let mut stops = Vec::new();
-    for (_, manifest_subject, handler) in endpoints.list {
+    let gates = call_gates(endpoints.manifest);
+    for (name, manifest_subject, handler) in endpoints.list {
+        let gate = gates.get(&name).cloned();
+        let what = format!("`{name}`");
+        let runtime = runtime.clone();
         let subject = surface_subject(deployment, contract_id, &manifest_subject);
         let mut sub = client
             .queue_subscribe(subject.clone(), format!("trellis.{contract_id}"))
@@ -394,8 +415,11 @@ pub(crate) async fn serve(
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
                 };
-                let caller = Caller::new(Principal::of_request(message.headers.as_ref()));
-                let mut pending = handler(caller, message.payload);
+                let Some(principal) = admit(&runtime, &message, &what, gate.as_deref()).await
+                else {
+                    continue;
+                };
+                let mut pending = handler(Caller::new(principal), message.payload);
                 // Handlers that finish without waiting (decode errors, cached
                 // or computed answers) are answered inline, saving a task
                 // spawn and a cross-thread wake-up; the others get a task.
@@ -444,6 +468,67 @@ pub(crate) async fn serve(
         subscriptions: stops,
         operations,
     })
+}
+
+/// Admits a request: verifies its caller and, in a deployment that
+/// authenticates, checks the `call` gate. A refused request is answered
+/// (`unauthenticated` or `forbidden`) and `None` returned, before any
+/// handler runs.
+pub(crate) async fn admit(
+    runtime: &ServiceRuntime,
+    message: &async_nats::Message,
+    what: &str,
+    gate: Option<&[String]>,
+) -> Option<Principal> {
+    let refuse = |status: &'static str, body: String| async move {
+        debug!(status, reason = %body, "request refused");
+        reply(
+            runtime.nats(),
+            message.reply.clone(),
+            status,
+            async_nats::HeaderMap::new(),
+            Bytes::from(body),
+        )
+        .await;
+    };
+    match runtime.caller(message).await {
+        Err(e) => {
+            refuse("unauthenticated", e.to_string()).await;
+            None
+        }
+        Ok(caller) if runtime.authenticates() && !caller.may_call(gate) => {
+            let missing: Vec<&str> = gate
+                .unwrap_or_default()
+                .iter()
+                .filter(|c| !caller.capabilities.contains(*c))
+                .map(String::as_str)
+                .collect();
+            let body = format!(
+                "`{}` may not call {what}: it lacks {}",
+                caller.id,
+                missing.join(", ")
+            );
+            refuse("forbidden", body).await;
+            None
+        }
+        Ok(caller) => Some(caller),
+    }
+}
+
+/// The `call` gates of a manifest's RPCs and operations, by name.
+pub(crate) fn call_gates(manifest: &str) -> std::collections::HashMap<String, Vec<String>> {
+    let Ok(m) = serde_json::from_str::<trellis_codegen::manifest::Manifest>(manifest) else {
+        return std::collections::HashMap::new();
+    };
+    let rpc = m
+        .rpc
+        .into_iter()
+        .filter_map(|(name, r)| r.capabilities.and_then(|c| c.call).map(|gate| (name, gate)));
+    let ops = m
+        .operations
+        .into_iter()
+        .filter_map(|(name, o)| o.capabilities.and_then(|c| c.call).map(|gate| (name, gate)));
+    rpc.chain(ops).collect()
 }
 
 /// Sends a reply to `to` (if the request had one): `status` other than
@@ -581,9 +666,13 @@ impl RpcClient {
         identify: bool,
     ) -> Result<RawReply, CallError> {
         let rpc = || name.to_owned();
-        if identify {
-            self.runtime.principal().write(&mut headers);
-        }
+        let subject = surface_subject(
+            self.runtime.deployment(),
+            self.runtime.contract_id(),
+            subject,
+        );
+        self.runtime
+            .identify(&subject, &payload, &mut headers, identify);
         let mut request = async_nats::Request::new()
             .payload(payload)
             .timeout(Some(timeout));
@@ -591,11 +680,6 @@ impl RpcClient {
             // Header-less requests stay plain PUBs (cheaper for the server).
             request = request.headers(headers);
         }
-        let subject = surface_subject(
-            self.runtime.deployment(),
-            self.runtime.contract_id(),
-            subject,
-        );
         let reply = self
             .runtime
             .nats()
@@ -703,6 +787,14 @@ impl RpcClient {
                 message: reply.text(),
             }),
             "internal" => Err(CallError::Internal {
+                rpc: rpc(),
+                message: reply.text(),
+            }),
+            "unauthenticated" => Err(CallError::Unauthenticated {
+                rpc: rpc(),
+                message: reply.text(),
+            }),
+            "forbidden" => Err(CallError::Forbidden {
                 rpc: rpc(),
                 message: reply.text(),
             }),

@@ -34,6 +34,9 @@ const HOW_TO_INSTALL: &str = "run `cargo xtask setup` (installs nats-server >= 2
 /// Harness failures.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
+    /// Auth keys unusable.
+    #[error("server auth: {0}")]
+    Auth(String),
     /// No usable binary.
     #[error("nats-server not found ({0}); {HOW_TO_INSTALL}")]
     NotFound(String),
@@ -125,6 +128,66 @@ pub struct NatsServer {
     dir: Dir,
     child: Option<Child>,
     sync_always: bool,
+    auth: Option<ServerAuth>,
+}
+
+/// The keys of a server that authenticates through auth callout: the
+/// issuer account key the authority signs users with, and the admin user
+/// (the authority's own connection) that bypasses the callout.
+#[derive(Clone)]
+pub struct ServerAuth {
+    /// Account seed (`SA...`) whose public key is the callout `issuer`.
+    pub issuer_seed: String,
+    /// User seed (`SU...`) of the admin connection.
+    pub admin_seed: String,
+    /// The account every connection lives in.
+    pub account: String,
+}
+
+impl std::fmt::Debug for ServerAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerAuth")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerAuth {
+    /// Fresh random keys, account `TRELLIS`.
+    pub fn generate() -> Result<ServerAuth, HarnessError> {
+        let seed = |k: nkeys::KeyPair| {
+            k.seed()
+                .map_err(|e| HarnessError::Auth(format!("generating a key failed: {e}")))
+        };
+        Ok(ServerAuth {
+            issuer_seed: seed(nkeys::KeyPair::new_account())?,
+            admin_seed: seed(nkeys::KeyPair::new_user())?,
+            account: "TRELLIS".to_owned(),
+        })
+    }
+
+    fn public(seed: &str) -> Result<String, HarnessError> {
+        nkeys::KeyPair::from_seed(seed)
+            .map(|k| k.public_key())
+            .map_err(|e| HarnessError::Auth(format!("bad seed: {e}")))
+    }
+
+    /// The server config block: the account (with JetStream) holding the
+    /// admin user, and the callout.
+    fn config(&self) -> Result<String, HarnessError> {
+        let admin = Self::public(&self.admin_seed)?;
+        let issuer = Self::public(&self.issuer_seed)?;
+        let account = &self.account;
+        Ok(format!(
+            "accounts {{\n  {account} {{\n    jetstream: enabled\n    users: [ {{ nkey: {admin} }} ]\n  }}\n}}\n\
+             authorization {{\n  auth_callout {{\n    issuer: {issuer}\n    account: {account}\n    auth_users: [ {admin} ]\n  }}\n}}\n"
+        ))
+    }
+
+    /// Connect options of the admin connection.
+    pub fn admin_options(&self) -> async_nats::ConnectOptions {
+        async_nats::ConnectOptions::with_nkey(self.admin_seed.clone())
+    }
 }
 
 /// Where the server keeps config, log and store.
@@ -169,7 +232,26 @@ impl NatsServer {
         NatsServer::start_in_temp_dir(false).await
     }
 
+    /// Starts a fresh server that authenticates every connection through
+    /// auth callout (served by a trellis authority started with the same
+    /// keys); [`NatsServer::client`] connects as the admin user.
+    pub async fn start_with_auth(auth: ServerAuth) -> Result<NatsServer, HarnessError> {
+        NatsServer::start_temp(true, Some(auth)).await
+    }
+
+    /// The auth keys, for a server started with them.
+    pub fn auth(&self) -> Option<&ServerAuth> {
+        self.auth.as_ref()
+    }
+
     async fn start_in_temp_dir(sync_always: bool) -> Result<NatsServer, HarnessError> {
+        NatsServer::start_temp(sync_always, None).await
+    }
+
+    async fn start_temp(
+        sync_always: bool,
+        auth: Option<ServerAuth>,
+    ) -> Result<NatsServer, HarnessError> {
         let binary = nats_server_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("trellis-nats-")
@@ -181,6 +263,7 @@ impl NatsServer {
             dir: Dir::Temp(dir),
             child: None,
             sync_always,
+            auth,
         };
         server.spawn().await?;
         Ok(server)
@@ -192,6 +275,15 @@ impl NatsServer {
         dir: impl Into<PathBuf>,
         port: u16,
     ) -> Result<NatsServer, HarnessError> {
+        NatsServer::start_persistent_with(dir, port, None).await
+    }
+
+    /// [`NatsServer::start_persistent`] with optional auth callout.
+    pub async fn start_persistent_with(
+        dir: impl Into<PathBuf>,
+        port: u16,
+        auth: Option<ServerAuth>,
+    ) -> Result<NatsServer, HarnessError> {
         let binary = nats_server_binary()?;
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
@@ -201,6 +293,7 @@ impl NatsServer {
             dir: Dir::Fixed(dir),
             child: None,
             sync_always: true,
+            auth,
         };
         server.spawn().await?;
         Ok(server)
@@ -239,8 +332,12 @@ impl NatsServer {
         } else {
             ""
         };
+        let auth = match &self.auth {
+            Some(a) => a.config()?,
+            None => String::new(),
+        };
         let text = format!(
-            "listen: \"127.0.0.1:{port}\"\nserver_name: \"trellis-test-{port}\"\n\
+            "listen: \"127.0.0.1:{port}\"\nserver_name: \"trellis-test-{port}\"\n{auth}\
              jetstream {{\n  store_dir: {store:?}\n{sync}}}\n",
             port = self.port,
             store = self.store_dir().display().to_string(),
@@ -268,7 +365,7 @@ impl NatsServer {
                     log: std::fs::read_to_string(self.log_path()).unwrap_or_default(),
                 });
             }
-            match jetstream_answers(&self.url()).await {
+            match jetstream_answers(&self.url(), self.options()).await {
                 Ok(()) => return Ok(()),
                 Err(e) => last_error = e,
             }
@@ -281,9 +378,17 @@ impl NatsServer {
         })
     }
 
-    /// A new client connection.
+    fn options(&self) -> async_nats::ConnectOptions {
+        match &self.auth {
+            Some(a) => a.admin_options(),
+            None => async_nats::ConnectOptions::new(),
+        }
+    }
+
+    /// A new client connection (the admin user on a server with auth).
     pub async fn client(&self) -> Result<async_nats::Client, HarnessError> {
-        async_nats::connect(self.url())
+        self.options()
+            .connect(self.url())
             .await
             .map_err(|source| HarnessError::Connect {
                 url: self.url(),
@@ -394,8 +499,8 @@ fn kill_now(mut child: Child) -> Result<(), HarnessError> {
 
 /// Whether a JetStream-enabled server at `url` accepts a connection and
 /// answers an account-info request.
-async fn jetstream_answers(url: &str) -> Result<(), String> {
-    let client = async_nats::connect(url).await.map_err(|e| e.to_string())?;
+async fn jetstream_answers(url: &str, options: async_nats::ConnectOptions) -> Result<(), String> {
+    let client = options.connect(url).await.map_err(|e| e.to_string())?;
     let js = async_nats::jetstream::new(client);
     js.query_account()
         .await
@@ -847,13 +952,14 @@ impl NatsCluster {
         loop {
             self.nodes[i].check_alive()?;
             let node = &self.nodes[i];
-            let last_error = match jetstream_answers(&node.url()).await {
-                Ok(()) => match healthz(node.http_port).await {
-                    Ok(()) => return Ok(()),
-                    Err(e) => format!("{} /healthz: {e}", node.server_name),
-                },
-                Err(e) => format!("{}: {e}", node.server_name),
-            };
+            let last_error =
+                match jetstream_answers(&node.url(), async_nats::ConnectOptions::new()).await {
+                    Ok(()) => match healthz(node.http_port).await {
+                        Ok(()) => return Ok(()),
+                        Err(e) => format!("{} /healthz: {e}", node.server_name),
+                    },
+                    Err(e) => format!("{}: {e}", node.server_name),
+                };
             if started.elapsed() >= CLUSTER_READY_LIMIT {
                 return Err(self.not_ready(started.elapsed(), last_error));
             }

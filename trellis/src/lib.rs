@@ -31,6 +31,7 @@
 //! ```
 
 pub use trellis_macros::contract;
+pub use trellis_runtime::identity::{Credentials, PrincipalKind};
 pub use trellis_runtime::{
     Acker, Consumed, ConsumerError, ConsumerTask, Deliveries, Delivery, EventConsumer, Rejected,
     consumer, surface,
@@ -44,6 +45,7 @@ pub use trellis_runtime::{
     StoreError, StoreHandle, StoreStatus, TransferError, TransferProgress, Unready, events, files,
     kv, operation, rpc, store, transfer,
 };
+pub use trellis_runtime::{REVOCATION_BOUND, identity};
 
 /// Support items for generated code; not public API.
 #[doc(hidden)]

@@ -211,55 +211,89 @@ fn demo(root: &Path) -> Result<()> {
         .spawn()
         .context("starting `trellis dev`")?;
     let dev = DevStack(dev);
-    wait_for_authority(&trellis, &url)?;
+    // `trellis dev` runs with auth: the CLI acts as the operator whose
+    // credential file it wrote, and every service gets its own key.
+    let operator = dir.join("operator.creds.json");
+    let cli = || {
+        let mut c = Command::new(&trellis);
+        c.env("TRELLIS_CREDENTIALS", &operator)
+            .env("TRELLIS_URL", &url);
+        c
+    };
+    wait_for_authority(&cli)?;
+    let principal = |args: &[&str], file: &str| -> Result<PathBuf> {
+        let path = dir.join(file);
+        step(&format!("trellis principal add {}", args.join(" ")));
+        run(cli()
+            .args(["principal", "add"])
+            .args(args)
+            .arg("--out")
+            .arg(&path))?;
+        Ok(path)
+    };
+    let service = |bin_name: &str, creds: &Path| {
+        let mut c = Command::new(bin.join(bin_name));
+        c.env("TRELLIS_URL", &url)
+            .env("TRELLIS_DEPLOYMENT", "dev")
+            .env("TRELLIS_CREDENTIALS", creds);
+        c
+    };
 
     let items = root.join("examples/items/contracts/items@v1.json");
     step("trellis contract accept examples/items/contracts/items@v1.json");
-    run(Command::new(&trellis)
-        .args(["contract", "accept", "--url", &url])
-        .arg(&items))?;
+    run(cli().args(["contract", "accept"]).arg(&items))?;
+    let items_creds = principal(
+        &["service", "items", "--contract", "items@v1"],
+        "items.creds.json",
+    )?;
     step("items service (examples/items/src/main.rs)");
-    run(Command::new(bin.join("items-example"))
-        .env("TRELLIS_URL", &url)
-        .env("TRELLIS_DEPLOYMENT", "dev"))?;
+    run(&mut service("items-example", &items_creds))?;
     let documents = root.join("examples/documents/contracts/documents@v1.json");
     step("trellis contract accept examples/documents/contracts/documents@v1.json");
-    run(Command::new(&trellis)
-        .args(["contract", "accept", "--url", &url])
-        .arg(&documents))?;
+    run(cli().args(["contract", "accept"]).arg(&documents))?;
+    let documents_creds = principal(
+        &["service", "documents", "--contract", "documents@v1"],
+        "documents.creds.json",
+    )?;
     step("documents service (examples/documents/src/main.rs), in the background");
-    let service = Command::new(bin.join("documents-example"))
-        .env("TRELLIS_URL", &url)
-        .env("TRELLIS_DEPLOYMENT", "dev")
+    let documents_service = service("documents-example", &documents_creds)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("starting the documents service")?;
-    let mut service = DevStack(service);
-    wait_for_line(&mut service.0, "serving")?;
+    let mut documents_service = DevStack(documents_service);
+    wait_for_line(&mut documents_service.0, "serving")?;
     let indexer = root.join("examples/indexer/contracts/indexer@v1.json");
     step("trellis contract accept examples/indexer/contracts/indexer@v1.json");
-    run(Command::new(&trellis)
-        .args(["contract", "accept", "--url", &url])
-        .arg(&indexer))?;
+    run(cli().args(["contract", "accept"]).arg(&indexer))?;
+    let indexer_creds = principal(
+        &["service", "indexer", "--contract", "indexer@v1"],
+        "indexer.creds.json",
+    )?;
+    step("trellis grant indexer documents::read");
+    run(cli().args(["grant", "indexer", "documents::read"]))?;
     step(
         "indexer service (examples/indexer: a peer built from documents@v1.json), in the background",
     );
-    let indexing = Command::new(bin.join("indexer-example"))
-        .env("TRELLIS_URL", &url)
-        .env("TRELLIS_DEPLOYMENT", "dev")
+    let indexing = service("indexer-example", &indexer_creds)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("starting the indexer service")?;
     let mut indexing = DevStack(indexing);
     wait_for_line(&mut indexing.0, "indexing")?;
+    let caller_creds = principal(&["user", "documents-caller"], "caller.creds.json")?;
+    step("trellis grant documents-caller documents::read documents::write");
+    run(cli().args([
+        "grant",
+        "documents-caller",
+        "documents::read",
+        "documents::write",
+    ]))?;
     step("documents caller (examples/documents/src/bin/documents-caller.rs)");
-    run(Command::new(bin.join("documents-caller"))
-        .env("TRELLIS_URL", &url)
-        .env("TRELLIS_DEPLOYMENT", "dev"))?;
+    run(&mut service("documents-caller", &caller_creds))?;
     drop(indexing);
-    drop(service);
+    drop(documents_service);
     step("trellis status");
-    run(Command::new(&trellis).args(["status", "--url", &url]))?;
+    run(cli().arg("status"))?;
     drop(dev);
     println!("\ndemo: done (manifests checked: {})", manifests.len());
     Ok(())
@@ -309,11 +343,11 @@ fn free_port() -> Result<u16> {
 }
 
 /// Polls `trellis status` until the authority answers (20 s at most).
-fn wait_for_authority(trellis: &Path, url: &str) -> Result<()> {
+fn wait_for_authority(cli: &dyn Fn() -> Command) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let ok = Command::new(trellis)
-            .args(["status", "--url", url])
+        let ok = cli()
+            .arg("status")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
@@ -322,7 +356,7 @@ fn wait_for_authority(trellis: &Path, url: &str) -> Result<()> {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
-            bail!("the local stack did not come up at {url} within 20 s");
+            bail!("the local stack did not come up within 20 s");
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

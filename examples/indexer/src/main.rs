@@ -17,8 +17,14 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let url = std::env::var("TRELLIS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
     let deployment = std::env::var("TRELLIS_DEPLOYMENT").unwrap_or_else(|_| "dev".to_owned());
-    let service =
-        Arc::new(indexer::Service::connect(ConnectOptions::new(url).deployment(deployment)).await?);
+    let service = Arc::new(
+        indexer::Service::connect(
+            ConnectOptions::new(url)
+                .deployment(deployment)
+                .credentials_from_env(),
+        )
+        .await?,
+    );
     let task = indexer_example::run(service, |entry| {
         println!(
             "indexer@v1 indexed `{}` ({} bytes, {})",

@@ -23,7 +23,25 @@ pub fn config() -> AuthorityConfig {
 
 pub async fn stack() -> Stack {
     let server = NatsServer::start().await.expect("nats-server starts");
-    let authority = Authority::start(server.client().await.expect("client"), config())
+    stack_on(server, config()).await
+}
+
+/// A stack whose nats-server authenticates every connection through the
+/// authority's auth callout; `stack.client` and `stack.server.client()`
+/// are the admin connection (the authority's own user).
+pub async fn auth_stack() -> Stack {
+    let keys = trellis_testing::ServerAuth::generate().expect("keys");
+    let settings =
+        trellis_runtime::authority::callout::AuthSettings::new(&keys.issuer_seed, &keys.account)
+            .expect("settings");
+    let server = NatsServer::start_with_auth(keys)
+        .await
+        .expect("nats-server with auth starts");
+    stack_on(server, config().auth(settings)).await
+}
+
+async fn stack_on(server: NatsServer, config: AuthorityConfig) -> Stack {
+    let authority = Authority::start(server.client().await.expect("client"), config)
         .await
         .expect("authority starts");
     let client = AuthorityClient::new(server.client().await.expect("client"), "test");

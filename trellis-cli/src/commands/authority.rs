@@ -18,15 +18,18 @@ pub fn block_on(f: impl Future<Output = anyhow::Result<Outcome>>) -> anyhow::Res
         .block_on(f)
 }
 
-async fn client(conn: &ConnArgs) -> anyhow::Result<AuthorityClient> {
-    let nats = async_nats::connect(conn.url.as_str())
-        .await
-        .with_context(|| {
-            format!(
-                "connecting to NATS at {} (is `trellis dev` running?)",
-                conn.url
-            )
-        })?;
+pub(crate) async fn client(conn: &ConnArgs) -> anyhow::Result<AuthorityClient> {
+    let options = match &conn.credentials {
+        Some(path) => trellis_runtime::identity::Credentials::load(path)?.nats_options(),
+        None => async_nats::ConnectOptions::new(),
+    };
+    let nats = options.connect(conn.url.as_str()).await.with_context(|| {
+        format!(
+            "connecting to NATS at {} (is `trellis dev` running? with auth, pass \
+                 --credentials or set TRELLIS_CREDENTIALS to an operator credential file)",
+            conn.url
+        )
+    })?;
     Ok(AuthorityClient::new(nats, conn.deployment.clone()))
 }
 
@@ -119,7 +122,8 @@ pub async fn accept(args: ProposeArgs) -> anyhow::Result<Outcome> {
 
 /// `trellis status`.
 pub async fn status(conn: ConnArgs) -> anyhow::Result<Outcome> {
-    let report = client(&conn).await?.status().await?;
+    let authority = client(&conn).await?;
+    let report = authority.status().await?;
     println!(
         "deployment {} (profile {}, R{})",
         report.deployment, report.profile, report.replicas
@@ -226,6 +230,7 @@ pub async fn status(conn: ConnArgs) -> anyhow::Result<Outcome> {
             );
         }
     }
+    super::principals::print_principals(&authority).await?;
     Ok(Outcome::Ok)
 }
 

@@ -1,37 +1,135 @@
 //! `trellis dev`: a local stack in one command.
 
+use std::path::Path;
+
 use anyhow::Context as _;
+use trellis_runtime::authority::callout::AuthSettings;
 use trellis_runtime::authority::{Authority, AuthorityConfig};
-use trellis_testing::NatsServer;
+use trellis_runtime::identity::{Credentials, PrincipalKind};
+use trellis_runtime::protocol::RegisterRequest;
+use trellis_testing::{NatsServer, ServerAuth};
 
 use crate::cli::DevArgs;
 use crate::outcome::Outcome;
 
-/// Starts nats-server (JetStream store under `--dir`) and the authority,
-/// prints how to connect, and runs until Ctrl-C.
+/// The server's auth keys, kept beside its store so restarts keep them.
+fn load_or_create_keys(path: &Path) -> anyhow::Result<ServerAuth> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+        let field = |name: &str| {
+            v[name]
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("{} has no `{name}`", path.display()))
+        };
+        return Ok(ServerAuth {
+            issuer_seed: field("issuerSeed")?,
+            admin_seed: field("adminSeed")?,
+            account: field("account")?,
+        });
+    }
+    let keys = ServerAuth::generate()?;
+    let text = serde_json::json!({
+        "issuerSeed": keys.issuer_seed,
+        "adminSeed": keys.admin_seed,
+        "account": keys.account,
+    });
+    write_secret(path, &format!("{text:#}\n"))?;
+    Ok(keys)
+}
+
+fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Starts nats-server (JetStream store under `--dir`, auth callout on
+/// unless `--no-auth`) and the authority, writes the operator's credential
+/// file, prints how to connect, and runs until Ctrl-C.
 pub async fn run(args: DevArgs) -> anyhow::Result<Outcome> {
-    let server = NatsServer::start_persistent(&args.dir, args.port)
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let keys = if args.no_auth {
+        None
+    } else {
+        Some(load_or_create_keys(&args.dir.join("auth-keys.json"))?)
+    };
+    let server = NatsServer::start_persistent_with(&args.dir, args.port, keys.clone())
         .await
         .context("starting nats-server")?;
     let client = server
         .client()
         .await
         .context("connecting to the local nats-server")?;
-    let authority = Authority::start(client, AuthorityConfig::local(&args.deployment))
+    let mut config = AuthorityConfig::local(&args.deployment);
+    if let Some(keys) = &keys {
+        config = config.auth(AuthSettings::new(&keys.issuer_seed, &keys.account)?);
+    }
+    let authority = Authority::start(client, config)
         .await
         .context("starting the deployment authority")?;
+    let operator_file = args.dir.join("operator.creds.json");
+    if keys.is_some() {
+        let operator = match Credentials::load(&operator_file) {
+            Ok(c) => c,
+            Err(_) => {
+                let c = Credentials::generate(PrincipalKind::Operator, "operator", None, None)?;
+                c.save(&operator_file)?;
+                c
+            }
+        };
+        authority
+            .register_principal(RegisterRequest {
+                public_key: operator.public_key(),
+                kind: PrincipalKind::Operator,
+                id: operator.id.clone(),
+                user: None,
+                contract: None,
+            })
+            .await
+            .context("registering the operator")?;
+    }
     println!("trellis dev: local stack running");
     println!("  NATS:        {}", server.url());
     println!("  deployment:  {} (profile local, R1)", args.deployment);
     println!("  store:       {}", server.store_dir().display());
+    if keys.is_some() {
+        println!("  auth:        on (auth callout; unknown keys are refused)");
+        println!(
+            "  operator:    export TRELLIS_CREDENTIALS={}",
+            operator_file.display()
+        );
+        println!(
+            "  principals:  trellis principal add service <name> --contract <id> --out <file>"
+        );
+    } else {
+        println!("  auth:        off (--no-auth: every connection has full access)");
+    }
     println!(
         "  next:        trellis contract accept contracts/<id>.json --url {}",
         server.url()
     );
     println!(
-        "  services:    ConnectOptions::new(\"{}\").deployment(\"{}\")",
+        "  services:    ConnectOptions::new(\"{}\").deployment(\"{}\"){}",
         server.url(),
-        args.deployment
+        args.deployment,
+        if keys.is_some() {
+            ".credentials_file(<file>)"
+        } else {
+            ""
+        }
     );
     println!("Ctrl-C stops it; data stays in {}", args.dir.display());
     tokio::signal::ctrl_c()

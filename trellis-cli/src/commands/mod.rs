@@ -13,3 +13,4 @@ pub fn read_text(path: &Path) -> anyhow::Result<String> {
 }
 pub mod authority;
 pub mod dev;
+pub mod principals;

@@ -15,9 +15,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod callout;
 pub(crate) mod consumers;
 pub(crate) mod naming;
+pub(crate) mod permissions;
 pub mod plan;
+pub mod principals;
 mod reconcile;
 pub(crate) mod state;
 
@@ -35,8 +38,11 @@ use trellis_codegen::manifest::Manifest;
 
 use crate::protocol::*;
 use crate::provision;
+use callout::{AuthSettings, CALLOUT_SUBJECT, CalloutRequest};
 use naming::{lineage_key, physical_name, valid_scope_name};
+use permissions::Deployed;
 use plan::Existing;
+use principals::Principals;
 use reconcile::Reconciler;
 use state::{Desired, StateStore, now_ms};
 
@@ -51,6 +57,9 @@ pub struct AuthorityConfig {
     pub replicas: usize,
     /// How often every contract is re-checked for drift.
     pub reconcile_interval: Duration,
+    /// Authentication: when set, the authority serves the server's auth
+    /// callout and keeps the principal registry.
+    pub auth: Option<AuthSettings>,
 }
 
 impl AuthorityConfig {
@@ -61,6 +70,7 @@ impl AuthorityConfig {
             profile: "local".to_owned(),
             replicas: 1,
             reconcile_interval: Duration::from_secs(2),
+            auth: None,
         }
     }
 
@@ -82,6 +92,12 @@ impl AuthorityConfig {
     /// Sets the drift-check interval.
     pub fn reconcile_interval(mut self, interval: Duration) -> Self {
         self.reconcile_interval = interval;
+        self
+    }
+
+    /// Turns authentication on.
+    pub fn auth(mut self, settings: AuthSettings) -> Self {
+        self.auth = Some(settings);
         self
     }
 }
@@ -112,6 +128,7 @@ pub enum StartError {
 pub struct Authority {
     tasks: Vec<JoinHandle<()>>,
     wake: Arc<Notify>,
+    inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -127,6 +144,7 @@ struct Inner {
     config: AuthorityConfig,
     reconciler: Reconciler,
     wake: Arc<Notify>,
+    principals: Option<Principals>,
 }
 
 impl Authority {
@@ -150,6 +168,10 @@ impl Authority {
         }
         let js = jetstream::new(client.clone());
         let state = StateStore::open(&js, &config.deployment, config.replicas).await?;
+        let principals = match &config.auth {
+            Some(_) => Some(Principals::open(&js, &config.deployment, config.replicas).await?),
+            None => None,
+        };
         let wake = Arc::new(Notify::new());
         let holder = format!("authority-{}-{}", std::process::id(), next_instance());
         let inner = Arc::new(Inner {
@@ -164,11 +186,28 @@ impl Authority {
                 holder,
             },
             wake: wake.clone(),
+            principals,
         });
         let subject = authority_subject(&config.deployment, "*");
         let mut requests = client
             .queue_subscribe(subject, format!("trellis-authority-{}", config.deployment))
             .await?;
+        let mut tasks = Vec::new();
+        if config.auth.is_some() {
+            let mut callouts = client
+                .queue_subscribe(
+                    CALLOUT_SUBJECT,
+                    format!("trellis-callout-{}", config.deployment),
+                )
+                .await?;
+            let inner = inner.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Some(message) = callouts.next().await {
+                    let inner = inner.clone();
+                    tokio::spawn(async move { inner.callout(message).await });
+                }
+            }));
+        }
         crate::rpc::confirm_subscriptions(&client)
             .await
             .map_err(|e| StartError::Confirm(e.to_string()))?;
@@ -196,10 +235,18 @@ impl Authority {
                 }
             })
         };
-        Ok(Authority {
-            tasks: vec![server, reconciler],
-            wake,
-        })
+        tasks.extend([server, reconciler]);
+        Ok(Authority { tasks, wake, inner })
+    }
+
+    /// Registers (or re-registers, keeping its capabilities) a principal
+    /// key directly, without a request: how a deployment bootstraps its
+    /// first operator.
+    pub async fn register_principal(
+        &self,
+        request: RegisterRequest,
+    ) -> Result<PrincipalRecord, AuthorityError> {
+        self.inner.principals()?.register(request).await
     }
 
     /// Runs a reconcile pass now instead of waiting for the interval.
@@ -254,6 +301,10 @@ impl Inner {
             "bindings" => encode(self.bindings(&message.payload).await),
             "status" => encode(self.status().await),
             "purge" => encode(self.purge(&message.payload).await),
+            "register" => encode(self.register(&message.payload).await),
+            "grant" => encode(self.grant(&message.payload).await),
+            "revoke" => encode(self.revoke(&message.payload).await),
+            "principals" => encode(self.list_principals().await),
             other => encode::<()>(Err(AuthorityError::BadRequest {
                 message: format!("unknown authority operation `{other}`"),
             })),
@@ -466,7 +517,137 @@ impl Inner {
         Ok(BindingsReply {
             accepted_digest: desired.map(|d| d.value.digest),
             state: state.map(|s| s.value),
+            auth: self.config.auth.as_ref().map(|a| AuthBinding {
+                principals_bucket: principals::bucket_name(&self.config.deployment),
+                skew_window_ms: u64::try_from(a.skew_window.as_millis()).unwrap_or(u64::MAX),
+            }),
         })
+    }
+
+    fn principals(&self) -> Result<&Principals, AuthorityError> {
+        self.principals.as_ref().ok_or(AuthorityError::AuthDisabled)
+    }
+
+    async fn register(&self, payload: &[u8]) -> Result<PrincipalRecord, AuthorityError> {
+        self.principals()?.register(decode(payload)?).await
+    }
+
+    async fn grant(&self, payload: &[u8]) -> Result<Vec<PrincipalRecord>, AuthorityError> {
+        self.principals()?.grant(decode(payload)?).await
+    }
+
+    async fn revoke(&self, payload: &[u8]) -> Result<Vec<PrincipalRecord>, AuthorityError> {
+        let request: RevokeRequest = decode(payload)?;
+        self.principals()?.revoke(&request.principal).await
+    }
+
+    /// Every accepted contract with its last good bindings.
+    async fn deployed(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Deployed>, AuthorityError> {
+        let mut out = std::collections::BTreeMap::new();
+        for key in self.state.keys("contract.*.desired").await? {
+            let Some(desired) = self.state.read::<Desired>(&key).await? else {
+                continue;
+            };
+            let manifest: Manifest =
+                serde_json::from_str(&desired.value.manifest).map_err(state::storage)?;
+            let state_key = key.replace(".desired", ".state");
+            let bindings = self
+                .state
+                .read::<ContractState>(&state_key)
+                .await?
+                .map(|s| s.value.bindings);
+            out.insert(desired.value.id, Deployed { manifest, bindings });
+        }
+        Ok(out)
+    }
+
+    async fn list_principals(&self) -> Result<PrincipalsReply, AuthorityError> {
+        let Some(registry) = &self.principals else {
+            return Ok(PrincipalsReply {
+                auth: false,
+                principals: Vec::new(),
+            });
+        };
+        let deployed = self.deployed().await?;
+        let bucket = principals::bucket_name(&self.config.deployment);
+        let principals = registry
+            .list()
+            .await?
+            .into_iter()
+            .map(|record| PrincipalReport {
+                permissions: (!record.revoked).then(|| {
+                    permissions::compute(&self.config.deployment, &record, &deployed, &bucket)
+                }),
+                record,
+            })
+            .collect();
+        Ok(PrincipalsReply {
+            auth: true,
+            principals,
+        })
+    }
+
+    /// Answers one auth callout request.
+    async fn callout(&self, message: async_nats::Message) {
+        let (Some(reply), Some(settings)) = (message.reply.clone(), self.config.auth.as_ref())
+        else {
+            return;
+        };
+        let request = match std::str::from_utf8(&message.payload)
+            .map_err(|e| callout::JwtError(e.to_string()))
+            .and_then(CalloutRequest::parse)
+        {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "unusable auth callout request");
+                return;
+            }
+        };
+        let decided = self.authorize(&request).await;
+        let response = match &decided {
+            Ok((record, permissions)) => {
+                debug!(principal = %record.id, kind = record.kind.as_str(), "connection authorized");
+                callout::respond(settings, &request, Ok((record, permissions)))
+            }
+            Err(why) => {
+                warn!(reason = %why, "connection refused");
+                callout::respond(settings, &request, Err(why.clone()))
+            }
+        };
+        match response {
+            Ok(token) => {
+                if let Err(e) = self.client.publish(reply, token.into()).await {
+                    warn!(error = %e, "could not answer the auth callout");
+                }
+            }
+            Err(e) => warn!(error = %e, "could not sign the auth callout response"),
+        }
+    }
+
+    async fn authorize(
+        &self,
+        request: &CalloutRequest,
+    ) -> Result<(PrincipalRecord, Permissions), String> {
+        let key = request.proven_key()?;
+        let registry = self.principals().map_err(|e| e.to_string())?;
+        let record = registry
+            .get(key)
+            .await
+            .map_err(|e| format!("principal lookup failed: {e}"))?
+            .ok_or_else(|| format!("key {key} is not a registered principal"))?;
+        if record.revoked {
+            return Err(format!("principal `{}` is revoked", record.id));
+        }
+        let deployed = self
+            .deployed()
+            .await
+            .map_err(|e| format!("reading accepted contracts failed: {e}"))?;
+        let bucket = principals::bucket_name(&self.config.deployment);
+        let permissions =
+            permissions::compute(&self.config.deployment, &record, &deployed, &bucket);
+        Ok((record, permissions))
     }
 
     async fn status(&self) -> Result<StatusReply, AuthorityError> {

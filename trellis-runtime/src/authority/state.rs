@@ -83,10 +83,20 @@ impl StateStore {
         deployment: &str,
         replicas: usize,
     ) -> Result<Self, AuthorityError> {
-        let bucket = Self::bucket_name(deployment);
+        Self::open_bucket(js, &Self::bucket_name(deployment), 16, replicas).await
+    }
+
+    /// Opens (creating if needed) an authority-owned bucket.
+    pub(crate) async fn open_bucket(
+        js: &jetstream::Context,
+        bucket: &str,
+        history: u64,
+        replicas: usize,
+    ) -> Result<Self, AuthorityError> {
+        let bucket = bucket.to_owned();
         let binding = KvBinding {
             bucket: bucket.clone(),
-            history: 16,
+            history,
             ttl_ms: 0,
             max_value_bytes: None,
         };

@@ -61,6 +61,11 @@ impl Target {
                 message,
             }
             .into(),
+            "unauthenticated" => CallError::Unauthenticated {
+                rpc: operation,
+                message,
+            }
+            .into(),
             other => CallError::MalformedReply {
                 rpc: operation,
                 message: format!("unknown reply status `{other}`"),

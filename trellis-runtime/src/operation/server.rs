@@ -167,6 +167,7 @@ pub(crate) struct Spec {
     pub name: String,
     pub subject: String,
     pub cancel: bool,
+    pub call: Option<Vec<String>>,
     pub observe: Option<Vec<String>>,
     pub cancel_caps: Option<Vec<String>>,
     pub transfer: Option<inbound::SendSpec>,
@@ -313,7 +314,8 @@ fn spec_of(manifest: &Manifest, endpoint: OperationEndpoint) -> Result<Spec, Ser
         name: endpoint.name,
         subject: endpoint.subject,
         cancel: op.cancel.unwrap_or(false),
-        observe: caps.observe.or(caps.call),
+        observe: caps.observe.or(caps.call.clone()),
+        call: caps.call,
         cancel_caps: caps.cancel,
         transfer,
         handler: endpoint.handler,
@@ -489,7 +491,10 @@ async fn sweep_expired(shared: &Arc<Shared>) {
 async fn handle_control(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nats::Message) {
     let client = shared.runtime.nats();
     let to = message.reply.clone();
-    let principal = Principal::of_request(message.headers.as_ref());
+    let what = format!("`{}`", spec.name);
+    let Some(principal) = crate::rpc::admit(&shared.runtime, &message, &what, None).await else {
+        return;
+    };
     let control: Control = match serde_json::from_slice(&message.payload) {
         Ok(c) => c,
         Err(e) => {
@@ -597,7 +602,11 @@ async fn handle_control(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_n
 async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nats::Message) {
     let client = shared.runtime.nats();
     let to = message.reply.clone();
-    let principal = Principal::of_request(message.headers.as_ref());
+    let what = format!("`{}`", spec.name);
+    let gate = spec.call.as_deref();
+    let Some(principal) = crate::rpc::admit(&shared.runtime, &message, &what, gate).await else {
+        return;
+    };
     let id = crate::ids::random_id();
     let raw = RawContext {
         id: id.clone(),

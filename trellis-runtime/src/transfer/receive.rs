@@ -264,7 +264,11 @@ async fn send_download(runtime: &ServiceRuntime, state: &kv::Store, message: asy
     let Some(to) = message.reply.clone() else {
         return;
     };
-    let principal = Principal::of_request(message.headers.as_ref());
+    let Some(principal) =
+        crate::rpc::admit(runtime, &message, "receive-grant redemption", None).await
+    else {
+        return;
+    };
     let refuse = |error: TransferError| {
         let to = to.clone();
         async move {
@@ -481,8 +485,6 @@ impl Download {
             .subscribe(inbox.clone())
             .await
             .map_err(|e| TransferError::Nats(e.to_string()))?;
-        let mut headers = HeaderMap::new();
-        self.runtime.principal().write(&mut headers);
         let request = RedeemRequest {
             grant: self.grant.id.clone(),
             window: self.window,
@@ -494,6 +496,9 @@ impl Download {
             self.runtime.contract_id(),
             RECEIVE_SUBJECT,
         );
+        let mut headers = HeaderMap::new();
+        self.runtime
+            .identify(&subject, &payload, &mut headers, true);
         client
             .publish_with_reply_and_headers(subject, inbox, headers, payload.into())
             .await

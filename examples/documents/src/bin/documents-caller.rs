@@ -62,8 +62,12 @@ async fn main() -> anyhow::Result<()> {
     let client = documents::Client::connect(
         ConnectOptions::new(&url)
             .deployment(&deployment)
+            // Without auth (`trellis dev --no-auth`) the principal and its
+            // capabilities are asserted; with auth the credential file's
+            // key is verified and its granted capabilities apply.
             .principal("documents-caller")
-            .capabilities(["documents::read", "documents::write"]),
+            .capabilities(["documents::read", "documents::write"])
+            .credentials_from_env(),
     )
     .await
     .with_context(|| format!("connecting to {url} ({deployment})"))?;

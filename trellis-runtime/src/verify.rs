@@ -1,0 +1,211 @@
+//! Provider-side caller verification: each request's proof is checked
+//! locally against the principals the authority publishes (a KV bucket
+//! this process watches), with a skew window and a replay cache, so no
+//! request costs a round trip to the authority.
+//!
+//! Revocation bound: a revoked key or removed capability reaches every
+//! provider through the watch (milliseconds in practice). While the watch
+//! is down, every request reads the principal's record directly, so a
+//! provider never serves from a cache older than [`REVOCATION_BOUND`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use futures::StreamExt as _;
+use tracing::{debug, warn};
+
+use crate::identity::{Proof, ProofError, inbox_prefix, now_ms};
+use crate::principal::Principal;
+use crate::protocol::PrincipalRecord;
+
+/// The longest time a revocation takes to reach a running provider.
+pub const REVOCATION_BOUND: Duration = Duration::from_secs(2);
+
+/// Verifies callers of one service connection.
+pub(crate) struct Verifier {
+    records: Arc<RwLock<HashMap<String, PrincipalRecord>>>,
+    live: Arc<AtomicBool>,
+    store: kv::Store,
+    window: Duration,
+    replays: Mutex<Replays>,
+    watch: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Verifier {
+    fn drop(&mut self) {
+        self.watch.abort();
+    }
+}
+
+#[derive(Default)]
+struct Replays {
+    seen: HashMap<(String, String), u64>,
+    pruned_ms: u64,
+}
+
+impl Replays {
+    /// Records a request id; `false` if it was seen within the window.
+    fn first_use(&mut self, key: &str, id: &str, expires_ms: u64, now: u64) -> bool {
+        if now.saturating_sub(self.pruned_ms) > 1000 {
+            self.seen.retain(|_, until| *until >= now);
+            self.pruned_ms = now;
+        }
+        match self.seen.entry((key.to_owned(), id.to_owned())) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(expires_ms);
+                true
+            }
+        }
+    }
+}
+
+fn decode(value: &[u8]) -> Option<PrincipalRecord> {
+    serde_json::from_slice(value).ok()
+}
+
+impl Verifier {
+    /// Opens the principals bucket and starts watching it.
+    pub(crate) async fn start(
+        js: &async_nats::jetstream::Context,
+        bucket: &str,
+        window: Duration,
+    ) -> Result<Verifier, String> {
+        let store = js
+            .get_key_value(bucket)
+            .await
+            .map_err(|e| format!("opening the principals bucket `{bucket}` failed: {e}"))?;
+        let records = Arc::new(RwLock::new(HashMap::new()));
+        let live = Arc::new(AtomicBool::new(false));
+        let watch = tokio::spawn(watch(store.clone(), records.clone(), live.clone()));
+        Ok(Verifier {
+            records,
+            live,
+            store,
+            window,
+            replays: Mutex::default(),
+            watch,
+        })
+    }
+
+    async fn record(&self, key: &str) -> Result<Option<PrincipalRecord>, ProofError> {
+        if self.live.load(Ordering::Acquire)
+            && let Ok(records) = self.records.read()
+            && let Some(r) = records.get(key)
+        {
+            return Ok(Some(r.clone()));
+        }
+        // Not seen by the watch yet (just registered), or the watch is down.
+        if nkeys::KeyPair::from_public_key(key).is_err() {
+            return Ok(None);
+        }
+        match self.store.entry(key).await {
+            Ok(Some(e)) if e.operation == kv::Operation::Put => Ok(decode(&e.value)),
+            Ok(_) => Ok(None),
+            Err(e) => {
+                warn!(error = %e, "reading a principal record failed");
+                Err(ProofError::UnknownKey(key.to_owned()))
+            }
+        }
+    }
+
+    /// Verifies a request and returns its caller.
+    pub(crate) async fn verify(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &[u8],
+    ) -> Result<Principal, ProofError> {
+        let proof = Proof::read(headers).ok_or(ProofError::Missing)?;
+        let record = self
+            .record(&proof.key)
+            .await?
+            .ok_or_else(|| ProofError::UnknownKey(proof.key.clone()))?;
+        if record.revoked {
+            return Err(ProofError::Revoked(record.id));
+        }
+        let now = now_ms();
+        proof.verify(subject, payload, now, self.window)?;
+        if let Some(reply) = reply {
+            let prefix = inbox_prefix(&proof.key);
+            if !reply
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+            {
+                return Err(ProofError::ReplyOutsideInbox);
+            }
+        }
+        let expires = proof
+            .issued_at
+            .saturating_add(u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX));
+        let fresh = self
+            .replays
+            .lock()
+            .map(|mut r| r.first_use(&proof.key, &proof.request_id, expires, now))
+            .unwrap_or(false);
+        if !fresh {
+            return Err(ProofError::Replayed(proof.request_id));
+        }
+        Ok(Principal::verified(&record))
+    }
+}
+
+async fn watch(
+    store: kv::Store,
+    records: Arc<RwLock<HashMap<String, PrincipalRecord>>>,
+    live: Arc<AtomicBool>,
+) {
+    loop {
+        match store.watch_all_from_revision(1).await {
+            Ok(mut changes) => {
+                // The watch replays every record, then follows changes.
+                while let Some(change) = changes.next().await {
+                    let Ok(entry) = change else { break };
+                    if let Ok(mut map) = records.write() {
+                        match (entry.operation, decode(&entry.value)) {
+                            (kv::Operation::Put, Some(r)) => {
+                                map.insert(entry.key.clone(), r);
+                            }
+                            _ => {
+                                map.remove(&entry.key);
+                            }
+                        }
+                    }
+                    if entry.delta == 0 {
+                        live.store(true, Ordering::Release);
+                    }
+                }
+                debug!("principals watch ended; restarting");
+            }
+            Err(e) => warn!(error = %e, "watching principals failed; retrying"),
+        }
+        live.store(false, Ordering::Release);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replays_are_caught_and_pruned() {
+        let mut r = Replays::default();
+        assert!(r.first_use("k", "a", 100, 10));
+        assert!(!r.first_use("k", "a", 100, 20));
+        assert!(r.first_use("j", "a", 100, 20));
+        assert!(r.first_use("k", "a", 5000, 2000), "pruned after expiry");
+    }
+}
