@@ -484,3 +484,171 @@ async fn requests_are_verified_authorized_and_revocable() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Settings {
+    theme: String,
+    font_size: u32,
+}
+
+#[tokio::test]
+async fn public_state_is_namespaced_by_user_lineage_and_store_and_migrates() {
+    use trellis_runtime::state::{StateClient, StateClientError, StateError, Writer};
+    let stack = auth_stack().await;
+    let url = stack.server.url();
+    let device = |id: &'static str, user: &'static str, contract: &'static str| {
+        let client = stack.client.clone();
+        async move {
+            client
+                .enroll(PrincipalKind::Device, id, Some(user), Some(contract))
+                .await
+                .expect("enroll device")
+        }
+    };
+    let phone = device("alice-phone", "alice", "notes@v1").await;
+    let laptop = device("alice-laptop", "alice", "notes@v1").await;
+    let tablet = device("alice-tablet", "alice", "notes@v2").await;
+    let bob = device("bob-phone", "bob", "notes@v1").await;
+    let other_app = device("alice-chat", "alice", "chat@v1").await;
+    let connect = |creds: &Credentials| {
+        StateClient::connect(
+            ConnectOptions::new(url.clone())
+                .deployment("test")
+                .credentials(creds.clone()),
+        )
+    };
+    let phone = connect(&phone).await.expect("phone");
+    let laptop = connect(&laptop).await.expect("laptop");
+    let tablet = connect(&tablet).await.expect("tablet");
+    let bob = connect(&bob).await.expect("bob");
+    let other_app = connect(&other_app).await.expect("chat app");
+
+    // notes@v1 stored the theme as a bare string.
+    let v1 = phone.store::<String>("settings");
+    let rev = v1.put("ui", &"dark".to_owned()).await.expect("put");
+    assert!(rev > 0);
+
+    // Two devices of one user share the namespace (same lineage).
+    let seen = laptop
+        .store::<String>("settings")
+        .get("ui")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(seen.value, "dark");
+    assert!(!seen.migrated);
+    assert_eq!(seen.writer.contract.as_deref(), Some("notes@v1"));
+
+    // Another user, another app of the same user, or another store: empty.
+    assert_eq!(
+        bob.store::<String>("settings")
+            .get("ui")
+            .await
+            .expect("bob"),
+        None
+    );
+    assert_eq!(
+        other_app
+            .store::<String>("settings")
+            .get("ui")
+            .await
+            .expect("chat"),
+        None
+    );
+    assert_eq!(
+        phone
+            .store::<String>("drafts")
+            .get("ui")
+            .await
+            .expect("drafts"),
+        None
+    );
+    bob.store::<String>("settings")
+        .put("ui", &"light".to_owned())
+        .await
+        .expect("bob writes his own");
+    assert_eq!(
+        v1.get("ui").await.expect("get").expect("present").value,
+        "dark",
+        "bob's write does not touch alice's namespace"
+    );
+
+    // notes@v2 reads the v1 entry with its provenance and migrates it.
+    let v2 =
+        tablet
+            .store::<Settings>("settings")
+            .migrate(|writer: &Writer, old: serde_json::Value| {
+                if writer.contract.as_deref() != Some("notes@v1") {
+                    return Err(format!("unknown writer {writer:?}"));
+                }
+                Ok(Settings {
+                    theme: old.as_str().ok_or("not a string")?.to_owned(),
+                    font_size: 12,
+                })
+            });
+    let migrated = v2.get("ui").await.expect("get").expect("present");
+    assert!(migrated.migrated);
+    assert_eq!(migrated.writer.contract.as_deref(), Some("notes@v1"));
+    assert_eq!(
+        migrated.value,
+        Settings {
+            theme: "dark".into(),
+            font_size: 12
+        }
+    );
+    // Writing it back records the new version; no migration on re-read.
+    v2.put_if("ui", &migrated.value, migrated.revision)
+        .await
+        .expect("compare-and-set");
+    let fresh = v2.get("ui").await.expect("get").expect("present");
+    assert!(!fresh.migrated);
+    assert_eq!(fresh.writer.contract.as_deref(), Some("notes@v2"));
+    // A stale revision is a typed conflict.
+    match v2.put_if("ui", &fresh.value, migrated.revision).await {
+        Err(StateClientError::Refused(StateError::Conflict { current, .. })) => {
+            assert_eq!(current, fresh.revision)
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // Only-if-absent refuses an existing key.
+    assert!(matches!(
+        v2.put_if("ui", &fresh.value, 0).await,
+        Err(StateClientError::Refused(StateError::Conflict { .. }))
+    ));
+
+    // Listing: prefix, offset and limit, in key order.
+    let notes = phone.store::<String>("notes");
+    for key in ["b/2", "a/1", "b/1", "c/1", "b/3"] {
+        notes.put(key, &key.to_owned()).await.expect("put");
+    }
+    let page = notes.list(Some("b/"), 0, 2).await.expect("list");
+    let keys: Vec<&str> = page.entries.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["b/1", "b/2"]);
+    assert_eq!((page.total, page.next_offset), (3, Some(2)));
+    let page = notes.list(Some("b/"), 2, 2).await.expect("list");
+    assert_eq!(page.entries.len(), 1);
+    assert_eq!(page.next_offset, None);
+    assert_eq!(
+        bob.store::<String>("notes")
+            .list(None, 0, 10)
+            .await
+            .expect("bob")
+            .total,
+        0
+    );
+    assert!(notes.delete("a/1").await.expect("delete"));
+    assert!(!notes.delete("a/1").await.expect("again"));
+    // Bad input is a typed error and the service keeps serving.
+    assert!(matches!(
+        phone.store::<String>("Bad Store").get("x").await,
+        Err(StateClientError::Refused(StateError::Invalid { .. }))
+    ));
+    assert!(matches!(
+        notes.put(&"k".repeat(300), &"x".to_owned()).await,
+        Err(StateClientError::Refused(StateError::Invalid { .. }))
+    ));
+    assert_eq!(
+        notes.list(None, 0, 10).await.expect("still serving").total,
+        4
+    );
+}

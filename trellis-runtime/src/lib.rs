@@ -21,6 +21,7 @@ pub mod principal;
 pub mod protocol;
 pub mod provision;
 pub mod rpc;
+pub mod state;
 pub mod store;
 pub mod surface;
 pub mod transfer;

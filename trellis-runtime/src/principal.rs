@@ -35,6 +35,8 @@ pub struct Principal {
     /// The verified public key; `None` for asserted (unauthenticated)
     /// principals.
     pub key: Option<String>,
+    /// The contract the principal runs or acts for (verified callers).
+    pub contract: Option<String>,
 }
 
 impl Principal {
@@ -45,6 +47,7 @@ impl Principal {
             capabilities: BTreeSet::new(),
             user: None,
             key: None,
+            contract: None,
         }
     }
 
@@ -55,6 +58,7 @@ impl Principal {
             capabilities: record.capabilities.clone(),
             user: Some(record.owning_user().to_owned()),
             key: Some(record.public_key.clone()),
+            contract: record.contract.clone(),
         }
     }
 
@@ -118,6 +122,7 @@ impl Principal {
             capabilities,
             user: None,
             key: None,
+            contract: None,
         })
     }
 }

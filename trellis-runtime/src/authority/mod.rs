@@ -21,6 +21,7 @@ pub(crate) mod naming;
 pub(crate) mod permissions;
 pub mod plan;
 pub mod principals;
+pub mod public_state;
 mod reconcile;
 pub(crate) mod state;
 
@@ -129,6 +130,7 @@ pub struct Authority {
     tasks: Vec<JoinHandle<()>>,
     wake: Arc<Notify>,
     inner: Arc<Inner>,
+    public_state: Option<crate::rpc::RpcServer>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -236,7 +238,14 @@ impl Authority {
             })
         };
         tasks.extend([server, reconciler]);
-        Ok(Authority { tasks, wake, inner })
+        let public_state =
+            Some(start_public_state(&client, &inner.js, &config, &inner.state).await?);
+        Ok(Authority {
+            tasks,
+            wake,
+            inner,
+            public_state,
+        })
     }
 
     /// Registers (or re-registers, keeping its capabilities) a principal
@@ -256,6 +265,9 @@ impl Authority {
 
     /// Stops serving and reconciling.
     pub async fn shutdown(mut self) {
+        if let Some(server) = self.public_state.take() {
+            server.abort();
+        }
         for task in self.tasks.drain(..) {
             task.abort();
             let _ = task.await;
@@ -265,10 +277,53 @@ impl Authority {
 
 impl Drop for Authority {
     fn drop(&mut self) {
+        if let Some(server) = self.public_state.take() {
+            server.abort();
+        }
         for task in &self.tasks {
             task.abort();
         }
     }
+}
+
+/// Serves `trellis.state@v1`, verifying callers when the deployment
+/// authenticates.
+async fn start_public_state(
+    client: &async_nats::Client,
+    js: &jetstream::Context,
+    config: &AuthorityConfig,
+    authority_state: &StateStore,
+) -> Result<crate::rpc::RpcServer, StartError> {
+    let data = StateStore::open_bucket(
+        js,
+        &public_state::bucket_name(&config.deployment),
+        1,
+        config.replicas,
+    )
+    .await?;
+    let verifier = match &config.auth {
+        Some(auth) => Some(
+            crate::verify::Verifier::start(
+                js,
+                &principals::bucket_name(&config.deployment),
+                auth.skew_window,
+            )
+            .await
+            .map_err(StartError::Confirm)?,
+        ),
+        None => None,
+    };
+    let runtime = crate::bindings::ServiceRuntime::new(
+        client.clone(),
+        &config.deployment,
+        crate::state::STATE_CONTRACT,
+        Duration::from_secs(5),
+        crate::principal::Principal::new("authority"),
+    )
+    .with_verifier(verifier);
+    public_state::serve(&runtime, data, authority_state.clone())
+        .await
+        .map_err(|e| StartError::Confirm(e.to_string()))
 }
 
 fn next_instance() -> u64 {

@@ -139,6 +139,19 @@ pub(crate) fn compute(
     // publish there, only the owner may subscribe (and providers reply
     // only below the verified caller's prefix).
     b.publish("_INBOX.>");
+    // Public state is built in: every principal reads its own namespace.
+    for (_, subject) in [
+        crate::state::GET,
+        crate::state::PUT,
+        crate::state::DELETE,
+        crate::state::LIST,
+    ] {
+        b.publish(surface_subject(
+            deployment,
+            crate::state::STATE_CONTRACT,
+            subject,
+        ));
+    }
     match principal.kind {
         PrincipalKind::Service => {
             b.publish(authority_subject(deployment, "bindings"));

@@ -158,6 +158,16 @@ impl StateStore {
         expected: Option<u64>,
     ) -> Result<Option<u64>, AuthorityError> {
         let bytes = serde_json::to_vec(value).map_err(storage)?;
+        self.write_cas_bytes(key, bytes, expected).await.transpose()
+    }
+
+    /// [`StateStore::write_cas`] of raw bytes: `None` on a conflict.
+    pub(crate) async fn write_cas_bytes(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        expected: Option<u64>,
+    ) -> Option<Result<u64, AuthorityError>> {
         let result = match expected {
             Some(revision) => {
                 self.kv
@@ -178,9 +188,9 @@ impl StateStore {
                 }),
         };
         match result {
-            Ok(revision) => Ok(Some(revision)),
-            Err(None) => Ok(None),
-            Err(Some(e)) => Err(e),
+            Ok(revision) => Some(Ok(revision)),
+            Err(None) => None,
+            Err(Some(e)) => Some(Err(e)),
         }
     }
 
