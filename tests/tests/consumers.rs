@@ -23,7 +23,7 @@ type Seen = Arc<Mutex<Vec<(u64, u64, u64)>>>;
 async fn ledger_stack() -> (Stack, ledger::Service, ConnectOptions) {
     let stack = stack().await;
     accept_ready(&stack, ledger::MANIFEST_JSON, ledger::ID, ledger::DIGEST).await;
-    let options = ConnectOptions::new(stack.server.url()).deployment("test");
+    let options = stack.service(ledger::ID).await;
     let service = ledger::Service::connect(options.clone())
         .await
         .expect("service");
@@ -162,8 +162,16 @@ async fn a_consumer_process_killed_mid_batch_gets_its_unacked_message_redelivere
 
     // The process handles one event every 100 ms and prints `acked <n>`
     // after each ack.
+    let creds_dir = tempfile::tempdir().expect("temp dir");
+    let creds = creds_dir.path().join("ledger.creds.json");
+    stack
+        .service_credentials(ledger::ID)
+        .await
+        .save(&creds)
+        .expect("save credentials");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_slow-consumer"))
         .args([stack.server.url(), "100".to_owned()])
+        .env("TRELLIS_CREDENTIALS", &creds)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

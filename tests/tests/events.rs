@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use documents_example::{DocumentsService, documents};
 use futures::StreamExt as _;
-use trellis::{ConnectOptions, EventError, ReceivedEvent, ServeOptions};
+use trellis::{EventError, ReceivedEvent, ServeOptions};
 
 type Created = ReceivedEvent<documents::DocumentCreated>;
 
@@ -40,17 +40,20 @@ async fn typed_events_with_template_filters_and_live_listeners() {
         documents::DIGEST,
     )
     .await;
-    let options = ConnectOptions::new(stack.server.url()).deployment("test");
-    let service = documents::Service::connect(options.clone())
+    let service = documents::Service::connect(stack.service(documents::ID).await)
         .await
         .expect("service");
     let _server = service
         .serve(DocumentsService::new(&service), ServeOptions::default())
         .await
         .expect("serve");
-    let client = documents::Client::connect(options.principal("ann"))
-        .await
-        .expect("client");
+    let client = documents::Client::connect(
+        stack
+            .user("ann", &["documents::read", "documents::write"])
+            .await,
+    )
+    .await
+    .expect("client");
 
     let mut all = client.events.documents.created.listen().await.expect("all");
     let mut only_report = client

@@ -92,9 +92,10 @@ mod v3 {
     }
 }
 
-fn options(stack: &Stack) -> ConnectOptions {
-    ConnectOptions::new(stack.server.url())
-        .deployment("test")
+async fn options(stack: &Stack) -> ConnectOptions {
+    stack
+        .service("inventory@v1")
+        .await
         .ready_deadline(Duration::from_secs(15))
 }
 
@@ -115,7 +116,7 @@ async fn accept_reconcile_connect_and_compatible_rollout_reuses_data() {
         .expect("accept v1");
     assert_eq!(reply.plan.digest, v1::inventory::DIGEST);
 
-    let service = v1::inventory::Service::connect(options(&stack))
+    let service = v1::inventory::Service::connect(options(&stack).await)
         .await
         .expect("v1 connects");
     let rev = service
@@ -196,7 +197,7 @@ async fn accept_reconcile_connect_and_compatible_rollout_reuses_data() {
         .expect("photos stream");
     assert_eq!(photos.info().await.expect("info").config.max_bytes, -1);
 
-    let service2 = v2::inventory::Service::connect(options(&stack))
+    let service2 = v2::inventory::Service::connect(options(&stack).await)
         .await
         .expect("v2 connects");
     let old = service2
@@ -210,7 +211,7 @@ async fn accept_reconcile_connect_and_compatible_rollout_reuses_data() {
     assert_eq!(old.value.location, None);
 
     // The superseded build is refused with a typed error.
-    match v1::inventory::Service::connect(options(&stack)).await {
+    match v1::inventory::Service::connect(options(&stack).await).await {
         Err(ConnectError::DigestMismatch {
             local, accepted, ..
         }) => {
@@ -224,11 +225,33 @@ async fn accept_reconcile_connect_and_compatible_rollout_reuses_data() {
 #[tokio::test]
 async fn unknown_contract_is_a_typed_error() {
     let stack = stack().await;
-    match v1::inventory::Service::connect(options(&stack)).await {
+    match v1::inventory::Service::connect(options(&stack).await).await {
         Err(ConnectError::NotAccepted { id }) => assert_eq!(id, "inventory@v1"),
         other => panic!("expected NotAccepted, got {other:?}"),
     }
-    let err = v1::inventory::Service::connect(options(&stack).deployment("nowhere"))
+    // Another deployment on the same server: its authority subjects are
+    // outside this principal's permissions, so nats-server drops the
+    // request and the call times out; without auth nobody answers.
+    let err = v1::inventory::Service::connect(
+        options(&stack)
+            .await
+            .deployment("nowhere")
+            .request_timeout(Duration::from_millis(500)),
+    )
+    .await
+    .expect_err("no authority");
+    assert!(
+        matches!(
+            err,
+            ConnectError::Authority(
+                trellis_runtime::ClientError::Timeout(_)
+                    | trellis_runtime::ClientError::Unavailable { .. }
+            )
+        ),
+        "{err}"
+    );
+    let plain = plain_stack().await;
+    let err = v1::inventory::Service::connect(plain.options().deployment("nowhere"))
         .await
         .expect_err("no authority");
     assert!(err.to_string().contains("no deployment authority"), "{err}");
@@ -265,7 +288,7 @@ async fn failed_optional_resource_is_absent_and_connect_succeeds() {
         .accept(v1::inventory::MANIFEST_JSON, true)
         .await
         .expect("accept with the squatter acknowledged");
-    let service = v1::inventory::Service::connect(options(&stack))
+    let service = v1::inventory::Service::connect(options(&stack).await)
         .await
         .expect("optional failure does not block connect");
     assert!(service.kv.cache.is_none());
@@ -295,10 +318,11 @@ async fn failed_required_resource_fails_connect_with_the_reason() {
         .accept(v1::inventory::MANIFEST_JSON, true)
         .await
         .expect("accept");
-    let err =
-        v1::inventory::Service::connect(options(&stack).ready_deadline(Duration::from_secs(2)))
-            .await
-            .expect_err("required resource failed");
+    let err = v1::inventory::Service::connect(
+        options(&stack).await.ready_deadline(Duration::from_secs(2)),
+    )
+    .await
+    .expect_err("required resource failed");
     match &err {
         ConnectError::NotReady { unready, .. } => {
             let levels = unready
@@ -321,7 +345,7 @@ async fn accepted_state_bindings_and_data_survive_a_server_restart() {
         .accept(v1::inventory::MANIFEST_JSON, false)
         .await
         .expect("accept");
-    let service = v1::inventory::Service::connect(options(&stack))
+    let service = v1::inventory::Service::connect(options(&stack).await)
         .await
         .expect("connect");
     service
@@ -337,7 +361,11 @@ async fn accepted_state_bindings_and_data_survive_a_server_restart() {
     let service = eventually(
         Duration::from_secs(20),
         "reconnect after restart",
-        || async { v1::inventory::Service::connect(options(&stack)).await.ok() },
+        || async {
+            v1::inventory::Service::connect(options(&stack).await)
+                .await
+                .ok()
+        },
     )
     .await;
     let kept = service
@@ -357,9 +385,12 @@ async fn accepted_state_bindings_and_data_survive_a_server_restart() {
 async fn concurrent_reconcilers_drift_repair_and_detached_orphans() {
     let stack = stack().await;
     // A second authority instance on the same deployment.
-    let second = Authority::start(stack.server.client().await.expect("client"), config())
-        .await
-        .expect("second authority");
+    let second = Authority::start(
+        stack.server.client().await.expect("client"),
+        stack.config.clone(),
+    )
+    .await
+    .expect("second authority");
     stack
         .client
         .accept(v1::inventory::MANIFEST_JSON, false)
@@ -395,7 +426,7 @@ async fn concurrent_reconcilers_drift_repair_and_detached_orphans() {
     .await;
 
     // Detach: dropping the cache alias keeps its data as an orphan.
-    let service = v1::inventory::Service::connect(options(&stack))
+    let service = v1::inventory::Service::connect(options(&stack).await)
         .await
         .expect("connect");
     let cache = service.kv.cache.as_ref().expect("cache bound");
@@ -449,7 +480,7 @@ async fn failed_reconcile_keeps_last_good_bindings_and_running_services_work() {
         .accept(v1::inventory::MANIFEST_JSON, false)
         .await
         .expect("accept");
-    let service = v1::inventory::Service::connect(options(&stack))
+    let service = v1::inventory::Service::connect(options(&stack).await)
         .await
         .expect("connect");
     let good = ready(&stack.client, "inventory@v1", v1::inventory::DIGEST).await;
@@ -493,9 +524,12 @@ async fn failed_reconcile_keeps_last_good_bindings_and_running_services_work() {
         .expect("put still works");
     assert!(service.kv.levels.get("still").await.expect("get").is_some());
     // New instances wait for a ready contract instead.
-    let err =
-        v1::inventory::Service::connect(options(&stack).ready_deadline(Duration::from_millis(500)))
+    let err = v1::inventory::Service::connect(
+        options(&stack)
             .await
-            .expect_err("not ready");
+            .ready_deadline(Duration::from_millis(500)),
+    )
+    .await
+    .expect_err("not ready");
     assert!(err.to_string().contains("discards"), "{err}");
 }

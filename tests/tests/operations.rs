@@ -11,11 +11,7 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt as _;
 use jobs::{JobHandlers, jobs as contract};
-use trellis::{ConnectOptions, OperationError, OperationStatus, Outcome, RpcServer, ServeOptions};
-
-fn options(stack: &Stack) -> ConnectOptions {
-    ConnectOptions::new(stack.server.url()).deployment("test")
-}
+use trellis::{OperationError, OperationStatus, Outcome, RpcServer, ServeOptions};
 
 fn serve_options() -> ServeOptions {
     ServeOptions::default().operation_lease(Duration::from_millis(900))
@@ -30,7 +26,7 @@ async fn provider_with(
     instance: &str,
     serve: ServeOptions,
 ) -> (RpcServer, JobHandlers) {
-    let service = contract::Service::connect(options(stack))
+    let service = contract::Service::connect(stack.service(contract::ID).await)
         .await
         .expect("service connects");
     let handlers = JobHandlers::new(service.store.blobs.clone(), instance);
@@ -63,13 +59,9 @@ async fn start_endless(client: &contract::Client) -> JobRef {
 }
 
 async fn caller(stack: &Stack, principal: &str, caps: &[&str]) -> contract::Client {
-    contract::Client::connect(
-        options(stack)
-            .principal(principal)
-            .capabilities(caps.iter().copied()),
-    )
-    .await
-    .expect("client connects")
+    contract::Client::connect(stack.user(principal, caps).await)
+        .await
+        .expect("client connects")
 }
 
 fn job(steps: u32, step_ms: u64) -> contract::JobInput {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt as _;
 use indexer_example::{documents, index_key, indexer};
-use trellis::{ConnectOptions, ServeOptions};
+use trellis::ServeOptions;
 
 #[tokio::test]
 async fn a_peer_generated_from_json_uploads_lists_listens_and_indexes() {
@@ -31,10 +31,8 @@ async fn a_peer_generated_from_json_uploads_lists_listens_and_indexes() {
     )
     .await;
     accept_ready(&stack, indexer::MANIFEST_JSON, indexer::ID, indexer::DIGEST).await;
-    let options = ConnectOptions::new(stack.server.url()).deployment("test");
-
     // The documents service (the owner's crate).
-    let docs = documents_example::documents::Service::connect(options.clone())
+    let docs = documents_example::documents::Service::connect(stack.service(documents::ID).await)
         .await
         .expect("documents service");
     let _server = docs
@@ -46,9 +44,13 @@ async fn a_peer_generated_from_json_uploads_lists_listens_and_indexes() {
         .expect("serve");
 
     // A document stored before the indexer runs (replay = "all").
-    let peer = documents::Client::connect(options.clone().principal("peer"))
-        .await
-        .expect("peer client");
+    let peer = documents::Client::connect(
+        stack
+            .user("peer", &["documents::read", "documents::write"])
+            .await,
+    )
+    .await
+    .expect("peer client");
     let mut live = peer
         .events
         .documents
@@ -83,8 +85,15 @@ async fn a_peer_generated_from_json_uploads_lists_listens_and_indexes() {
         .expect("decodes");
     assert_eq!(event.event.key, "early.txt");
 
+    // The indexer's service principal calls Files.Head (gated by read).
+    let indexer_options = stack.service(indexer::ID).await;
+    stack
+        .client
+        .grant("indexer-v1", &["documents::read"], false)
+        .await
+        .expect("grant the indexer read");
     let service = Arc::new(
-        indexer::Service::connect(options.clone())
+        indexer::Service::connect(indexer_options)
             .await
             .expect("indexer service"),
     );

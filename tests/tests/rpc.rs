@@ -12,9 +12,7 @@ use documents_example::documents::{
     self, FileEntry, FileKey, FilesError, ListRequest, ListResponse, UploadInput, UploadOutput,
     UploadProgress,
 };
-use trellis::{
-    CallError, ConnectOptions, Grants, OperationContext, OperationFailure, ServeOptions,
-};
+use trellis::{CallError, Grants, OperationContext, OperationFailure, ServeOptions};
 
 #[derive(Clone, Default)]
 struct Files {
@@ -90,13 +88,16 @@ async fn setup(stack: &Stack) -> (documents::Service, documents::Client) {
         .accept(documents::MANIFEST_JSON, false)
         .await
         .expect("accept documents");
-    let options = ConnectOptions::new(stack.server.url()).deployment("test");
-    let service = documents::Service::connect(options.clone())
+    let service = documents::Service::connect(stack.service(documents::ID).await)
         .await
         .expect("service connects");
-    let client = documents::Client::connect(options)
-        .await
-        .expect("client connects");
+    let client = documents::Client::connect(
+        stack
+            .user("caller", &["documents::read", "documents::write"])
+            .await,
+    )
+    .await
+    .expect("client connects");
     (service, client)
 }
 
@@ -153,12 +154,9 @@ async fn typed_calls_declared_errors_and_malformed_requests() {
     }
 
     // A malformed request gets a typed bad-request reply; serving continues.
-    let nats = stack.server.client().await.expect("client");
+    let (nats, signer) = stack.raw_user("raw", &["documents::read"]).await;
     let subject = trellis::rpc::surface_subject("test", documents::ID, "rpc.v1.Files.List");
-    let reply = nats
-        .request(subject, "{not json".into())
-        .await
-        .expect("reply");
+    let reply = raw_request(&nats, signer.as_ref(), subject, "{not json".into()).await;
     let status = reply
         .headers
         .as_ref()
@@ -166,13 +164,13 @@ async fn typed_calls_declared_errors_and_malformed_requests() {
         .map(|v| v.as_str().to_owned());
     assert_eq!(status.as_deref(), Some("bad-request"));
     assert!(String::from_utf8_lossy(&reply.payload).contains("does not decode"));
-    let reply = nats
-        .request(
-            trellis::rpc::surface_subject("test", documents::ID, "rpc.v1.Files.List"),
-            r#"{"limit":"x"}"#.into(),
-        )
-        .await
-        .expect("reply");
+    let reply = raw_request(
+        &nats,
+        signer.as_ref(),
+        trellis::rpc::surface_subject("test", documents::ID, "rpc.v1.Files.List"),
+        r#"{"limit":"x"}"#.into(),
+    )
+    .await;
     assert_eq!(
         reply
             .headers

@@ -27,6 +27,9 @@ fn options(url: &str) -> ConnectOptions {
     ConnectOptions::new(url).deployment("test")
 }
 
+/// Both documents capabilities.
+const DOCS_RW: &[&str] = &["documents::read", "documents::write"];
+
 fn serve_options() -> ServeOptions {
     ServeOptions::default()
         .transfer_idle_timeout(Duration::from_secs(2))
@@ -49,8 +52,7 @@ async fn documents_stack(processing: Duration) -> Docs {
         documents::DIGEST,
     )
     .await;
-    let url = stack.server.url();
-    let service = documents::Service::connect(options(&url))
+    let service = documents::Service::connect(stack.service(documents::ID).await)
         .await
         .expect("service");
     let store = service.store.uploads.clone();
@@ -59,13 +61,9 @@ async fn documents_stack(processing: Duration) -> Docs {
         .serve(handlers, serve_options())
         .await
         .expect("serve");
-    let client = documents::Client::connect(
-        options(&url)
-            .principal("alice")
-            .capabilities(["documents::read", "documents::write"]),
-    )
-    .await
-    .expect("client");
+    let client = documents::Client::connect(stack.user("alice", DOCS_RW).await)
+        .await
+        .expect("client");
     Docs {
         stack,
         server,
@@ -326,8 +324,7 @@ async fn jobs_stack(stack: &Stack) -> (RpcServer, StoreHandle, contract::Client)
         contract::DIGEST,
     )
     .await;
-    let url = stack.server.url();
-    let service = contract::Service::connect(options(&url))
+    let service = contract::Service::connect(stack.service(contract::ID).await)
         .await
         .expect("service");
     let store = service.store.blobs.clone();
@@ -335,7 +332,7 @@ async fn jobs_stack(stack: &Stack) -> (RpcServer, StoreHandle, contract::Client)
         .serve(JobHandlers::new(store.clone(), "a"), serve_options())
         .await
         .expect("serve");
-    let client = contract::Client::connect(options(&url).principal("alice"))
+    let client = contract::Client::connect(stack.user("alice", &["jobs::run"]).await)
         .await
         .expect("client");
     (server, store, client)
@@ -354,16 +351,17 @@ struct RawSender {
 const PUT: &str = "operations.v1.Blobs.Put";
 
 impl RawSender {
-    async fn start(nats: async_nats::Client, key: &str) -> RawSender {
+    async fn start(stack: &Stack, key: &str) -> RawSender {
+        let (nats, signer) = stack.raw_user("alice", &["jobs::run"]).await;
         let start = trellis::rpc::surface_subject("test", contract::ID, PUT);
         let mut headers = HeaderMap::new();
         headers.insert("Trellis-Principal", "alice");
+        let payload = Bytes::from(serde_json::to_vec(&blob(key)).expect("json"));
+        if let Some(signer) = &signer {
+            signer.prove(&start, &payload).write(&mut headers);
+        }
         let reply = nats
-            .request_with_headers(
-                start.clone(),
-                headers,
-                serde_json::to_vec(&blob(key)).expect("json").into(),
-            )
+            .request_with_headers(start.clone(), headers, payload)
             .await
             .expect("start reply");
         assert!(
@@ -449,13 +447,12 @@ async fn outcome(client: &contract::Client, id: &str) -> Outcome<contract::BlobO
 async fn raw_chunk_protocol_gaps_resends_oversize_and_digest() {
     let stack = stack().await;
     let (server, store, client) = jobs_stack(&stack).await;
-    let nats = stack.server.client().await.expect("client");
 
     // A gap is refused with the expected chunk; a chunk resent after a lost
     // ack is acknowledged again; the transfer then completes verified.
     let a = content(1000, 1);
     let b = content(700, 2);
-    let mut raw = RawSender::start(nats.clone(), "resent").await;
+    let mut raw = RawSender::start(&stack, "resent").await;
     raw.send(1, b.clone(), None).await;
     assert_eq!(raw.reply().await, ("out-of-order".into(), 0));
     raw.send(0, a.clone(), None).await;
@@ -482,7 +479,7 @@ async fn raw_chunk_protocol_gaps_resends_oversize_and_digest() {
     assert!(stored.expect("object").bytes().await.expect("bytes") == whole);
 
     // An oversize chunk ends the transfer with a typed refusal.
-    let mut raw = RawSender::start(nats.clone(), "oversize").await;
+    let mut raw = RawSender::start(&stack, "oversize").await;
     let size = raw.chunk_size + 1;
     raw.send(0, content(size, 3), None).await;
     assert_eq!(raw.reply().await.0, "chunk-too-large");
@@ -494,7 +491,7 @@ async fn raw_chunk_protocol_gaps_resends_oversize_and_digest() {
 
     // A digest mismatch is refused and nothing is stored: the object the
     // upload would have replaced is intact.
-    let mut raw = RawSender::start(nats.clone(), "resent").await;
+    let mut raw = RawSender::start(&stack, "resent").await;
     raw.send(0, a.clone(), None).await;
     assert_eq!(raw.reply().await, ("ok".into(), 1));
     raw.send(1, Bytes::new(), Some((1000, &digest(b"something else"))))
@@ -525,8 +522,7 @@ async fn raw_chunk_protocol_gaps_resends_oversize_and_digest() {
 async fn a_vanished_caller_leaves_no_object() {
     let stack = stack().await;
     let (server, store, client) = jobs_stack(&stack).await;
-    let nats = stack.server.client().await.expect("client");
-    let mut raw = RawSender::start(nats, "vanished").await;
+    let mut raw = RawSender::start(&stack, "vanished").await;
     raw.send(0, content(4096, 1), None).await;
     assert_eq!(raw.reply().await, ("ok".into(), 1));
     let id = raw.id.clone();
@@ -548,8 +544,7 @@ async fn a_vanished_caller_leaves_no_object() {
 #[tokio::test]
 async fn cancel_stops_the_transfer_or_the_handler() {
     let docs = documents_stack(Duration::from_secs(60)).await;
-    let url = docs.stack.server.url();
-    let other = documents::Client::connect(options(&url).principal("alice"))
+    let other = documents::Client::connect(docs.stack.user("alice", DOCS_RW).await)
         .await
         .expect("client");
 
@@ -719,8 +714,7 @@ async fn grants_are_bounded_single_use_and_bound_to_their_caller() {
     assert_eq!(grant.size, 300_000);
 
     // Someone else cannot use it (and trying does not consume it).
-    let url = docs.stack.server.url();
-    let bob = documents::Client::connect(options(&url).principal("bob"))
+    let bob = documents::Client::connect(docs.stack.user("bob", &[]).await)
         .await
         .expect("bob");
     assert!(matches!(
@@ -802,8 +796,17 @@ async fn two_thousand_downloads_from_one_store() {
 async fn killing_the_caller_process_mid_transfer_leaves_no_object() {
     use std::io::BufRead as _;
     let docs = documents_stack(Duration::ZERO).await;
+    let _ = docs.stack.user("slow-uploader", DOCS_RW).await;
+    let creds_dir = tempfile::tempdir().expect("temp dir");
+    let creds = creds_dir.path().join("uploader.creds.json");
+    docs.stack
+        .user_credentials("slow-uploader")
+        .await
+        .save(&creds)
+        .expect("save credentials");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_slow-upload"))
         .args([&docs.stack.server.url(), "killed.bin", "64", "50"])
+        .env("TRELLIS_CREDENTIALS", &creds)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("caller process starts");
@@ -821,10 +824,9 @@ async fn killing_the_caller_process_mid_transfer_leaves_no_object() {
     .await
     .expect("join");
     // Another connection of the same principal watches it.
-    let watcher =
-        documents::Client::connect(options(&docs.stack.server.url()).principal("slow-uploader"))
-            .await
-            .expect("watcher");
+    let watcher = documents::Client::connect(docs.stack.user("slow-uploader", DOCS_RW).await)
+        .await
+        .expect("watcher");
     let op = watcher.operation.files.upload.attach(id);
     eventually(Duration::from_secs(10), "bytes to arrive", || async {
         let s = op.get().await.ok()?;

@@ -301,8 +301,8 @@ pub async fn connect_client(
 
 /// Connects the service of contract `S`.
 pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectError> {
-    let connected = nats(&options, S::ID).await?;
-    let client = connected.client;
+    let mut connected = nats(&options, S::ID).await?;
+    let mut client = connected.client.clone();
     let authority = AuthorityClient::new(client.clone(), options.deployment.clone())
         .with_timeout(options.request_timeout);
     let started = Instant::now();
@@ -339,6 +339,14 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
             }
         }
     };
+    if auth.is_some() {
+        // The server fixed this connection's permissions when it was
+        // authorized, possibly before reconciliation bound the resources:
+        // connect again so they cover the bindings the service will use.
+        connected = nats(&options, S::ID).await?;
+        let _ = client.drain().await;
+        client = connected.client.clone();
+    }
     let js = jetstream::new(client.clone());
     let verifier = match &auth {
         Some(auth) => Some(

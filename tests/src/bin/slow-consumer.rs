@@ -20,7 +20,12 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: slow-consumer <nats url> <ms per event>");
     };
     let pause = Duration::from_millis(pause.parse().context("ms per event")?);
-    let service = ledger::Service::connect(ConnectOptions::new(url).deployment("test")).await?;
+    let service = ledger::Service::connect(
+        ConnectOptions::new(url)
+            .deployment("test")
+            .credentials_from_env(),
+    )
+    .await?;
     let mut messages = service.consumers.projector.messages().await?;
     while let Some(delivery) = messages.next().await {
         let delivery = delivery?;

@@ -22,7 +22,8 @@ async fn main() -> anyhow::Result<()> {
     let client = documents::Client::connect(
         ConnectOptions::new(url)
             .deployment("test")
-            .principal("slow-uploader"),
+            .principal("slow-uploader")
+            .credentials_from_env(),
     )
     .await?;
     let chunks = futures::stream::unfold(0u64, move |i| async move {

@@ -5,23 +5,130 @@ use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use trellis_runtime::AuthorityClient;
 use trellis_runtime::authority::{Authority, AuthorityConfig};
+use trellis_runtime::identity::{Credentials, PrincipalKind};
 use trellis_runtime::protocol::{ContractState, Phase, StatusReply};
+use trellis_runtime::{AuthorityClient, ConnectOptions};
 use trellis_testing::NatsServer;
 
-/// A server, one authority and a client of it (deployment `test`).
+/// A server, one authority and a client of it (deployment `test`). By
+/// default the server authenticates through the authority's auth callout
+/// (as `trellis dev` does): services and callers connect with credentials
+/// from [`Stack::service`] / [`Stack::user`].
 pub struct Stack {
     pub server: NatsServer,
     pub authority: Authority,
     pub client: AuthorityClient,
+    /// The authority's configuration (auth settings included), for tests
+    /// that start more instances.
+    pub config: AuthorityConfig,
+    credentials: std::sync::Mutex<std::collections::HashMap<String, Credentials>>,
+}
+
+impl Stack {
+    /// Connect options with no credentials (refused when auth is on).
+    pub fn options(&self) -> ConnectOptions {
+        ConnectOptions::new(self.server.url()).deployment("test")
+    }
+
+    fn auth(&self) -> bool {
+        self.server.auth().is_some()
+    }
+
+    async fn enrolled(&self, kind: PrincipalKind, id: &str, contract: Option<&str>) -> Credentials {
+        let key = format!("{}:{id}", kind.as_str());
+        if let Some(c) = self.credentials.lock().expect("lock").get(&key) {
+            return c.clone();
+        }
+        let creds = self
+            .client
+            .enroll(kind, id, None, contract)
+            .await
+            .unwrap_or_else(|e| panic!("enroll {key}: {e}"));
+        self.credentials
+            .lock()
+            .expect("lock")
+            .insert(key, creds.clone());
+        creds
+    }
+
+    /// Options of the service principal of contract `id` (enrolled on
+    /// first use; plain options without auth).
+    pub async fn service(&self, id: &str) -> ConnectOptions {
+        if !self.auth() {
+            return self.options();
+        }
+        let name = id.replace('@', "-");
+        let creds = self.enrolled(PrincipalKind::Service, &name, Some(id)).await;
+        self.options().credentials(creds)
+    }
+
+    /// The credentials of the service principal of contract `id`.
+    pub async fn service_credentials(&self, id: &str) -> Credentials {
+        let name = id.replace('@', "-");
+        self.enrolled(PrincipalKind::Service, &name, Some(id)).await
+    }
+
+    /// A raw NATS connection acting as user `id` with `capabilities`
+    /// (the admin connection without auth), and a function signing
+    /// requests as that user: for tests that hand-craft requests.
+    pub async fn raw_user(
+        &self,
+        id: &str,
+        capabilities: &[&str],
+    ) -> (
+        async_nats::Client,
+        Option<trellis_runtime::identity::Signer>,
+    ) {
+        if !self.auth() {
+            return (self.server.client().await.expect("client"), None);
+        }
+        let _ = self.user(id, capabilities).await;
+        let creds = self.enrolled(PrincipalKind::User, id, None).await;
+        let client = creds
+            .nats_options()
+            .connect(self.server.url())
+            .await
+            .expect("raw user connection");
+        (client, Some(creds.signer().expect("signer")))
+    }
+
+    /// The credentials of user `id` (enrolled on first use).
+    pub async fn user_credentials(&self, id: &str) -> Credentials {
+        self.enrolled(PrincipalKind::User, id, None).await
+    }
+
+    /// Options of user `id` holding (at least) `capabilities`; without
+    /// auth, the principal and capabilities are asserted instead.
+    pub async fn user(&self, id: &str, capabilities: &[&str]) -> ConnectOptions {
+        if !self.auth() {
+            return self
+                .options()
+                .principal(id)
+                .capabilities(capabilities.iter().copied());
+        }
+        let creds = self.enrolled(PrincipalKind::User, id, None).await;
+        if !capabilities.is_empty() {
+            self.client
+                .grant(id, capabilities, false)
+                .await
+                .unwrap_or_else(|e| panic!("grant {id}: {e}"));
+        }
+        self.options().credentials(creds)
+    }
 }
 
 pub fn config() -> AuthorityConfig {
     AuthorityConfig::local("test").reconcile_interval(Duration::from_millis(200))
 }
 
+/// The default stack: auth on.
 pub async fn stack() -> Stack {
+    auth_stack().await
+}
+
+/// A stack without authentication (every connection has full access).
+pub async fn plain_stack() -> Stack {
     let server = NatsServer::start().await.expect("nats-server starts");
     stack_on(server, config()).await
 }
@@ -41,7 +148,7 @@ pub async fn auth_stack() -> Stack {
 }
 
 async fn stack_on(server: NatsServer, config: AuthorityConfig) -> Stack {
-    let authority = Authority::start(server.client().await.expect("client"), config)
+    let authority = Authority::start(server.client().await.expect("client"), config.clone())
         .await
         .expect("authority starts");
     let client = AuthorityClient::new(server.client().await.expect("client"), "test");
@@ -49,6 +156,8 @@ async fn stack_on(server: NatsServer, config: AuthorityConfig) -> Stack {
         server,
         authority,
         client,
+        config,
+        credentials: std::sync::Mutex::default(),
     }
 }
 
@@ -164,4 +273,21 @@ pub async fn accept_ready(stack: &Stack, manifest: &str, id: &str, digest: &str)
         .await
         .unwrap_or_else(|e| panic!("accept {id}: {e}"));
     ready(&stack.client, id, digest).await;
+}
+
+/// Sends a raw request, signed when `signer` is given.
+pub async fn raw_request(
+    client: &async_nats::Client,
+    signer: Option<&trellis_runtime::identity::Signer>,
+    subject: String,
+    payload: bytes::Bytes,
+) -> async_nats::Message {
+    let mut headers = async_nats::HeaderMap::new();
+    if let Some(signer) = signer {
+        signer.prove(&subject, &payload).write(&mut headers);
+    }
+    client
+        .request_with_headers(subject, headers, payload)
+        .await
+        .expect("reply")
 }
