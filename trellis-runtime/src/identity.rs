@@ -247,8 +247,12 @@ impl Credentials {
 
     /// A signer for requests.
     pub fn signer(&self) -> Result<Signer, IdentityError> {
+        let key = self.key_pair()?;
         Ok(Signer {
-            key: std::sync::Arc::new(self.key_pair()?),
+            public_key: key.public_key().into(),
+            prefix: crate::ids::random_id().into(),
+            counter: std::sync::Arc::default(),
+            key: std::sync::Arc::new(key),
         })
     }
 }
@@ -284,12 +288,17 @@ fn signed_bytes(subject: &str, digest: &str, issued_at: u64, request_id: &str) -
 #[derive(Clone)]
 pub struct Signer {
     key: std::sync::Arc<nkeys::KeyPair>,
+    public_key: std::sync::Arc<str>,
+    /// Request ids are this signer's random prefix and a counter: unique
+    /// per key without a system call per request.
+    prefix: std::sync::Arc<str>,
+    counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signer")
-            .field("public_key", &self.key.public_key())
+            .field("public_key", &self.public_key)
             .finish()
     }
 }
@@ -336,13 +345,17 @@ impl Proof {
 impl Signer {
     /// The signer's public key.
     pub fn public_key(&self) -> String {
-        self.key.public_key()
+        self.public_key.to_string()
     }
 
     /// A proof for a request to `subject` with `payload`, issued now with
     /// a fresh request id.
     pub fn prove(&self, subject: &str, payload: &[u8]) -> Proof {
-        self.prove_at(subject, payload, now_ms(), &crate::ids::random_id())
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}-{n}", self.prefix);
+        self.prove_at(subject, payload, now_ms(), &id)
     }
 
     /// A proof with an explicit issue time and request id (tests use it
@@ -356,7 +369,7 @@ impl Signer {
             // A seed-backed pair always signs; an empty signature is refused.
             .unwrap_or_default();
         Proof {
-            key: self.key.public_key(),
+            key: self.public_key.to_string(),
             issued_at,
             request_id: id.to_owned(),
             payload_digest: digest,
@@ -409,11 +422,25 @@ impl Proof {
         now: u64,
         window: Duration,
     ) -> Result<(), ProofError> {
+        let key = nkeys::KeyPair::from_public_key(&self.key)
+            .map_err(|_| ProofError::BadSignature(self.key.clone()))?;
+        self.verify_with(&key, subject, payload, now, window)
+    }
+
+    /// [`Proof::verify`] with the key already decoded (providers cache
+    /// decoded keys).
+    pub(crate) fn verify_with(
+        &self,
+        key: &nkeys::KeyPair,
+        subject: &str,
+        payload: &[u8],
+        now: u64,
+        window: Duration,
+    ) -> Result<(), ProofError> {
         if payload_digest(payload) != self.payload_digest {
             return Err(ProofError::PayloadDigest);
         }
         let bad = || ProofError::BadSignature(self.key.clone());
-        let key = nkeys::KeyPair::from_public_key(&self.key).map_err(|_| bad())?;
         let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(&self.signature)
             .map_err(|_| bad())?;

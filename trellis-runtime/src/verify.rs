@@ -27,6 +27,8 @@ pub const REVOCATION_BOUND: Duration = Duration::from_secs(2);
 /// Verifies callers of one service connection.
 pub(crate) struct Verifier {
     records: Arc<RwLock<HashMap<String, PrincipalRecord>>>,
+    /// Decoded public keys (decoding a curve point per request is costly).
+    keys: RwLock<HashMap<String, Arc<nkeys::KeyPair>>>,
     live: Arc<AtomicBool>,
     store: kv::Store,
     window: Duration,
@@ -90,6 +92,7 @@ impl Verifier {
         let live = Arc::new(AtomicBool::new(false));
         let watch = tokio::spawn(watch(store.clone(), records.clone(), live.clone()));
         Ok(Verifier {
+            keys: RwLock::default(),
             records,
             live,
             store,
@@ -120,6 +123,26 @@ impl Verifier {
         }
     }
 
+    fn decoded(&self, key: &str) -> Result<Arc<nkeys::KeyPair>, ProofError> {
+        if let Ok(keys) = self.keys.read()
+            && let Some(k) = keys.get(key)
+        {
+            return Ok(k.clone());
+        }
+        let decoded = Arc::new(
+            nkeys::KeyPair::from_public_key(key)
+                .map_err(|_| ProofError::BadSignature(key.to_owned()))?,
+        );
+        if let Ok(mut keys) = self.keys.write() {
+            // Bounded: registered keys only reach this point.
+            if keys.len() > 100_000 {
+                keys.clear();
+            }
+            keys.insert(key.to_owned(), decoded.clone());
+        }
+        Ok(decoded)
+    }
+
     /// Verifies a request and returns its caller.
     pub(crate) async fn verify(
         &self,
@@ -137,7 +160,8 @@ impl Verifier {
             return Err(ProofError::Revoked(record.id));
         }
         let now = now_ms();
-        proof.verify(subject, payload, now, self.window)?;
+        let key = self.decoded(&proof.key)?;
+        proof.verify_with(&key, subject, payload, now, self.window)?;
         if let Some(reply) = reply {
             let prefix = inbox_prefix(&proof.key);
             if !reply
