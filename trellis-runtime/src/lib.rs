@@ -6,6 +6,10 @@
 //! `#[trellis::contract]`. Handle types have no public constructors and
 //! expose no physical names.
 
+// Only for its `fast` feature (precomputed basepoint tables), which nkeys
+// leaves off.
+use ed25519_dalek as _;
+
 pub mod authority;
 mod bindings;
 pub mod client;
