@@ -140,6 +140,9 @@ pub struct ServerAuth {
     pub issuer_seed: String,
     /// User seed (`SU...`) of the admin connection.
     pub admin_seed: String,
+    /// User seed (`SU...`) of a system-account connection (the authority
+    /// uses it to disconnect revoked principals).
+    pub system_seed: String,
     /// The account every connection lives in.
     pub account: String,
 }
@@ -162,6 +165,7 @@ impl ServerAuth {
         Ok(ServerAuth {
             issuer_seed: seed(nkeys::KeyPair::new_account())?,
             admin_seed: seed(nkeys::KeyPair::new_user())?,
+            system_seed: seed(nkeys::KeyPair::new_user())?,
             account: "TRELLIS".to_owned(),
         })
     }
@@ -176,12 +180,21 @@ impl ServerAuth {
     /// admin user, and the callout.
     fn config(&self) -> Result<String, HarnessError> {
         let admin = Self::public(&self.admin_seed)?;
+        let system = Self::public(&self.system_seed)?;
         let issuer = Self::public(&self.issuer_seed)?;
         let account = &self.account;
+        // Only the application account is delegated to the callout; the
+        // system account's user authenticates from this file.
         Ok(format!(
-            "accounts {{\n  {account} {{\n    jetstream: enabled\n    users: [ {{ nkey: {admin} }} ]\n  }}\n}}\n\
-             authorization {{\n  auth_callout {{\n    issuer: {issuer}\n    account: {account}\n    auth_users: [ {admin} ]\n  }}\n}}\n"
+            "accounts {{\n  {account} {{\n    jetstream: enabled\n    users: [ {{ nkey: {admin} }} ]\n  }}\n\
+             \x20 SYS {{\n    users: [ {{ nkey: {system} }} ]\n  }}\n}}\nsystem_account: SYS\n\
+             authorization {{\n  auth_callout {{\n    issuer: {issuer}\n    account: {account}\n    auth_users: [ {admin} ]\n    allowed_accounts: [ {account} ]\n  }}\n}}\n"
         ))
+    }
+
+    /// Connect options of the system-account connection.
+    pub fn system_options(&self) -> async_nats::ConnectOptions {
+        async_nats::ConnectOptions::with_nkey(self.system_seed.clone())
     }
 
     /// Connect options of the admin connection.

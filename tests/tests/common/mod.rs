@@ -141,10 +141,15 @@ pub async fn auth_stack() -> Stack {
     let settings =
         trellis_runtime::authority::callout::AuthSettings::new(&keys.issuer_seed, &keys.account)
             .expect("settings");
-    let server = NatsServer::start_with_auth(keys)
+    let server = NatsServer::start_with_auth(keys.clone())
         .await
         .expect("nats-server with auth starts");
-    stack_on(server, config().auth(settings)).await
+    let system = keys
+        .system_options()
+        .connect(server.url())
+        .await
+        .expect("system account connection");
+    stack_on(server, config().auth(settings.system_connection(system))).await
 }
 
 async fn stack_on(server: NatsServer, config: AuthorityConfig) -> Stack {

@@ -26,6 +26,7 @@ fn load_or_create_keys(path: &Path) -> anyhow::Result<ServerAuth> {
         return Ok(ServerAuth {
             issuer_seed: field("issuerSeed")?,
             admin_seed: field("adminSeed")?,
+            system_seed: field("systemSeed")?,
             account: field("account")?,
         });
     }
@@ -33,6 +34,7 @@ fn load_or_create_keys(path: &Path) -> anyhow::Result<ServerAuth> {
     let text = serde_json::json!({
         "issuerSeed": keys.issuer_seed,
         "adminSeed": keys.admin_seed,
+        "systemSeed": keys.system_seed,
         "account": keys.account,
     });
     write_secret(path, &format!("{text:#}\n"))?;
@@ -75,7 +77,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<Outcome> {
         .context("connecting to the local nats-server")?;
     let mut config = AuthorityConfig::local(&args.deployment);
     if let Some(keys) = &keys {
-        config = config.auth(AuthSettings::new(&keys.issuer_seed, &keys.account)?);
+        let system = keys
+            .system_options()
+            .connect(server.url())
+            .await
+            .context("connecting to the system account")?;
+        config = config
+            .auth(AuthSettings::new(&keys.issuer_seed, &keys.account)?.system_connection(system));
     }
     let authority = Authority::start(client, config)
         .await

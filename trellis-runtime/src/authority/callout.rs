@@ -31,6 +31,10 @@ pub struct AuthSettings {
     pub session_ttl: Duration,
     /// Allowed distance of a request's issue time from a provider's clock.
     pub skew_window: Duration,
+    /// A system-account connection: with it, revoking a principal also
+    /// disconnects its open connections (`$SYS.REQ.SERVER.<id>.KICK`);
+    /// without it they last until their session expires.
+    pub(crate) system: Option<async_nats::Client>,
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -40,6 +44,7 @@ impl std::fmt::Debug for AuthSettings {
             .field("account", &self.account)
             .field("session_ttl", &self.session_ttl)
             .field("skew_window", &self.skew_window)
+            .field("system", &self.system.is_some())
             .finish()
     }
 }
@@ -65,7 +70,14 @@ impl AuthSettings {
             account: account.to_owned(),
             session_ttl: Duration::from_secs(3600),
             skew_window: Duration::from_secs(30),
+            system: None,
         })
+    }
+
+    /// Uses a system-account connection to disconnect revoked principals.
+    pub fn system_connection(mut self, client: async_nats::Client) -> Self {
+        self.system = Some(client);
+        self
     }
 
     /// Sets the issued users' lifetime (at least 2 s).
@@ -155,6 +167,8 @@ pub(crate) struct CalloutRequest {
     pub(crate) key: Option<String>,
     pub(crate) signed_nonce: Option<String>,
     pub(crate) nonce: Option<String>,
+    /// The connection's client id on its server.
+    pub(crate) client_id: Option<u64>,
 }
 
 impl CalloutRequest {
@@ -170,6 +184,7 @@ impl CalloutRequest {
             key: text(&nats["connect_opts"]["nkey"]),
             signed_nonce: text(&nats["connect_opts"]["sig"]),
             nonce: text(&nats["client_info"]["nonce"]),
+            client_id: nats["client_info"]["id"].as_u64(),
         })
     }
 
@@ -258,6 +273,7 @@ mod tests {
             key: Some(user.public_key()),
             signed_nonce: Some(sig),
             nonce: Some("nonce-1".into()),
+            client_id: Some(7),
         };
         assert_eq!(request.proven_key(), Ok(user.public_key().as_str()));
         request.nonce = Some("nonce-2".into());

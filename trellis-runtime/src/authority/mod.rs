@@ -147,6 +147,9 @@ struct Inner {
     reconciler: Reconciler,
     wake: Arc<Notify>,
     principals: Option<Principals>,
+    /// Connections this instance authorized, by principal key: (server
+    /// id, client id), so a revocation can disconnect them.
+    sessions: std::sync::Mutex<std::collections::HashMap<String, Vec<(String, u64)>>>,
 }
 
 impl Authority {
@@ -189,6 +192,7 @@ impl Authority {
             },
             wake: wake.clone(),
             principals,
+            sessions: std::sync::Mutex::default(),
         });
         let subject = authority_subject(&config.deployment, "*");
         let mut requests = client
@@ -593,7 +597,45 @@ impl Inner {
 
     async fn revoke(&self, payload: &[u8]) -> Result<Vec<PrincipalRecord>, AuthorityError> {
         let request: RevokeRequest = decode(payload)?;
-        self.principals()?.revoke(&request.principal).await
+        let revoked = self.principals()?.revoke(&request.principal).await?;
+        for record in &revoked {
+            self.disconnect(&record.public_key).await;
+        }
+        Ok(revoked)
+    }
+
+    /// Disconnects the connections this instance authorized for `key`
+    /// (they would otherwise keep their permissions until the session
+    /// expires). Reconnecting is refused by the callout.
+    async fn disconnect(&self, key: &str) {
+        let sessions = self
+            .sessions
+            .lock()
+            .map(|mut s| s.remove(key).unwrap_or_default())
+            .unwrap_or_default();
+        let Some(system) = self.config.auth.as_ref().and_then(|a| a.system.as_ref()) else {
+            if !sessions.is_empty() {
+                warn!(
+                    key,
+                    "no system connection: revoked connections stay until their session expires"
+                );
+            }
+            return;
+        };
+        for (server, cid) in sessions {
+            let subject = format!("$SYS.REQ.SERVER.{server}.KICK");
+            let body = serde_json::json!({ "cid": cid }).to_string();
+            let asked =
+                tokio::time::timeout(Duration::from_secs(2), system.request(subject, body.into()))
+                    .await;
+            match asked {
+                Ok(Ok(reply)) => {
+                    debug!(cid, reply = %String::from_utf8_lossy(&reply.payload), "kicked a revoked connection")
+                }
+                Ok(Err(e)) => warn!(cid, error = %e, "kicking a revoked connection failed"),
+                Err(_) => warn!(cid, "kicking a revoked connection timed out"),
+            }
+        }
     }
 
     /// Every accepted contract with its last good bindings.
@@ -664,6 +706,14 @@ impl Inner {
         let response = match &decided {
             Ok((record, permissions)) => {
                 debug!(principal = %record.id, kind = record.kind.as_str(), "connection authorized");
+                if let (Some(cid), Ok(mut sessions)) = (request.client_id, self.sessions.lock()) {
+                    let list = sessions.entry(record.public_key.clone()).or_default();
+                    // Bounded: the most recent connections of each key.
+                    if list.len() >= 256 {
+                        list.remove(0);
+                    }
+                    list.push((request.server_id.clone(), cid));
+                }
                 callout::respond(settings, &request, Ok((record, permissions)))
             }
             Err(why) => {
