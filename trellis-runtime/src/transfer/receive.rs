@@ -38,8 +38,11 @@ use crate::store::{ObjectInfo, StoreError, StoreHandle};
 pub(crate) const RECEIVE_SUBJECT: &str = "transfer.v1.receive";
 /// On the first download message: where the caller sends its acks.
 const CREDIT_HEADER: &str = "Trellis-Credit";
-/// How many chunks the caller lets the provider send ahead.
-const DEFAULT_WINDOW: u64 = 32;
+/// How many chunks the caller lets the provider send ahead. Every
+/// download on one connection shares its server-side pending buffer
+/// (64 MiB by default, and a slow consumer is disconnected): 16 chunks of
+/// 128 KiB keep sixteen concurrent downloads at half of it.
+const DEFAULT_WINDOW: u64 = 16;
 /// How long either side waits for the other before giving up.
 const IDLE: Duration = Duration::from_secs(30);
 /// How long a grant is valid unless the issuer says otherwise.
