@@ -238,6 +238,24 @@ async fn services_run_with_exactly_their_contracts_permissions() {
     let other_inbox = format!("_INBOX.{}.>", alice.public_key());
     let _sub = raw.subscribe(other_inbox.clone()).await.expect("sub");
     violation(&mut errors, "subscription", &other_inbox).await;
+    // Through a typed client the refusal is a typed error at once, not a
+    // timeout.
+    let stray = documents::Client::connect(options.clone().credentials(indexer_creds.clone()))
+        .await
+        .expect("a client as the indexer");
+    let started = std::time::Instant::now();
+    match stray
+        .rpc
+        .files
+        .delete(&documents::FileKey {
+            key: "a.txt".into(),
+        })
+        .await
+    {
+        Err(trellis::CallError::PermissionDenied { subject, .. }) => assert_eq!(subject, delete),
+        other => panic!("expected PermissionDenied, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "not a timeout");
     // The selected RPC is allowed (no violation; documents answers).
     let head = "trellis.test.documents@v1.rpc.v1.Files.Head";
     let reply = raw.request(head, "{}".into()).await;

@@ -47,6 +47,7 @@ pub struct ServiceRuntime {
     state_bucket: Option<String>,
     signer: Option<crate::identity::Signer>,
     verifier: Option<std::sync::Arc<crate::verify::Verifier>>,
+    denials: Option<crate::connect::Denials>,
 }
 
 impl fmt::Debug for ServiceRuntime {
@@ -76,7 +77,19 @@ impl ServiceRuntime {
             state_bucket: None,
             signer: None,
             verifier: None,
+            denials: None,
         }
+    }
+
+    /// Reports the server's permission violations on this connection.
+    pub(crate) fn with_denials(mut self, denials: Option<crate::connect::Denials>) -> Self {
+        self.denials = denials;
+        self
+    }
+
+    /// A receiver of this connection's permission violations (with auth).
+    pub(crate) fn denials(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        self.denials.as_ref().map(|d| d.subscribe())
     }
 
     /// Signs this connection's requests with `signer`.
@@ -178,6 +191,7 @@ impl ServiceRuntime {
             state_bucket: None,
             signer: self.signer.clone(),
             verifier: None,
+            denials: self.denials.clone(),
         }
     }
 

@@ -249,10 +249,19 @@ struct Connected {
     client: async_nats::Client,
     principal: Principal,
     signer: Option<crate::identity::Signer>,
+    denials: Option<Denials>,
 }
+
+/// The server's permission violations on one connection, as they arrive
+/// (requests to a subject the principal may not publish to would otherwise
+/// just time out).
+pub(crate) type Denials = tokio::sync::broadcast::Sender<String>;
 
 async fn nats(options: &ConnectOptions, default_name: &str) -> Result<Connected, ConnectError> {
     let credentials = options.load_credentials()?;
+    let denials = credentials
+        .as_ref()
+        .map(|_| tokio::sync::broadcast::channel::<String>(64).0);
     let mut nats = match &credentials {
         // The server nonce is signed with the principal key; replies come
         // back below the principal's own inbox prefix, the only inbox its
@@ -260,6 +269,21 @@ async fn nats(options: &ConnectOptions, default_name: &str) -> Result<Connected,
         Some(c) => c.nats_options(),
         None => async_nats::ConnectOptions::new(),
     };
+    if let Some(tx) = &denials {
+        let tx = tx.clone();
+        nats = nats.event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                if let async_nats::Event::ServerError(async_nats::ServerError::Other(message)) =
+                    event
+                    && message.to_lowercase().contains("permissions violation")
+                {
+                    tracing::warn!(%message, "nats-server refused a subject");
+                    let _ = tx.send(message);
+                }
+            }
+        });
+    }
     nats = nats.name(options.name.as_deref().unwrap_or(default_name));
     let client = nats
         .connect(options.url.as_str())
@@ -273,11 +297,13 @@ async fn nats(options: &ConnectOptions, default_name: &str) -> Result<Connected,
             client,
             principal: Principal::new(c.id.clone()),
             signer: Some(c.signer()?),
+            denials,
         },
         None => Connected {
             client,
             principal: options.principal_or_anonymous(),
             signer: None,
+            denials: None,
         },
     })
 }
@@ -296,7 +322,8 @@ pub async fn connect_client(
         options.request_timeout,
         connected.principal,
     )
-    .with_signer(connected.signer))
+    .with_signer(connected.signer)
+    .with_denials(connected.denials))
 }
 
 /// Connects the service of contract `S`.
@@ -370,6 +397,7 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
         )
         .with_state_bucket(state.bindings.state.as_ref().map(|b| b.bucket.clone()))
         .with_signer(connected.signer)
+        .with_denials(connected.denials)
         .with_verifier(verifier),
     );
     let opened =

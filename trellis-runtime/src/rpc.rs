@@ -187,6 +187,17 @@ pub enum CallError {
         /// The provider's reason.
         message: String,
     },
+    /// nats-server refused the request: this principal may not publish to
+    /// the RPC's subject.
+    #[error(
+        "nats-server refused `{rpc}`: this principal may not publish to `{subject}` (a service must select the surface in its contract's `uses`)"
+    )]
+    PermissionDenied {
+        /// RPC name.
+        rpc: String,
+        /// The refused subject.
+        subject: String,
+    },
     /// The caller lacks a capability the RPC requires.
     #[error("`{rpc}` is forbidden: {message}")]
     Forbidden {
@@ -470,6 +481,21 @@ pub(crate) async fn serve(
     })
 }
 
+/// Resolves once nats-server reports a publish violation on `subject`
+/// (never, if the channel closes).
+async fn refused(denied: &mut tokio::sync::broadcast::Receiver<String>, subject: &str) {
+    let quoted = format!("\"{subject}\"");
+    loop {
+        match denied.recv().await {
+            Ok(message) if message.contains(&quoted) => return,
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                return std::future::pending().await;
+            }
+        }
+    }
+}
+
 /// Admits a request: verifies its caller and, in a deployment that
 /// authenticates, checks the `call` gate. A refused request is answered
 /// (`unauthenticated` or `forbidden`) and `None` returned, before any
@@ -680,24 +706,30 @@ impl RpcClient {
             // Header-less requests stay plain PUBs (cheaper for the server).
             request = request.headers(headers);
         }
-        let reply = self
-            .runtime
-            .nats()
-            .send_request(subject, request)
-            .await
-            .map_err(|e| match e.kind() {
-                async_nats::RequestErrorKind::NoResponders => {
-                    CallError::NoResponders { rpc: rpc() }
+        let denied = self.runtime.denials();
+        let sent = self.runtime.nats().send_request(subject.clone(), request);
+        let sent = match denied {
+            None => sent.await,
+            Some(mut denied) => {
+                tokio::select! {
+                    reply = sent => reply,
+                    () = refused(&mut denied, &subject) => {
+                        return Err(CallError::PermissionDenied { rpc: rpc(), subject });
+                    }
                 }
-                async_nats::RequestErrorKind::TimedOut => CallError::Timeout {
-                    rpc: rpc(),
-                    timeout,
-                },
-                _ => CallError::Transport {
-                    rpc: rpc(),
-                    source: e,
-                },
-            })?;
+            }
+        };
+        let reply = sent.map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => CallError::NoResponders { rpc: rpc() },
+            async_nats::RequestErrorKind::TimedOut => CallError::Timeout {
+                rpc: rpc(),
+                timeout,
+            },
+            _ => CallError::Transport {
+                rpc: rpc(),
+                source: e,
+            },
+        })?;
         let status = reply
             .headers
             .as_ref()

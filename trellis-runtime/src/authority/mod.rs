@@ -123,6 +123,9 @@ pub enum StartError {
     /// The subscription could not be confirmed with the server.
     #[error("confirming the authority's subscription failed: {0}")]
     Confirm(String),
+    /// The public state service (`trellis.state@v1`) could not start.
+    #[error("starting the public state service failed: {0}")]
+    PublicState(String),
 }
 
 /// A running authority; stops when shut down or dropped.
@@ -313,7 +316,7 @@ async fn start_public_state(
                 auth.skew_window,
             )
             .await
-            .map_err(StartError::Confirm)?,
+            .map_err(StartError::PublicState)?,
         ),
         None => None,
     };
@@ -327,7 +330,7 @@ async fn start_public_state(
     .with_verifier(verifier);
     public_state::serve(&runtime, data, authority_state.clone())
         .await
-        .map_err(|e| StartError::Confirm(e.to_string()))
+        .map_err(|e| StartError::PublicState(e.to_string()))
 }
 
 fn next_instance() -> u64 {

@@ -3,8 +3,6 @@
 //! key base64url-encoded), with the namespace taken from the verified
 //! caller only.
 
-use std::time::Duration;
-
 use async_nats::jetstream::kv;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -289,6 +287,5 @@ pub(crate) async fn serve(
         let s = s.clone();
         async move { s.list(c, r).await }
     });
-    let options = ServeOptions::default().operation_lease(Duration::from_secs(30));
-    crate::rpc::serve(runtime, endpoints, options).await
+    crate::rpc::serve(runtime, endpoints, ServeOptions::default()).await
 }
