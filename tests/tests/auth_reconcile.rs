@@ -3,8 +3,8 @@
 //! is issued come from the accepted contracts and their last good
 //! bindings, so the running service, a fresh connection with the same
 //! credentials and a reconnect after a server restart all keep exactly
-//! their KV access while the reconcile of a new version fails, and still
-//! nothing more than that.
+//! their KV access (and the `uses` of the last ready version) while the
+//! reconcile of a new version fails, and still nothing more than that.
 #![allow(missing_docs)]
 
 mod common;
@@ -32,10 +32,14 @@ mod v1 {
 
         #[kv(purpose = "Entries by id", schema = Entry, history = 2)]
         pub struct Entries;
+
+        /// Looks documents up (v2 drops this).
+        #[uses(contract = "documents@v1", rpc = ["Files.Head"])]
+        pub struct Docs;
     }
 }
 
-/// v1 plus a new required bucket; the test occupies its physical name so
+/// v1 without its `uses`, plus a new required bucket; the test occupies its physical name so
 /// the reconcile of this version fails.
 #[allow(dead_code)]
 mod v2 {
@@ -163,7 +167,15 @@ async fn failed_reconcile_keeps_running_services_permissions_under_auth() {
     let shop_state = ready(&stack.client, "shop@v1", &accepted.plan.digest).await;
     let other_bucket = shop_state.bindings.kv["items"].bucket.clone();
 
-    // 1. The ledger v1 is ready and its service runs with its own key.
+    // 1. The ledger v1 (which uses documents) is ready and its service
+    //    runs with its own key.
+    accept_ready(
+        &stack,
+        documents_example::documents::MANIFEST_JSON,
+        documents_example::documents::ID,
+        documents_example::documents::DIGEST,
+    )
+    .await;
     accept_ready(&stack, v1::ledger::MANIFEST_JSON, ID, v1::ledger::DIGEST).await;
     let good = contract_state(&stack, ID).await;
     let bucket = good.bindings.kv["entries"].bucket.clone();
@@ -272,6 +284,9 @@ async fn failed_reconcile_keeps_running_services_permissions_under_auth() {
         "{:?}",
         perms.publish
     );
+    // The `uses` of the last ready version still apply (v2 dropped them).
+    let head = "trellis.test.documents@v1.rpc.v1.Files.Head".to_owned();
+    assert!(perms.publish.contains(&head), "{:?}", perms.publish);
     for foreign in [&audit_physical, &other_bucket] {
         assert!(
             !perms.publish.iter().any(|s| s.contains(foreign.as_str())),

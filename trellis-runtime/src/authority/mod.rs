@@ -650,8 +650,14 @@ impl Inner {
             let Some(desired) = self.state.read::<Desired>(&key).await? else {
                 continue;
             };
-            let manifest: Manifest =
-                serde_json::from_str(&desired.value.manifest).map_err(state::storage)?;
+            // The last manifest that reconciled to ready, if any: a newer
+            // accept that fails to reconcile does not change permissions.
+            let ready = self
+                .state
+                .read::<Desired>(&key.replace(".desired", ".ready"))
+                .await?;
+            let text = ready.map_or(desired.value.manifest, |r| r.value.manifest);
+            let manifest: Manifest = serde_json::from_str(&text).map_err(state::storage)?;
             let state_key = key.replace(".desired", ".state");
             let bindings = self
                 .state

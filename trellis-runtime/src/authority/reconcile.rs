@@ -132,6 +132,15 @@ impl Reconciler {
                 }
                 info!(contract = %desired.value.id, phase = ?next.phase, generation = next.generation, "reconciled");
             }
+            if next.phase == Phase::Ready {
+                // The last ready manifest: NATS permissions follow it (not
+                // a newer accepted one still failing to reconcile).
+                let ready_key = format!("contract.{lineage}.ready");
+                let current = self.state.read::<Desired>(&ready_key).await?;
+                if current.map(|c| c.value.digest) != Some(desired.value.digest.clone()) {
+                    self.state.put(&ready_key, &desired.value).await?;
+                }
+            }
             let latest = self
                 .state
                 .read::<Desired>(&format!("contract.{lineage}.desired"))
