@@ -1056,7 +1056,13 @@ mod tests {
             })
             .await
             .expect("R3 kv");
-        kv.put("k", "v".into()).await.expect("put");
+        // A just-created R3 stream takes writes once its group has elected a
+        // leader; until then the ack says the stream is not found.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while let Err(e) = kv.put("k", "v".into()).await {
+            assert!(Instant::now() < deadline, "put: {e}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let mut stream = js.get_stream("KV_harness").await.expect("stream");
         let info = stream.info().await.expect("info");
         let placement = info.cluster.clone().expect("cluster info");
