@@ -16,13 +16,6 @@ impl Drop for Dev {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 fn trellis(url: &str, creds: Option<&Path>, args: &[&str]) -> (i32, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_trellis"));
     command.args(args).env("TRELLIS_URL", url);
@@ -45,7 +38,7 @@ fn trellis(url: &str, creds: Option<&Path>, args: &[&str]) -> (i32, String, Stri
 #[test]
 fn dev_runs_with_auth_and_the_operator_manages_principals() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
+    let port = trellis_testing::free_port().expect("free port");
     let url = format!("nats://127.0.0.1:{port}");
     let _dev = Dev(Command::new(env!("CARGO_BIN_EXE_trellis"))
         .args(["dev", "--port", &port.to_string(), "--dir"])

@@ -291,9 +291,7 @@ impl ConsumerTask {
     }
 }
 
-fn now_ms() -> u64 {
-    crate::operation::server::now_ms()
-}
+use crate::ids::now_ms;
 
 impl<E: GroupEvent> EventConsumer<E> {
     #[doc(hidden)]

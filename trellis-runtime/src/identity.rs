@@ -19,12 +19,14 @@
 //! ```
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::HeaderMap;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
+
+use crate::ids::{b64url as b64, now_ms};
 
 /// Header carrying the caller's public key.
 pub const KEY_HEADER: &str = "Trellis-Key";
@@ -207,23 +209,7 @@ impl Credentials {
 
     /// Writes the credential file, readable by its owner only.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), IdentityError> {
-        let path = path.as_ref();
-        let io = |source| IdentityError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path).map_err(io)?;
-        std::io::Write::write_all(&mut file, self.to_json().as_bytes()).map_err(io)
+        write_secret(path.as_ref(), &self.to_json())
     }
 
     /// The nkey pair.
@@ -257,21 +243,31 @@ impl Credentials {
     }
 }
 
+/// Writes a secret file (credentials, deployment keys), readable by its
+/// owner only, creating its directory.
+pub fn write_secret(path: &Path, text: &str) -> Result<(), IdentityError> {
+    let io = |source| IdentityError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(io)?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io)
+}
+
 /// The inbox prefix of a principal's connections; its NATS user may only
 /// subscribe below it, and providers only reply below it.
 pub fn inbox_prefix(public_key: &str) -> String {
     format!("_INBOX.{public_key}")
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn b64(data: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
 }
 
 /// SHA-256 of a payload, as the digest header carries it.

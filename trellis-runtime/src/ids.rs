@@ -1,4 +1,5 @@
-//! Unguessable ids for operations and grants.
+//! Unguessable ids for operations and grants, their encoding, and the
+//! wall clock the runtime stamps records with.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,7 +12,19 @@ pub(crate) fn random_id() -> String {
         // back to the process-seeded id generator rather than failing.
         return crate::store::fallback_id();
     }
-    URL_SAFE_NO_PAD.encode(bytes)
+    b64url(&bytes)
+}
+
+/// Unpadded base64url (keys, signatures, digests, ids).
+pub(crate) fn b64url(data: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(data)
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Whether `id` has the shape of a [`random_id`] (also a valid subject token).

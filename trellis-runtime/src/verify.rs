@@ -17,7 +17,8 @@ use async_nats::jetstream::kv;
 use futures::StreamExt as _;
 use tracing::{debug, warn};
 
-use crate::identity::{Proof, ProofError, inbox_prefix, now_ms};
+use crate::identity::{Proof, ProofError, inbox_prefix};
+use crate::ids::now_ms;
 use crate::principal::Principal;
 use crate::protocol::PrincipalRecord;
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use trellis_runtime::authority::callout::AuthSettings;
 use trellis_runtime::authority::{Authority, AuthorityConfig};
-use trellis_runtime::identity::{Credentials, PrincipalKind};
+use trellis_runtime::identity::{Credentials, PrincipalKind, write_secret};
 use trellis_runtime::protocol::RegisterRequest;
 use trellis_testing::{NatsServer, ServerAuth};
 
@@ -39,22 +39,6 @@ fn load_or_create_keys(path: &Path) -> anyhow::Result<ServerAuth> {
     });
     write_secret(path, &format!("{text:#}\n"))?;
     Ok(keys)
-}
-
-fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Starts nats-server (JetStream store under `--dir`, auth callout on

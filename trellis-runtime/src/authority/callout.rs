@@ -13,6 +13,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
+use crate::ids::b64url as b64;
 use crate::protocol::{Permissions, PrincipalRecord};
 
 /// The subject nats-server sends authorization requests to.
@@ -100,10 +101,6 @@ impl AuthSettings {
     pub fn issuer_public_key(&self) -> String {
         self.issuer().map(|k| k.public_key()).unwrap_or_default()
     }
-}
-
-fn b64(data: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
 }
 
 fn unix_now() -> i64 {

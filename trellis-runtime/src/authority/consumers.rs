@@ -115,7 +115,7 @@ pub(crate) fn uses_problems(manifest: &Manifest, used: &BTreeMap<String, Manifes
 }
 
 /// The filter subject of an event: its template with every parameter `*`.
-fn filter_subject(deployment: &str, contract: &str, template: &str) -> String {
+pub(crate) fn filter_subject(deployment: &str, contract: &str, template: &str) -> String {
     let wildcarded = crate::events::render(template, |_| Ok("*".to_owned()))
         .unwrap_or_else(|_| template.to_owned());
     crate::rpc::surface_subject(deployment, contract, &wildcarded)

@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use trellis_codegen::manifest::Manifest;
 
+use super::consumers::filter_subject;
 use crate::identity::{PrincipalKind, inbox_prefix};
 use crate::protocol::{BindingsRecord, Permissions, PrincipalRecord, authority_subject};
 use crate::provision::{kv_stream_name, object_stream_name};
@@ -94,13 +95,6 @@ impl Builder {
             subscribe: self.subscribe.into_iter().collect(),
         }
     }
-}
-
-/// The subject filter of an event: its template with every parameter `*`.
-fn event_filter(deployment: &str, contract: &str, template: &str) -> String {
-    let wildcarded = crate::events::render(template, |_| Ok("*".to_owned()))
-        .unwrap_or_else(|_| template.to_owned());
-    surface_subject(deployment, contract, &wildcarded)
 }
 
 /// Request subjects of an operation: start, control and its transfers.
@@ -232,7 +226,7 @@ fn service(
         }
         for name in selected(used.events.as_ref().and_then(|e| e.subscribe.as_ref())) {
             if let Some(event) = remote.events.get(&name) {
-                b.subscribe(event_filter(deployment, rid, &event.subject));
+                b.subscribe(filter_subject(deployment, rid, &event.subject));
             }
         }
     }
@@ -253,7 +247,7 @@ fn caller(
             .as_ref()
             .and_then(|c| c.subscribe.as_ref());
         if gate.is_none_or(|g| g.iter().all(|c| caps.contains(c))) {
-            b.subscribe(event_filter(deployment, id, &event.subject));
+            b.subscribe(filter_subject(deployment, id, &event.subject));
         }
     }
     let mut downloads = false;

@@ -38,7 +38,7 @@ struct Service {
 }
 
 fn b64(s: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.as_bytes())
+    crate::ids::b64url(s.as_bytes())
 }
 
 fn unb64(s: &str) -> Option<String> {

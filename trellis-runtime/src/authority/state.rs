@@ -51,13 +51,7 @@ pub(crate) fn storage(e: impl std::fmt::Display) -> AuthorityError {
     }
 }
 
-/// Current unix time in ms.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub(crate) use crate::ids::now_ms;
 
 /// Typed access to the state bucket.
 #[derive(Clone, Debug)]

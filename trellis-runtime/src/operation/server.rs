@@ -193,11 +193,7 @@ pub(crate) struct OperationServer {
     shared: Arc<Shared>,
 }
 
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub(crate) use crate::ids::now_ms;
 
 fn key(id: &str) -> String {
     format!("op.{id}")
