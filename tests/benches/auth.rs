@@ -26,15 +26,16 @@
 //!
 //! `cargo bench -p trellis-tests --bench auth`
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use common::stat::Stat;
 use criterion::{Criterion, criterion_group, criterion_main};
-use documents_example::documents::{self, FileEntry, FileKey, FilesError};
+use documents_example::documents::{self, FileEntry, FileKey};
 use tokio::runtime::Runtime;
-use trellis::{
-    ConnectOptions, Grants, OperationContext, OperationFailure, RpcServer, ServeOptions,
-};
+use trellis::{ConnectOptions, RpcServer, ServeOptions};
 use trellis_runtime::AuthorityClient;
 use trellis_runtime::authority::callout::AuthSettings;
 use trellis_runtime::authority::{Authority, AuthorityConfig};
@@ -50,49 +51,6 @@ const ROUNDS: usize = 6;
 const CALLS: usize = 2_000;
 /// The stated budget: auth adds at most this to the p50.
 const BUDGET: f64 = 1.15;
-
-/// A handler doing no I/O: `Files.Head` answers from the key alone.
-struct Stat;
-
-fn info(key: String) -> FileEntry {
-    FileEntry {
-        key,
-        size: 1_234,
-        content_type: Some("text/plain".into()),
-        digest: "SHA-256=Zm9vYmFyYmF6cXV4".into(),
-        metadata: Default::default(),
-        modified_ms: 1_700_000_000_000,
-    }
-}
-
-impl documents::Handlers for Stat {
-    async fn files_list(
-        &self,
-        _: documents::ListRequest,
-    ) -> Result<documents::ListResponse, FilesError> {
-        Err(FilesError::NotFound { key: String::new() })
-    }
-    async fn files_head(&self, input: FileKey) -> Result<FileEntry, FilesError> {
-        Ok(info(input.key))
-    }
-    async fn files_download(
-        &self,
-        input: FileKey,
-        _grants: Grants,
-    ) -> Result<documents::DownloadResponse, FilesError> {
-        Err(FilesError::NotFound { key: input.key })
-    }
-    async fn files_delete(&self, input: FileKey) -> Result<FileEntry, FilesError> {
-        Err(FilesError::NotFound { key: input.key })
-    }
-    async fn files_upload(
-        &self,
-        _op: OperationContext<documents::UploadProgress>,
-        _input: documents::UploadInput,
-    ) -> Result<documents::UploadOutput, OperationFailure> {
-        Err(OperationFailure::failed("not in this benchmark"))
-    }
-}
 
 /// One stack: server, authority, the serving service and a client. Fields
 /// drop in order: the client and the service before the authority and the

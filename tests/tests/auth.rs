@@ -10,72 +10,11 @@ use std::time::Duration;
 
 use common::*;
 use indexer_example::{documents, index_key, indexer};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use trellis::{ConnectOptions, ServeOptions};
 use trellis_runtime::identity::{Credentials, PrincipalKind};
-use trellis_runtime::protocol::ContractState;
 
-/// A raw connection as `creds`, recording the server's error messages
-/// (permission violations among them).
-async fn raw_as(creds: &Credentials, url: &str) -> (async_nats::Client, UnboundedReceiver<String>) {
-    let (tx, rx) = unbounded_channel();
-    let client = creds
-        .nats_options()
-        .event_callback(move |event| {
-            let tx = tx.clone();
-            async move {
-                if let async_nats::Event::ServerError(e) = event {
-                    let _ = tx.send(e.to_string());
-                }
-            }
-        })
-        .connect(url)
-        .await
-        .expect("raw connection as the principal");
-    (client, rx)
-}
-
-/// Waits for nats-server to report a permission violation on `subject`.
-async fn violation(errors: &mut UnboundedReceiver<String>, kind: &str, subject: &str) {
-    let wanted = format!("permissions violation for {kind} to \"{subject}\"");
-    let found = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(e) = errors.recv().await {
-            if e.to_lowercase().contains(&wanted.to_lowercase()) {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(found, Ok(true), "no server violation: {wanted}");
-}
-
-async fn contract_state(stack: &Stack, id: &str) -> ContractState {
-    status(&stack.client)
-        .await
-        .contracts
-        .into_iter()
-        .find(|c| c.id == id)
-        .and_then(|c| c.state)
-        .expect("contract state")
-}
-
-async fn upload(client: &documents::Client, key: &str, body: &'static str) {
-    let op = client
-        .operation
-        .files
-        .upload
-        .input(documents::UploadInput {
-            key: key.into(),
-            content_type: "text/plain".into(),
-            metadata: None,
-        })
-        .transfer(bytes::Bytes::from(body))
-        .start()
-        .await
-        .expect("upload starts");
-    op.wait().await.expect("upload completes");
-}
+/// How long nats-server may take to report a permission violation.
+const WAIT: Duration = Duration::from_secs(5);
 
 #[tokio::test]
 async fn services_run_with_exactly_their_contracts_permissions() {
@@ -96,15 +35,7 @@ async fn services_run_with_exactly_their_contracts_permissions() {
     ] {
         accept_ready(&stack, manifest, id, digest).await;
     }
-    let enroll = |kind, id: &'static str, contract: Option<&'static str>| {
-        let client = stack.client.clone();
-        async move {
-            client
-                .enroll(kind, id, None, contract)
-                .await
-                .expect("enroll")
-        }
-    };
+    let enroll = |kind, id, contract| stack.enroll(kind, id, None, contract);
     let docs_creds = enroll(PrincipalKind::Service, "documents", Some(documents::ID)).await;
     let indexer_creds = enroll(PrincipalKind::Service, "indexer", Some(indexer::ID)).await;
     let items_creds = enroll(
@@ -156,7 +87,7 @@ async fn services_run_with_exactly_their_contracts_permissions() {
     let client = documents::Client::connect(options.clone().credentials(alice.clone()))
         .await
         .expect("alice connects");
-    upload(&client, "a.txt", "hello").await;
+    upload_document(&client, "a.txt", "hello").await;
     let service = Arc::new(
         indexer::Service::connect(options.clone().credentials(indexer_creds.clone()))
             .await
@@ -211,7 +142,7 @@ async fn services_run_with_exactly_their_contracts_permissions() {
     // Another service's KV bucket: neither its data nor its stream API.
     let kv_put = format!("$KV.{items_bucket}.stolen");
     raw.publish(kv_put.clone(), "x".into()).await.expect("pub");
-    violation(&mut errors, "publish", &kv_put).await;
+    violation(&mut errors, "publish", &kv_put, WAIT).await;
     let js = async_nats::jetstream::ContextBuilder::new()
         .timeout(Duration::from_millis(500))
         .build(raw.clone());
@@ -220,6 +151,7 @@ async fn services_run_with_exactly_their_contracts_permissions() {
         &mut errors,
         "publish",
         &format!("$JS.API.STREAM.INFO.KV_{items_bucket}"),
+        WAIT,
     )
     .await;
     // Another service's object store.
@@ -228,16 +160,17 @@ async fn services_run_with_exactly_their_contracts_permissions() {
         &mut errors,
         "publish",
         &format!("$JS.API.STREAM.INFO.OBJ_{docs_store}"),
+        WAIT,
     )
     .await;
     // An RPC the indexer did not select in `uses`.
     let delete = "trellis.test.documents@v1.rpc.v1.Files.Delete";
     let _ = raw.publish(delete, "{}".into()).await;
-    violation(&mut errors, "publish", delete).await;
+    violation(&mut errors, "publish", delete, WAIT).await;
     // Another principal's inbox.
     let other_inbox = format!("_INBOX.{}.>", alice.public_key());
     let _sub = raw.subscribe(other_inbox.clone()).await.expect("sub");
-    violation(&mut errors, "subscription", &other_inbox).await;
+    violation(&mut errors, "subscription", &other_inbox, WAIT).await;
     // Through a typed client the refusal is a typed error at once, not a
     // timeout.
     let stray = documents::Client::connect(options.clone().credentials(indexer_creds.clone()))
@@ -273,12 +206,12 @@ async fn services_run_with_exactly_their_contracts_permissions() {
         format!("$JS.ACK.{s}.{c}.1.1.1.1.1"),
     ] {
         raw.publish(subject.clone(), "".into()).await.expect("pub");
-        violation(&mut errors, "publish", &subject).await;
+        violation(&mut errors, "publish", &subject, WAIT).await;
     }
     // Nor may a service call the authority's operator surface.
     let accept = "trellis.authority.test.accept";
     raw.publish(accept, "{}".into()).await.expect("pub");
-    violation(&mut errors, "publish", accept).await;
+    violation(&mut errors, "publish", accept, WAIT).await;
 
     // The audit view lists what each principal is issued.
     let principals = stack.client.principals().await.expect("principals");
@@ -352,15 +285,7 @@ async fn requests_are_verified_authorized_and_revocable() {
         documents::DIGEST,
     )
     .await;
-    let enroll = |kind, id: &'static str, contract: Option<&'static str>| {
-        let client = stack.client.clone();
-        async move {
-            client
-                .enroll(kind, id, None, contract)
-                .await
-                .expect("enroll")
-        }
-    };
+    let enroll = |kind, id, contract| stack.enroll(kind, id, None, contract);
     let docs_creds = enroll(PrincipalKind::Service, "documents", Some(documents::ID)).await;
     let alice = enroll(PrincipalKind::User, "alice", None).await;
     let bob = enroll(PrincipalKind::User, "bob", None).await;
@@ -399,7 +324,7 @@ async fn requests_are_verified_authorized_and_revocable() {
     };
 
     // A capability gate: alice holds documents::read, bob does not.
-    upload(&alice_client, "a.txt", "hello").await;
+    upload_document(&alice_client, "a.txt", "hello").await;
     let page = alice_client.rpc.files.list(&list).await.expect("call");
     assert_eq!(page.expect("listed").entries.len(), 1);
     match bob_client.rpc.files.list(&list).await {
@@ -537,15 +462,8 @@ async fn public_state_is_namespaced_by_user_lineage_and_store_and_migrates() {
     use trellis_runtime::state::{StateClient, StateClientError, StateError, Writer};
     let stack = auth_stack().await;
     let url = stack.server.url();
-    let device = |id: &'static str, user: &'static str, contract: &'static str| {
-        let client = stack.client.clone();
-        async move {
-            client
-                .enroll(PrincipalKind::Device, id, Some(user), Some(contract))
-                .await
-                .expect("enroll device")
-        }
-    };
+    let device =
+        |id, user, contract| stack.enroll(PrincipalKind::Device, id, Some(user), Some(contract));
     let phone = device("alice-phone", "alice", "notes@v1").await;
     let laptop = device("alice-laptop", "alice", "notes@v1").await;
     let tablet = device("alice-tablet", "alice", "notes@v2").await;

@@ -58,26 +58,7 @@ async fn a_peer_generated_from_json_uploads_lists_listens_and_indexes() {
         .listen()
         .await
         .expect("listen");
-    let upload = |key: &'static str, body: &'static str| {
-        let peer = peer.clone();
-        async move {
-            let op = peer
-                .operation
-                .files
-                .upload
-                .input(documents::UploadInput {
-                    key: key.into(),
-                    content_type: "text/plain".into(),
-                    metadata: None,
-                })
-                .transfer(bytes::Bytes::from(body))
-                .start()
-                .await
-                .expect("upload starts");
-            op.wait().await.expect("upload completes")
-        }
-    };
-    upload("early.txt", "first").await;
+    upload_document(&peer, "early.txt", "first").await;
     let event = tokio::time::timeout(Duration::from_secs(10), live.next())
         .await
         .expect("event in time")
@@ -100,7 +81,7 @@ async fn a_peer_generated_from_json_uploads_lists_listens_and_indexes() {
     let task = indexer_example::run(service.clone(), |_| {})
         .await
         .expect("run");
-    upload("reports/q3.pdf", "%PDF-1.7").await;
+    upload_document(&peer, "reports/q3.pdf", "%PDF-1.7").await;
 
     for (key, size) in [("early.txt", 5), ("reports/q3.pdf", 8)] {
         let entry = eventually(Duration::from_secs(20), "indexed", || {

@@ -3,6 +3,8 @@
 //! contracts accepted, and the timing loop every `iter_custom` uses.
 #![allow(dead_code)]
 
+pub mod stat;
+
 use std::future::Future;
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -36,13 +36,25 @@ impl Stack {
     }
 
     async fn enrolled(&self, kind: PrincipalKind, id: &str, contract: Option<&str>) -> Credentials {
+        self.enroll(kind, id, None, contract).await
+    }
+
+    /// Registers a principal (once per kind and id; later calls return the
+    /// same credentials).
+    pub async fn enroll(
+        &self,
+        kind: PrincipalKind,
+        id: &str,
+        user: Option<&str>,
+        contract: Option<&str>,
+    ) -> Credentials {
         let key = format!("{}:{id}", kind.as_str());
         if let Some(c) = self.credentials.lock().expect("lock").get(&key) {
             return c.clone();
         }
         let creds = self
             .client
-            .enroll(kind, id, None, contract)
+            .enroll(kind, id, user, contract)
             .await
             .unwrap_or_else(|e| panic!("enroll {key}: {e}"));
         self.credentials
@@ -58,8 +70,7 @@ impl Stack {
         if !self.auth() {
             return self.options();
         }
-        let name = id.replace('@', "-");
-        let creds = self.enrolled(PrincipalKind::Service, &name, Some(id)).await;
+        let creds = self.service_credentials(id).await;
         self.options().credentials(creds)
     }
 
@@ -295,4 +306,92 @@ pub async fn raw_request(
         .request_with_headers(subject, headers, payload)
         .await
         .expect("reply")
+}
+
+/// A raw connection as `creds` (a new auth callout), recording the
+/// server's error messages (permission violations among them).
+pub async fn raw_as(
+    creds: &Credentials,
+    url: &str,
+) -> (
+    async_nats::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let client = creds
+        .nats_options()
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    let _ = tx.send(e.to_string());
+                }
+            }
+        })
+        .connect(url)
+        .await
+        .expect("raw connection as the principal");
+    (client, rx)
+}
+
+/// Waits up to `limit` for nats-server to report a permission violation
+/// for `kind` (`publish` or `subscription`) to `subject`. Returns the other
+/// permission violations reported before it.
+pub async fn violation(
+    errors: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    kind: &str,
+    subject: &str,
+    limit: Duration,
+) -> Vec<String> {
+    let wanted = format!("permissions violation for {kind} to \"{subject}\"").to_lowercase();
+    let mut others = Vec::new();
+    let found = tokio::time::timeout(limit, async {
+        while let Some(e) = errors.recv().await {
+            let e = e.to_lowercase();
+            if e.contains(&wanted) {
+                return true;
+            }
+            if e.contains("permissions violation") {
+                others.push(e);
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "no server violation: {wanted}");
+    others
+}
+
+/// The reconcile state of an accepted contract.
+pub async fn contract_state(stack: &Stack, id: &str) -> ContractState {
+    status(&stack.client)
+        .await
+        .contracts
+        .into_iter()
+        .find(|c| c.id == id)
+        .and_then(|c| c.state)
+        .expect("contract state")
+}
+
+/// Uploads `body` as `key` through a documents client generated from the
+/// manifest JSON and waits until the operation ends.
+pub async fn upload_document(
+    client: &indexer_example::documents::Client,
+    key: &str,
+    body: &'static str,
+) {
+    let op = client
+        .operation
+        .files
+        .upload
+        .input(indexer_example::documents::UploadInput {
+            key: key.into(),
+            content_type: "text/plain".into(),
+            metadata: None,
+        })
+        .transfer(bytes::Bytes::from(body))
+        .start()
+        .await
+        .expect("upload starts");
+    op.wait().await.expect("upload completes");
 }
