@@ -27,7 +27,7 @@ pub const REVOCATION_BOUND: Duration = Duration::from_secs(2);
 
 /// Verifies callers of one service connection.
 pub(crate) struct Verifier {
-    records: Arc<RwLock<HashMap<String, PrincipalRecord>>>,
+    records: Arc<RwLock<HashMap<String, Arc<PrincipalRecord>>>>,
     /// Decoded public keys (decoding a curve point per request is costly).
     keys: RwLock<HashMap<String, Arc<nkeys::KeyPair>>>,
     live: Arc<AtomicBool>,
@@ -74,8 +74,8 @@ impl Replays {
     }
 }
 
-fn decode(value: &[u8]) -> Option<PrincipalRecord> {
-    serde_json::from_slice(value).ok()
+fn decode(value: &[u8]) -> Option<Arc<PrincipalRecord>> {
+    serde_json::from_slice(value).ok().map(Arc::new)
 }
 
 impl Verifier {
@@ -103,7 +103,7 @@ impl Verifier {
         })
     }
 
-    async fn record(&self, key: &str) -> Result<Option<PrincipalRecord>, ProofError> {
+    async fn record(&self, key: &str) -> Result<Option<Arc<PrincipalRecord>>, ProofError> {
         if self.live.load(Ordering::Acquire)
             && let Ok(records) = self.records.read()
             && let Some(r) = records.get(key)
@@ -158,7 +158,7 @@ impl Verifier {
             .await?
             .ok_or_else(|| ProofError::UnknownKey(proof.key.clone()))?;
         if record.revoked {
-            return Err(ProofError::Revoked(record.id));
+            return Err(ProofError::Revoked(record.id.clone()));
         }
         let now = now_ms();
         let key = self.decoded(&proof.key)?;
@@ -189,7 +189,7 @@ impl Verifier {
 
 async fn watch(
     store: kv::Store,
-    records: Arc<RwLock<HashMap<String, PrincipalRecord>>>,
+    records: Arc<RwLock<HashMap<String, Arc<PrincipalRecord>>>>,
     live: Arc<AtomicBool>,
 ) {
     loop {
