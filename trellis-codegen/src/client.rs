@@ -51,14 +51,17 @@ pub(crate) struct ClientModel {
 pub(crate) fn accessor(name: &str) -> (syn::Ident, syn::Ident) {
     let (group, leaf) = name.split_once('.').unwrap_or((name, name));
     (
-        format_ident!("{}", crate::names::snake_case(group)),
-        format_ident!("{}", crate::names::snake_case(leaf)),
+        format_ident!("{}", trellis_manifest::names::snake_case(group)),
+        format_ident!("{}", trellis_manifest::names::snake_case(leaf)),
     )
 }
 
 /// `Files.List` -> `FilesList`.
 pub(crate) fn marker(name: &str) -> syn::Ident {
-    format_ident!("{}", crate::names::pascal_case(&name.replace('.', "_")))
+    format_ident!(
+        "{}",
+        trellis_manifest::names::pascal_case(&name.replace('.', "_"))
+    )
 }
 
 fn event_spec(e: &EventModel) -> TokenStream {
@@ -307,7 +310,7 @@ pub(crate) fn accessors(
         let mut top_inits = TokenStream::new();
         for (group, (fields, inits)) in &groups.by_group {
             let field = format_ident!("{}", group);
-            let pascal = crate::names::pascal_case(group);
+            let pascal = trellis_manifest::names::pascal_case(group);
             let ty = format_ident!("{pfx}{pascal}{suffix}");
             let doc = format!("The `{pascal}.*` {what}{}.", naming.what);
             let methods = groups.methods.get(group).cloned().unwrap_or_default();

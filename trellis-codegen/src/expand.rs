@@ -262,7 +262,7 @@ fn event_surface(c: &Contract) -> (TokenStream, TokenStream) {
     let (mut pub_fields, mut pub_inits) = (TokenStream::new(), TokenStream::new());
     for (group, leaves) in &groups {
         let field = format_ident!("{}", group);
-        let pascal = crate::names::pascal_case(group);
+        let pascal = trellis_manifest::names::pascal_case(group);
         let pub_ty = format_ident!("{}Events", pascal);
         let (mut pf, mut pi) = (TokenStream::new(), TokenStream::new());
         for (leaf, ty, spec) in leaves {

@@ -35,25 +35,20 @@
 
 pub mod args;
 pub mod builder;
-pub mod check;
 mod client;
-pub mod digest;
 pub mod errors;
 pub mod expand;
-pub mod json;
-pub mod manifest;
-pub mod names;
 pub mod parse;
 pub mod schema;
 pub mod stub;
 pub mod stubtypes;
-pub mod validate;
 
 pub use builder::{BuildError, Builder, Emitted, SourceError, parse_source};
-pub use check::{CheckError, Checked, check_manifest};
-pub use digest::{digest, digest_text, projection};
-pub use json::Json;
-pub use manifest::Manifest;
 pub use parse::{Contract, ContractArgs, parse_contract};
 pub use stub::{ClientStub, StubError};
-pub use validate::Issue;
+/// The manifest model every later stage reads (re-exported from
+/// `trellis-manifest`).
+pub use trellis_manifest::{
+    CheckError, Checked, Issue, Json, Manifest, check, check_manifest, digest, digest_text, json,
+    manifest, names, pointer, projection, validate,
+};

@@ -17,9 +17,9 @@ use syn::{Ident, LitStr, Token};
 
 use crate::args::{Arg, Args, attr_name, parse_attr_args};
 use crate::errors::Errors;
-use crate::manifest::*;
-use crate::names;
 use crate::schema::SchemaTypes;
+use trellis_manifest::manifest::*;
+use trellis_manifest::names;
 
 /// Manifest paths (e.g. `["rpc", "Files.List", "input"]`) → source spans.
 #[derive(Default, Debug, Clone)]
@@ -110,7 +110,7 @@ pub struct UseDecl {
 /// A parsed contract module.
 #[derive(Debug, Clone)]
 pub struct Contract {
-    /// The declared manifest (not yet validated; see [`crate::validate`]).
+    /// The declared manifest (not yet validated; see [`trellis_manifest::validate`]).
     pub manifest: Manifest,
     /// Where each manifest part came from.
     pub spans: SpanMap,
@@ -440,7 +440,7 @@ pub fn parse_contract(args: ContractArgs, module: &syn::ItemMod) -> syn::Result<
 
     // Semantic rules shared with `trellis contract check`.
     if p.errors.is_empty() {
-        for issue in crate::validate::validate(&out.manifest) {
+        for issue in trellis_manifest::validate::validate(&out.manifest) {
             let span = out
                 .spans
                 .lookup(&issue.path)

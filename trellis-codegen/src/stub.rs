@@ -29,8 +29,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use crate::client::{ClientModel, EventModel, OperationModel, RpcModel};
-use crate::manifest::{Docs, Manifest};
 use crate::stubtypes::{StubTypeError, rust_types};
+use trellis_manifest::manifest::{Docs, Manifest};
 
 /// Why a stub could not be generated.
 #[derive(Debug, thiserror::Error)]
@@ -199,7 +199,7 @@ pub fn client_source(
     module: Option<&str>,
     pinned: Option<(&str, &str)>,
 ) -> Result<(String, String), StubError> {
-    let checked = crate::check_manifest(text).map_err(|e| StubError::Invalid {
+    let checked = trellis_manifest::check_manifest(text).map_err(|e| StubError::Invalid {
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
@@ -214,9 +214,9 @@ pub fn client_source(
         });
     }
     let m = &checked.manifest;
-    let module = module
-        .map(str::to_owned)
-        .unwrap_or_else(|| crate::names::snake_case(m.id.split('@').next().unwrap_or(&m.id)));
+    let module = module.map(str::to_owned).unwrap_or_else(|| {
+        trellis_manifest::names::snake_case(m.id.split('@').next().unwrap_or(&m.id))
+    });
     let tokens = module_tokens(m, &checked.digest, path, &module)?;
     let file: syn::File = syn::parse2(tokens).map_err(|e| StubError::Generated {
         path: path.to_owned(),
@@ -389,7 +389,9 @@ mod tests {
             "{err}"
         );
         let edited = DOCUMENTS.replace("\"maxBytes\":1073741824", "\"maxBytes\":1");
-        let actual = crate::check_manifest(DOCUMENTS).expect("valid").digest;
+        let actual = trellis_manifest::check_manifest(DOCUMENTS)
+            .expect("valid")
+            .digest;
         let err = client_source(&edited, "d.json", None, Some((&actual, "d.digest")))
             .expect_err("edited content");
         assert!(err.to_string().contains("was edited"), "{err}");

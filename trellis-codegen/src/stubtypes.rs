@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
 
-use crate::json::{Json, Number, Object};
+use trellis_manifest::json::{Json, Number, Object};
 
 /// Rust definitions generated from a manifest's `schemas`.
 pub struct RustTypes {

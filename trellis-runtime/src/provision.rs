@@ -46,7 +46,7 @@ fn duplicate_window(ttl_ms: u64) -> Duration {
 }
 
 /// The binding a KV resource asks for, on bucket `bucket`.
-pub fn kv_binding(bucket: &str, kv: &trellis_codegen::manifest::KvResource) -> KvBinding {
+pub fn kv_binding(bucket: &str, kv: &trellis_manifest::manifest::KvResource) -> KvBinding {
     KvBinding {
         bucket: bucket.to_owned(),
         history: kv.history.unwrap_or(1),
@@ -58,7 +58,7 @@ pub fn kv_binding(bucket: &str, kv: &trellis_codegen::manifest::KvResource) -> K
 /// The binding a store resource asks for, on bucket `bucket`.
 pub fn store_binding(
     bucket: &str,
-    store: &trellis_codegen::manifest::StoreResource,
+    store: &trellis_manifest::manifest::StoreResource,
 ) -> StoreBinding {
     StoreBinding {
         bucket: bucket.to_owned(),

@@ -543,7 +543,7 @@ pub(crate) async fn admit(
 
 /// The `call` gates of a manifest's RPCs and operations, by name.
 pub(crate) fn call_gates(manifest: &str) -> std::collections::HashMap<String, Vec<String>> {
-    let Ok(m) = serde_json::from_str::<trellis_codegen::manifest::Manifest>(manifest) else {
+    let Ok(m) = serde_json::from_str::<trellis_manifest::manifest::Manifest>(manifest) else {
         return std::collections::HashMap::new();
     };
     let rpc = m

@@ -507,7 +507,7 @@ mod tests {
 
     #[test]
     fn the_shipped_manifest_is_valid_and_canonical() {
-        let checked = trellis_codegen::check_manifest(STATE_MANIFEST).expect("valid manifest");
+        let checked = trellis_manifest::check_manifest(STATE_MANIFEST).expect("valid manifest");
         assert_eq!(checked.manifest.id, STATE_CONTRACT);
         assert_eq!(checked.manifest.to_canonical_string(), STATE_MANIFEST);
         for (name, subject) in [GET, PUT, DELETE, LIST] {

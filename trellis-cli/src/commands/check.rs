@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use trellis_codegen::{CheckError, Checked, check_manifest};
+use trellis_manifest::{CheckError, Checked, check_manifest};
 
 use crate::cli::CheckArgs;
 use crate::commands::read_text;

@@ -1,6 +1,6 @@
 //! `trellis contract digest <file>...`: prints `<digest>  <file>` per file.
 
-use trellis_codegen::Json;
+use trellis_manifest::Json;
 
 use crate::cli::DigestArgs;
 use crate::commands::read_text;
@@ -38,5 +38,5 @@ fn digest_of(text: &str) -> Result<String, String> {
     if json.as_object().is_none() {
         return Err("not a manifest: the top level must be a JSON object".to_owned());
     }
-    Ok(trellis_codegen::digest(&json))
+    Ok(trellis_manifest::digest(&json))
 }

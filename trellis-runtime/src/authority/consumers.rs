@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use trellis_codegen::manifest::{Manifest, Ordering, Replay};
+use trellis_manifest::manifest::{Manifest, Ordering, Replay};
 
 use super::AuthorityConfig;
 use super::naming::lineage_key;

@@ -35,7 +35,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
-use trellis_codegen::manifest::Manifest;
+use trellis_manifest::manifest::Manifest;
 
 use crate::protocol::*;
 use crate::provision;
@@ -428,10 +428,11 @@ impl Inner {
         &self,
         text: &str,
     ) -> Result<(Plan, Manifest, Option<state::Versioned<Desired>>, String), AuthorityError> {
-        let checked =
-            trellis_codegen::check_manifest(text).map_err(|e| AuthorityError::InvalidManifest {
+        let checked = trellis_manifest::check_manifest(text).map_err(|e| {
+            AuthorityError::InvalidManifest {
                 problems: e.to_string().lines().map(str::to_owned).collect(),
-            })?;
+            }
+        })?;
         let manifest = checked.manifest;
         let canonical = manifest.to_canonical_string();
         let key = format!("contract.{}.desired", lineage_key(&manifest.id));

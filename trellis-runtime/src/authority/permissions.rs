@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use trellis_codegen::manifest::Manifest;
+use trellis_manifest::manifest::Manifest;
 
 use super::consumers::filter_subject;
 use crate::identity::{PrincipalKind, inbox_prefix};

@@ -8,8 +8,8 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use trellis_codegen::Json;
-use trellis_codegen::manifest::{KvResource, Manifest, StoreResource};
+use trellis_manifest::Json;
+use trellis_manifest::manifest::{KvResource, Manifest, StoreResource};
 
 /// Resource kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -128,7 +128,7 @@ pub fn compute(
     physical: &dyn Fn(ResourceKind, &str) -> String,
     existing: &dyn Fn(ResourceKind, &str) -> Existing,
 ) -> Plan {
-    let empty = trellis_codegen::manifest::Resources::default();
+    let empty = trellis_manifest::manifest::Resources::default();
     let old = previous
         .and_then(|m| m.resources.as_ref())
         .unwrap_or(&empty);
@@ -441,9 +441,9 @@ fn strings(v: Option<&Json>) -> BTreeSet<String> {
 
 fn num(v: Option<&Json>) -> Option<f64> {
     match v? {
-        Json::Number(trellis_codegen::json::Number::Int(i)) => Some(*i as f64),
-        Json::Number(trellis_codegen::json::Number::UInt(u)) => Some(*u as f64),
-        Json::Number(trellis_codegen::json::Number::Float(f)) => Some(*f),
+        Json::Number(trellis_manifest::json::Number::Int(i)) => Some(*i as f64),
+        Json::Number(trellis_manifest::json::Number::UInt(u)) => Some(*u as f64),
+        Json::Number(trellis_manifest::json::Number::Float(f)) => Some(*f),
         _ => None,
     }
 }

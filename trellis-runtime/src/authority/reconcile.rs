@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use async_nats::jetstream::{self, stream};
 use tracing::{debug, info, warn};
-use trellis_codegen::manifest::Manifest;
+use trellis_manifest::manifest::Manifest;
 
 use super::AuthorityConfig;
 use super::state::{Desired, StateStore, now_ms};

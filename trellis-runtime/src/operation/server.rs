@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
-use trellis_codegen::manifest::{Manifest, Operation as ManifestOperation};
+use trellis_manifest::manifest::{Manifest, Operation as ManifestOperation};
 
 use super::{Control, OperationFailure, OperationStatus, Record, TransferProgress, WireSnapshot};
 use crate::bindings::ServiceRuntime;

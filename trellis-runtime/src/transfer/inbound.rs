@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
-use trellis_codegen::manifest::SendTransfer;
+use trellis_manifest::manifest::SendTransfer;
 
 use super::{ACK_HEADER, DIGEST_HEADER, END_HEADER, SEQ_HEADER, SIZE_HEADER, TransferError};
 use crate::operation::OperationFailure;

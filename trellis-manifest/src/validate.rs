@@ -10,7 +10,7 @@ use std::fmt;
 use crate::json::Json;
 use crate::manifest::*;
 use crate::names;
-use crate::schema::{Want, resolve_pointer};
+use crate::pointer::{Want, resolve_pointer};
 
 /// One violated rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
