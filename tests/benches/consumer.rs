@@ -149,7 +149,7 @@ impl Fixture {
                 let [binding] = bindings.consumers[group].as_slice() else {
                     panic!("group `{group}` reads one stream");
                 };
-                let mut config = trellis_runtime::provision::consumer_config(binding);
+                let mut config = trellis_authority::provision::consumer_config(binding);
                 let name = format!("bench-raw-{group}");
                 config.durable_name = Some(name.clone());
                 config.name = Some(name.clone());

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use trellis::{ConnectError, ConnectOptions};
-use trellis_runtime::authority::Authority;
+use trellis_authority::Authority;
 use trellis_runtime::protocol::ResourceStatus;
 
 mod v1 {

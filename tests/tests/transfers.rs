@@ -623,7 +623,7 @@ async fn a_nats_restart_mid_transfer_ends_verified_or_refused() {
     let mut server = trellis_testing::NatsServer::start_persistent(dir.path(), port)
         .await
         .expect("server");
-    let authority = trellis_runtime::authority::Authority::start(
+    let authority = trellis_authority::Authority::start(
         server.client().await.expect("client"),
         config(),
     )

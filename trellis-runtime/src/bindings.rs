@@ -60,7 +60,9 @@ impl fmt::Debug for ServiceRuntime {
 }
 
 impl ServiceRuntime {
-    pub(crate) fn new(
+    /// A runtime for contract `contract_id` in `deployment`, calling as
+    /// `principal`.
+    pub fn new(
         client: async_nats::Client,
         deployment: &str,
         contract_id: &str,
@@ -99,7 +101,7 @@ impl ServiceRuntime {
     }
 
     /// Verifies callers of this service with `verifier`.
-    pub(crate) fn with_verifier(mut self, verifier: Option<crate::verify::Verifier>) -> Self {
+    pub fn with_verifier(mut self, verifier: Option<crate::verify::Verifier>) -> Self {
         self.verifier = verifier.map(std::sync::Arc::new);
         self
     }

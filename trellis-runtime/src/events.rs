@@ -115,7 +115,7 @@ pub fn subject_token(value: &Value) -> Option<String> {
 
 /// `template` with each `{/pointer}` replaced by `token(pointer)`; an
 /// unclosed `{` is kept as text.
-pub(crate) fn render(
+pub fn render(
     template: &str,
     mut token: impl FnMut(&str) -> Result<String, EventError>,
 ) -> Result<String, EventError> {

@@ -16,12 +16,12 @@ pub(crate) fn random_id() -> String {
 }
 
 /// Unpadded base64url (keys, signatures, digests, ids).
-pub(crate) fn b64url(data: &[u8]) -> String {
+pub fn b64url(data: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(data)
 }
 
 /// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

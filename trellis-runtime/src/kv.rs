@@ -919,7 +919,7 @@ mod tests {
         let client = server.client().await?;
         let js = jetstream::new(client);
         let binding = binding("items");
-        let store = crate::provision::create_kv_for_test(&js, &binding).await;
+        let store = crate::layout::create_kv_for_test(&js, &binding).await;
         let kv = KvHandle::<Item>::new(store.clone(), binding);
         Ok(Fixture {
             server,

@@ -34,7 +34,101 @@ pub struct StoreBinding {
 
 use std::collections::BTreeMap;
 
-pub use crate::authority::plan::{Change, Plan, PlanItem, ResourceKind};
+/// Resource kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceKind {
+    /// A KV bucket.
+    Kv,
+    /// An object store.
+    Store,
+    /// The runtime-owned state bucket (operations, receive grants).
+    State,
+    /// The runtime-owned event stream of the contract's events.
+    Events,
+    /// A durable consumer of an event consumer group (alias
+    /// `<group>/<source contract>`).
+    Consumer,
+}
+
+impl ResourceKind {
+    /// `kv` / `store` / `state` / `events` / `consumer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Kv => "kv",
+            ResourceKind::Store => "store",
+            ResourceKind::State => "state",
+            ResourceKind::Events => "events",
+            ResourceKind::Consumer => "consumer",
+        }
+    }
+}
+
+/// What happens to one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "change")]
+pub enum Change {
+    /// A new alias: a bucket is created (or a compatible one adopted).
+    Added,
+    /// An existing alias with different settings.
+    Changed {
+        /// Human-readable field changes (`history 8 -> 4`).
+        fields: Vec<String>,
+    },
+    /// The alias disappears: its resource is detached and kept as orphaned.
+    Removed,
+}
+
+/// One planned change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanItem {
+    /// Resource kind.
+    pub kind: ResourceKind,
+    /// Logical alias.
+    pub alias: String,
+    /// Physical name it maps to.
+    pub physical: String,
+    /// The change.
+    #[serde(flatten)]
+    pub change: Change,
+    /// Why this is dangerous; empty when safe.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dangers: Vec<String>,
+}
+
+impl PlanItem {
+    /// Whether accepting needs explicit confirmation.
+    pub fn is_dangerous(&self) -> bool {
+        !self.dangers.is_empty()
+    }
+}
+
+/// The plan for accepting one manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Contract id.
+    pub id: String,
+    /// Digest of the proposed manifest.
+    pub digest: String,
+    /// Digest currently accepted, if any.
+    pub previous_digest: Option<String>,
+    /// Resource changes (unchanged resources are omitted).
+    pub items: Vec<PlanItem>,
+}
+
+impl Plan {
+    /// Whether any change is dangerous.
+    pub fn is_dangerous(&self) -> bool {
+        self.items.iter().any(PlanItem::is_dangerous)
+    }
+
+    /// Whether nothing would change.
+    pub fn is_noop(&self) -> bool {
+        self.items.is_empty() && self.previous_digest.as_deref() == Some(self.digest.as_str())
+    }
+}
 
 /// Prefix of the authority's request subjects.
 pub const AUTHORITY_PREFIX: &str = "trellis.authority";

@@ -369,7 +369,7 @@ impl std::fmt::Debug for RpcServer {
 
 /// Starts serving `endpoints` for `contract_id` in `deployment`. Instances
 /// of one contract share a queue group, so requests are load-balanced.
-pub(crate) async fn serve(
+pub async fn serve(
     runtime: &ServiceRuntime,
     endpoints: Endpoints,
     options: ServeOptions,
@@ -585,7 +585,7 @@ pub(crate) async fn reply(
 /// connection's protocol in order, so once our own probe message comes
 /// back, every earlier subscription is registered. (`flush` only empties
 /// the socket buffer.)
-pub(crate) async fn confirm_subscriptions(client: &async_nats::Client) -> Result<(), ServeError> {
+pub async fn confirm_subscriptions(client: &async_nats::Client) -> Result<(), ServeError> {
     let probe = client.new_inbox();
     let mut sub =
         client

@@ -54,11 +54,14 @@ pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// Most entries one `list` page returns.
 pub const MAX_LIST_LIMIT: u64 = 1000;
 
-/// The RPCs: (name, manifest subject).
-pub(crate) const GET: (&str, &str) = ("State.Get", "rpc.v1.State.Get");
-pub(crate) const PUT: (&str, &str) = ("State.Put", "rpc.v1.State.Put");
-pub(crate) const DELETE: (&str, &str) = ("State.Delete", "rpc.v1.State.Delete");
-pub(crate) const LIST: (&str, &str) = ("State.List", "rpc.v1.State.List");
+/// The `State.Get` RPC: (name, manifest subject).
+pub const GET: (&str, &str) = ("State.Get", "rpc.v1.State.Get");
+/// The `State.Put` RPC: (name, manifest subject).
+pub const PUT: (&str, &str) = ("State.Put", "rpc.v1.State.Put");
+/// The `State.Delete` RPC: (name, manifest subject).
+pub const DELETE: (&str, &str) = ("State.Delete", "rpc.v1.State.Delete");
+/// The `State.List` RPC: (name, manifest subject).
+pub const LIST: (&str, &str) = ("State.List", "rpc.v1.State.List");
 
 /// Which contract version wrote (or reads) an entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -49,8 +49,8 @@ use std::time::{Duration, SystemTime};
 use async_nats::jetstream;
 use futures::StreamExt;
 
+use crate::layout;
 use crate::protocol::StoreBinding;
-use crate::provision;
 
 pub use body::Body;
 pub use error::StoreError;
@@ -90,7 +90,7 @@ impl StoreHandle {
 
     /// Opens the object store (one JetStream request).
     pub async fn open(&self) -> Result<Store, StoreError> {
-        let stream_name = provision::object_stream_name(&self.binding.bucket);
+        let stream_name = layout::object_stream_name(&self.binding.bucket);
         let stream = self
             .js
             .get_stream(&stream_name)

@@ -26,7 +26,7 @@ use crate::protocol::PrincipalRecord;
 pub const REVOCATION_BOUND: Duration = Duration::from_secs(2);
 
 /// Verifies callers of one service connection.
-pub(crate) struct Verifier {
+pub struct Verifier {
     records: Arc<RwLock<HashMap<String, Arc<PrincipalRecord>>>>,
     /// Decoded public keys (decoding a curve point per request is costly).
     keys: RwLock<HashMap<String, Arc<nkeys::KeyPair>>>,
@@ -80,7 +80,7 @@ fn decode(value: &[u8]) -> Option<Arc<PrincipalRecord>> {
 
 impl Verifier {
     /// Opens the principals bucket and starts watching it.
-    pub(crate) async fn start(
+    pub async fn start(
         js: &async_nats::jetstream::Context,
         bucket: &str,
         window: Duration,

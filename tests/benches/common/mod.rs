@@ -13,7 +13,7 @@ use futures::future::join_all;
 use tokio::runtime::Runtime;
 use trellis::ConnectOptions;
 use trellis_runtime::AuthorityClient;
-use trellis_runtime::authority::{Authority, AuthorityConfig};
+use trellis_authority::{Authority, AuthorityConfig};
 use trellis_runtime::protocol::{BindingsRecord, Phase};
 use trellis_testing::NatsServer;
 

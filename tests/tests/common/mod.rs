@@ -5,7 +5,7 @@ use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use trellis_runtime::authority::{Authority, AuthorityConfig};
+use trellis_authority::{Authority, AuthorityConfig};
 use trellis_runtime::identity::{Credentials, PrincipalKind};
 use trellis_runtime::protocol::{ContractState, Phase, StatusReply};
 use trellis_runtime::{AuthorityClient, ConnectOptions};
@@ -150,7 +150,7 @@ pub async fn plain_stack() -> Stack {
 pub async fn auth_stack() -> Stack {
     let keys = trellis_testing::ServerAuth::generate().expect("keys");
     let settings =
-        trellis_runtime::authority::callout::AuthSettings::new(&keys.issuer_seed, &keys.account)
+        trellis_authority::callout::AuthSettings::new(&keys.issuer_seed, &keys.account)
             .expect("settings");
     let server = NatsServer::start_with_auth(keys.clone())
         .await

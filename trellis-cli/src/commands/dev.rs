@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use trellis_runtime::authority::callout::AuthSettings;
-use trellis_runtime::authority::{Authority, AuthorityConfig};
+use trellis_authority::callout::AuthSettings;
+use trellis_authority::{Authority, AuthorityConfig};
 use trellis_runtime::identity::{Credentials, PrincipalKind, write_secret};
 use trellis_runtime::protocol::RegisterRequest;
 use trellis_testing::{NatsServer, ServerAuth};

@@ -36,7 +36,7 @@ async fn fixture_with(binding: StoreBinding) -> Fixture {
     let server = NatsServer::start().await.expect("nats-server starts");
     let client = server.client().await.expect("client connects");
     let js = jetstream::new(client);
-    crate::provision::create_store_for_test(&js, &binding).await;
+    crate::layout::create_store_for_test(&js, &binding).await;
     let store = StoreHandle::new(js.clone(), binding)
         .open()
         .await

@@ -35,7 +35,7 @@ use crate::rpc::{Caller, STATUS_HEADER, ServeError, surface_subject};
 use crate::store::{ObjectInfo, StoreError, StoreHandle};
 
 /// Manifest-style subject (under the contract) where grants are redeemed.
-pub(crate) const RECEIVE_SUBJECT: &str = "transfer.v1.receive";
+pub const RECEIVE_SUBJECT: &str = "transfer.v1.receive";
 /// On the first download message: where the caller sends its acks.
 const CREDIT_HEADER: &str = "Trellis-Credit";
 /// How many chunks the caller lets the provider send ahead. Every

@@ -23,11 +23,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use trellis_manifest::manifest::Manifest;
 
-use super::consumers::filter_subject;
-use crate::identity::{PrincipalKind, inbox_prefix};
-use crate::protocol::{BindingsRecord, Permissions, PrincipalRecord, authority_subject};
-use crate::provision::{kv_stream_name, object_stream_name};
-use crate::rpc::surface_subject;
+use crate::consumers::filter_subject;
+use trellis_runtime::identity::{PrincipalKind, inbox_prefix};
+use trellis_runtime::internal::surface_subject;
+use trellis_runtime::layout::{kv_stream_name, object_stream_name};
+use trellis_runtime::protocol::{BindingsRecord, Permissions, PrincipalRecord, authority_subject};
 
 /// An accepted contract with its last good bindings.
 #[derive(Debug, Clone)]
@@ -109,7 +109,7 @@ fn receive_subject(deployment: &str, contract: &str) -> String {
     surface_subject(
         deployment,
         contract,
-        crate::transfer::receive::RECEIVE_SUBJECT,
+        trellis_runtime::internal::RECEIVE_SUBJECT,
     )
 }
 
@@ -135,14 +135,14 @@ pub(crate) fn compute(
     b.publish("_INBOX.>");
     // Public state is built in: every principal reads its own namespace.
     for (_, subject) in [
-        crate::state::GET,
-        crate::state::PUT,
-        crate::state::DELETE,
-        crate::state::LIST,
+        trellis_runtime::state::GET,
+        trellis_runtime::state::PUT,
+        trellis_runtime::state::DELETE,
+        trellis_runtime::state::LIST,
     ] {
         b.publish(surface_subject(
             deployment,
-            crate::state::STATE_CONTRACT,
+            trellis_runtime::state::STATE_CONTRACT,
             subject,
         ));
     }

@@ -10,9 +10,8 @@
 use async_nats::jetstream::{self, kv};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::kv::KvHandle;
-use crate::protocol::{AuthorityError, KvBinding};
-use crate::provision;
+use trellis_runtime::kv::KvHandle;
+use trellis_runtime::protocol::{AuthorityError, KvBinding};
 
 /// The accepted (desired) contract.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,7 +50,7 @@ pub(crate) fn storage(e: impl std::fmt::Display) -> AuthorityError {
     }
 }
 
-pub(crate) use crate::ids::now_ms;
+pub(crate) use trellis_runtime::internal::now_ms;
 
 /// Typed access to the state bucket.
 #[derive(Clone, Debug)]
@@ -97,11 +96,13 @@ impl StateStore {
         let kv = match js.get_key_value(&bucket).await {
             Ok(kv) => kv,
             Err(_) => {
-                js.get_or_create_stream(provision::kv_stream_config(&binding, replicas))
-                    .await
-                    .map_err(|e| AuthorityError::Storage {
-                        message: format!("cannot create state bucket `{bucket}`: {e}"),
-                    })?;
+                js.get_or_create_stream(trellis_runtime::layout::kv_stream_config(
+                    &binding, replicas,
+                ))
+                .await
+                .map_err(|e| AuthorityError::Storage {
+                    message: format!("cannot create state bucket `{bucket}`: {e}"),
+                })?;
                 js.get_key_value(&bucket)
                     .await
                     .map_err(|e| AuthorityError::Storage {
@@ -109,7 +110,7 @@ impl StateStore {
                     })?
             }
         };
-        let keys = KvHandle::new(kv.clone(), binding);
+        let keys = trellis_runtime::internal::kv_handle(kv.clone(), binding);
         // Serve only once the bucket answers (a replicated bucket that was
         // just created answers "no responders" until it has a leader).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);

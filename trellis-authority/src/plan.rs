@@ -7,105 +7,9 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
 use trellis_manifest::Json;
 use trellis_manifest::manifest::{KvResource, Manifest, StoreResource};
-
-/// Resource kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ResourceKind {
-    /// A KV bucket.
-    Kv,
-    /// An object store.
-    Store,
-    /// The runtime-owned state bucket (operations, receive grants).
-    State,
-    /// The runtime-owned event stream of the contract's events.
-    Events,
-    /// A durable consumer of an event consumer group (alias
-    /// `<group>/<source contract>`).
-    Consumer,
-}
-
-impl ResourceKind {
-    /// `kv` / `store` / `state` / `events` / `consumer`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResourceKind::Kv => "kv",
-            ResourceKind::Store => "store",
-            ResourceKind::State => "state",
-            ResourceKind::Events => "events",
-            ResourceKind::Consumer => "consumer",
-        }
-    }
-}
-
-/// What happens to one resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "change")]
-pub enum Change {
-    /// A new alias: a bucket is created (or a compatible one adopted).
-    Added,
-    /// An existing alias with different settings.
-    Changed {
-        /// Human-readable field changes (`history 8 -> 4`).
-        fields: Vec<String>,
-    },
-    /// The alias disappears: its resource is detached and kept as orphaned.
-    Removed,
-}
-
-/// One planned change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlanItem {
-    /// Resource kind.
-    pub kind: ResourceKind,
-    /// Logical alias.
-    pub alias: String,
-    /// Physical name it maps to.
-    pub physical: String,
-    /// The change.
-    #[serde(flatten)]
-    pub change: Change,
-    /// Why this is dangerous; empty when safe.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dangers: Vec<String>,
-}
-
-impl PlanItem {
-    /// Whether accepting needs explicit confirmation.
-    pub fn is_dangerous(&self) -> bool {
-        !self.dangers.is_empty()
-    }
-}
-
-/// The plan for accepting one manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Plan {
-    /// Contract id.
-    pub id: String,
-    /// Digest of the proposed manifest.
-    pub digest: String,
-    /// Digest currently accepted, if any.
-    pub previous_digest: Option<String>,
-    /// Resource changes (unchanged resources are omitted).
-    pub items: Vec<PlanItem>,
-}
-
-impl Plan {
-    /// Whether any change is dangerous.
-    pub fn is_dangerous(&self) -> bool {
-        self.items.iter().any(PlanItem::is_dangerous)
-    }
-
-    /// Whether nothing would change.
-    pub fn is_noop(&self) -> bool {
-        self.items.is_empty() && self.previous_digest.as_deref() == Some(self.digest.as_str())
-    }
-}
+use trellis_runtime::protocol::{Change, Plan, PlanItem, ResourceKind};
 
 /// How an existing physical resource relates to what a plan needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,8 +114,8 @@ pub fn compute(
 /// proposed manifest needs, and `existing(alias)` what already sits on the
 /// server for an added one.
 pub(crate) fn consumer_items(
-    installed: &std::collections::BTreeMap<String, crate::protocol::ConsumerBinding>,
-    wanted: &[super::consumers::WantedConsumer],
+    installed: &std::collections::BTreeMap<String, trellis_runtime::protocol::ConsumerBinding>,
+    wanted: &[crate::consumers::WantedConsumer],
     existing: &dyn Fn(&str) -> Existing,
 ) -> Vec<PlanItem> {
     let mut items = Vec::new();
@@ -245,7 +149,7 @@ pub(crate) fn consumer_items(
                         old.replay, new.replay
                     ));
                 }
-                let names = |b: &crate::protocol::ConsumerBinding| {
+                let names = |b: &trellis_runtime::protocol::ConsumerBinding| {
                     b.events.iter().map(|e| e.name.clone()).collect::<Vec<_>>()
                 };
                 if old.events != new.events {

@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 
 use trellis_manifest::manifest::{Manifest, Ordering, Replay};
 
-use super::AuthorityConfig;
-use super::naming::lineage_key;
-use super::state::{Desired, StateStore, storage};
-use crate::protocol::{AuthorityError, ConsumedEvent, ConsumerBinding, ResourceKind};
+use crate::AuthorityConfig;
+use crate::naming::lineage_key;
+use crate::state::{Desired, StateStore, storage};
+use trellis_runtime::protocol::{AuthorityError, ConsumedEvent, ConsumerBinding, ResourceKind};
 
 /// Ack wait when a group declares none (the format's default).
 pub(crate) const DEFAULT_ACK_WAIT_MS: u64 = 300_000;
@@ -116,9 +116,9 @@ pub(crate) fn uses_problems(manifest: &Manifest, used: &BTreeMap<String, Manifes
 
 /// The filter subject of an event: its template with every parameter `*`.
 pub(crate) fn filter_subject(deployment: &str, contract: &str, template: &str) -> String {
-    let wildcarded = crate::events::render(template, |_| Ok("*".to_owned()))
+    let wildcarded = trellis_runtime::internal::render_template(template, |_| Ok("*".to_owned()))
         .unwrap_or_else(|_| template.to_owned());
-    crate::rpc::surface_subject(deployment, contract, &wildcarded)
+    trellis_runtime::internal::surface_subject(deployment, contract, &wildcarded)
 }
 
 /// The alias of a group's consumer on one source contract.

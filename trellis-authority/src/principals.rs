@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 
 use async_nats::jetstream;
 
-use super::state::{StateStore, now_ms};
-use crate::identity::{PrincipalKind, valid_principal_id};
-use crate::protocol::{AuthorityError, GrantRequest, PrincipalRecord, RegisterRequest};
+use crate::state::{StateStore, now_ms};
+use trellis_runtime::identity::{PrincipalKind, valid_principal_id};
+use trellis_runtime::protocol::{AuthorityError, GrantRequest, PrincipalRecord, RegisterRequest};
 
 /// The published principals bucket of a deployment.
 pub fn bucket_name(deployment: &str) -> String {

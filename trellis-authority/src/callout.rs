@@ -13,8 +13,8 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use crate::ids::b64url as b64;
-use crate::protocol::{Permissions, PrincipalRecord};
+use trellis_runtime::internal::b64url as b64;
+use trellis_runtime::protocol::{Permissions, PrincipalRecord};
 
 /// The subject nats-server sends authorization requests to.
 pub const CALLOUT_SUBJECT: &str = "$SYS.REQ.USER.AUTH";

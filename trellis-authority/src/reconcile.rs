@@ -21,10 +21,10 @@ use async_nats::jetstream::{self, stream};
 use tracing::{debug, info, warn};
 use trellis_manifest::manifest::Manifest;
 
-use super::AuthorityConfig;
-use super::state::{Desired, StateStore, now_ms};
-use crate::protocol::*;
+use crate::AuthorityConfig;
 use crate::provision;
+use crate::state::{Desired, StateStore, now_ms};
+use trellis_runtime::protocol::*;
 
 /// Lease length; a pass over one contract takes far less.
 const LEASE_MS: u64 = 15_000;
@@ -56,7 +56,7 @@ fn read_kv_binding(bucket: &str, config: &stream::Config) -> KvBinding {
         max_value_bytes: u64::try_from(config.max_message_size)
             .ok()
             .filter(|n| *n > 0)
-            .map(|n| n.saturating_sub(provision::KV_HEADER_ROOM)),
+            .map(|n| n.saturating_sub(trellis_runtime::layout::KV_HEADER_ROOM)),
     }
 }
 
@@ -158,7 +158,7 @@ impl Reconciler {
         previous: Option<&ContractState>,
     ) -> Result<ContractState, AuthorityError> {
         let manifest: Manifest =
-            serde_json::from_str(&desired.manifest).map_err(super::state::storage)?;
+            serde_json::from_str(&desired.manifest).map_err(crate::state::storage)?;
         let resources = manifest.resources.clone().unwrap_or_default();
         let last_good = previous.map(|p| p.bindings.clone()).unwrap_or_default();
         let previous_status: BTreeMap<(ResourceKind, String), &ResourceState> = previous
@@ -182,7 +182,7 @@ impl Reconciler {
                     alias,
                     &physical,
                     kv.required.unwrap_or(true),
-                    provision::kv_stream_config(&wanted, self.config.replicas),
+                    trellis_runtime::layout::kv_stream_config(&wanted, self.config.replicas),
                     |c| read_kv_binding(&physical, c),
                     &previous_status,
                     last_good.kv.get(alias).cloned(),
@@ -205,7 +205,7 @@ impl Reconciler {
                     alias,
                     &physical,
                     st.required.unwrap_or(true),
-                    provision::object_stream_config(&wanted, self.config.replicas),
+                    trellis_runtime::layout::object_stream_config(&wanted, self.config.replicas),
                     |c| read_store_binding(&physical, c),
                     &previous_status,
                     last_good.store.get(alias).cloned(),
@@ -234,7 +234,7 @@ impl Reconciler {
                     "state",
                     &physical,
                     true,
-                    provision::kv_stream_config(&wanted, self.config.replicas),
+                    trellis_runtime::layout::kv_stream_config(&wanted, self.config.replicas),
                     |c| read_kv_binding(&physical, c),
                     &previous_status,
                     last_good.state.clone(),
@@ -250,7 +250,7 @@ impl Reconciler {
                 .physical(&desired.id, ResourceKind::Events, "events");
             let wanted = EventsBinding {
                 stream: physical.clone(),
-                subjects: vec![crate::rpc::surface_subject(
+                subjects: vec![trellis_runtime::internal::surface_subject(
                     &self.config.deployment,
                     &desired.id,
                     "events.>",
@@ -262,7 +262,7 @@ impl Reconciler {
                     "events",
                     &physical,
                     true,
-                    provision::events_stream_config(&wanted, self.config.replicas),
+                    trellis_runtime::layout::events_stream_config(&wanted, self.config.replicas),
                     |c| EventsBinding {
                         stream: c.name.clone(),
                         subjects: c.subjects.clone(),
@@ -277,9 +277,9 @@ impl Reconciler {
         }
 
         // Durable event consumers, after the own event stream they may read.
-        let used = super::consumers::used_manifests(&self.state, &manifest).await?;
-        let wanted = super::consumers::wanted(&self.config, &manifest, &used);
-        let installed = super::consumers::by_alias(&last_good.consumers);
+        let used = crate::consumers::used_manifests(&self.state, &manifest).await?;
+        let wanted = crate::consumers::wanted(&self.config, &manifest, &used);
+        let installed = crate::consumers::by_alias(&last_good.consumers);
         for w in &wanted {
             let prior = previous_status
                 .get(&(ResourceKind::Consumer, w.alias.clone()))
@@ -319,7 +319,7 @@ impl Reconciler {
         // binding so the next pass retries.
         for (group, list) in &last_good.consumers {
             for b in list {
-                let alias = super::consumers::alias(group, &b.source);
+                let alias = crate::consumers::alias(group, &b.source);
                 if wanted.iter().any(|w| w.alias == alias) {
                     continue;
                 }
@@ -664,7 +664,7 @@ mod tests {
                     ttl_ms,
                     max_value_bytes,
                 };
-                let config = provision::kv_stream_config(&wanted, 1);
+                let config = trellis_runtime::layout::kv_stream_config(&wanted, 1);
                 assert_eq!(read_kv_binding("b", &config), wanted);
             }
         }
@@ -674,7 +674,7 @@ mod tests {
                 ttl_ms: 5_000,
                 max_total_bytes,
             };
-            let config = provision::object_stream_config(&wanted, 1);
+            let config = trellis_runtime::layout::object_stream_config(&wanted, 1);
             assert_eq!(read_store_binding("s", &config), wanted);
         }
     }

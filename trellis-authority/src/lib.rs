@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use trellis_runtime::authority::{Authority, AuthorityConfig};
+//! use trellis_authority::{Authority, AuthorityConfig};
 //! let client = async_nats::connect("nats://127.0.0.1:4222").await?;
 //! let authority = Authority::start(client, AuthorityConfig::local("dev")).await?;
 //! // ... serve until shutdown
@@ -21,6 +21,7 @@ pub(crate) mod naming;
 pub(crate) mod permissions;
 pub mod plan;
 pub mod principals;
+pub mod provision;
 pub mod public_state;
 mod reconcile;
 pub(crate) mod state;
@@ -37,8 +38,6 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 use trellis_manifest::manifest::Manifest;
 
-use crate::protocol::*;
-use crate::provision;
 use callout::{AuthSettings, CALLOUT_SUBJECT, CalloutRequest};
 use naming::{lineage_key, physical_name, valid_scope_name};
 use permissions::Deployed;
@@ -46,6 +45,7 @@ use plan::Existing;
 use principals::Principals;
 use reconcile::Reconciler;
 use state::{Desired, StateStore, now_ms};
+use trellis_runtime::protocol::*;
 
 /// Where and how the authority provisions.
 #[derive(Debug, Clone)]
@@ -133,7 +133,7 @@ pub struct Authority {
     tasks: Vec<JoinHandle<()>>,
     wake: Arc<Notify>,
     inner: Arc<Inner>,
-    public_state: Option<crate::rpc::RpcServer>,
+    public_state: Option<trellis_runtime::rpc::RpcServer>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -217,7 +217,7 @@ impl Authority {
                 }
             }));
         }
-        crate::rpc::confirm_subscriptions(&client)
+        trellis_runtime::internal::confirm_subscriptions(&client)
             .await
             .map_err(|e| StartError::Confirm(e.to_string()))?;
         let server = {
@@ -300,7 +300,7 @@ async fn start_public_state(
     js: &jetstream::Context,
     config: &AuthorityConfig,
     authority_state: &StateStore,
-) -> Result<crate::rpc::RpcServer, StartError> {
+) -> Result<trellis_runtime::rpc::RpcServer, StartError> {
     let data = StateStore::open_bucket(
         js,
         &public_state::bucket_name(&config.deployment),
@@ -310,7 +310,7 @@ async fn start_public_state(
     .await?;
     let verifier = match &config.auth {
         Some(auth) => Some(
-            crate::verify::Verifier::start(
+            trellis_runtime::internal::Verifier::start(
                 js,
                 &principals::bucket_name(&config.deployment),
                 auth.skew_window,
@@ -320,12 +320,12 @@ async fn start_public_state(
         ),
         None => None,
     };
-    let runtime = crate::bindings::ServiceRuntime::new(
+    let runtime = trellis_runtime::internal::ServiceRuntime::new(
         client.clone(),
         &config.deployment,
-        crate::state::STATE_CONTRACT,
+        trellis_runtime::state::STATE_CONTRACT,
         Duration::from_secs(5),
-        crate::principal::Principal::new("authority"),
+        trellis_runtime::principal::Principal::new("authority"),
     )
     .with_verifier(verifier);
     public_state::serve(&runtime, data, authority_state.clone())
@@ -395,7 +395,7 @@ impl Inner {
                 (
                     ResourceKind::Kv,
                     alias.clone(),
-                    provision::kv_stream_config(&b, replicas),
+                    trellis_runtime::layout::kv_stream_config(&b, replicas),
                 )
             })
             .chain(resources.store.iter().map(|(alias, st)| {
@@ -406,7 +406,7 @@ impl Inner {
                 (
                     ResourceKind::Store,
                     alias.clone(),
-                    provision::object_stream_config(&b, replicas),
+                    trellis_runtime::layout::object_stream_config(&b, replicas),
                 )
             }));
         for (kind, alias, config) in wanted {
@@ -816,9 +816,11 @@ impl Inner {
         };
         let stream = match orphan.value.kind {
             ResourceKind::Kv | ResourceKind::State => {
-                provision::kv_stream_name(&orphan.value.physical)
+                trellis_runtime::layout::kv_stream_name(&orphan.value.physical)
             }
-            ResourceKind::Store => provision::object_stream_name(&orphan.value.physical),
+            ResourceKind::Store => {
+                trellis_runtime::layout::object_stream_name(&orphan.value.physical)
+            }
             ResourceKind::Events | ResourceKind::Consumer => orphan.value.physical.clone(),
         };
         match self.js.delete_stream(&stream).await {

@@ -8,12 +8,12 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::naming::lineage_key;
-use super::state::{Desired, StateStore, now_ms};
-use crate::bindings::ServiceRuntime;
-use crate::principal::Principal;
-use crate::rpc::{Caller, Endpoints, RpcServer, ServeOptions};
-use crate::state::*;
+use crate::naming::lineage_key;
+use crate::state::{Desired, StateStore, now_ms};
+use trellis_runtime::internal::ServiceRuntime;
+use trellis_runtime::principal::Principal;
+use trellis_runtime::rpc::{Caller, Endpoints, RpcServer, ServeOptions};
+use trellis_runtime::state::*;
 
 /// The public state bucket of a deployment.
 pub fn bucket_name(deployment: &str) -> String {
@@ -38,7 +38,7 @@ struct Service {
 }
 
 fn b64(s: &str) -> String {
-    crate::ids::b64url(s.as_bytes())
+    trellis_runtime::internal::b64url(s.as_bytes())
 }
 
 fn unb64(s: &str) -> Option<String> {
@@ -264,7 +264,7 @@ pub(crate) async fn serve(
     runtime: &ServiceRuntime,
     data: StateStore,
     authority: StateStore,
-) -> Result<RpcServer, crate::rpc::ServeError> {
+) -> Result<RpcServer, trellis_runtime::rpc::ServeError> {
     let service = Service { data, authority };
     let mut endpoints = Endpoints::with_manifest(STATE_MANIFEST);
     let s = service.clone();
@@ -287,5 +287,5 @@ pub(crate) async fn serve(
         let s = s.clone();
         async move { s.list(c, r).await }
     });
-    crate::rpc::serve(runtime, endpoints, ServeOptions::default()).await
+    trellis_runtime::internal::serve(runtime, endpoints, ServeOptions::default()).await
 }
