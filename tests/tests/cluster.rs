@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use common::eventually;
 use trellis::{ConnectOptions, PutOptions, StoreError};
-use trellis_runtime::AuthorityClient;
 use trellis_authority::{Authority, AuthorityConfig};
+use trellis_runtime::AuthorityClient;
 use trellis_runtime::protocol::{ContractState, Phase, StatusReply};
 use trellis_testing::NatsCluster;
 

@@ -623,12 +623,10 @@ async fn a_nats_restart_mid_transfer_ends_verified_or_refused() {
     let mut server = trellis_testing::NatsServer::start_persistent(dir.path(), port)
         .await
         .expect("server");
-    let authority = trellis_authority::Authority::start(
-        server.client().await.expect("client"),
-        config(),
-    )
-    .await
-    .expect("authority");
+    let authority =
+        trellis_authority::Authority::start(server.client().await.expect("client"), config())
+            .await
+            .expect("authority");
     let admin =
         trellis_runtime::AuthorityClient::new(server.client().await.expect("client"), "test");
     admin

@@ -1,11 +1,15 @@
 //! Developer tasks for the trellis-rs workspace, run as `cargo xtask <task>`.
 //!
 //! * `setup` — make sure a `nats-server` >= 2.10 is available.
-//! * `test [ARGS...]` — setup, `cargo fmt --check`, then `cargo test --workspace ARGS...`.
+//! * `test [ARGS...]` — setup, `cargo fmt --check`, the module cycle check,
+//!   then `cargo test --workspace ARGS...`.
 //! * `lint` — `cargo fmt --check` and `cargo clippy -D warnings`.
+//! * `modules [--dot]` — print each crate's module import graph; fails on
+//!   import cycles between the modules of a crate (see [`modules`]).
 //! * `demo` — build the examples and check/digest their contract manifests.
 
 mod cmd;
+mod modules;
 mod nats;
 
 use std::env;
@@ -24,8 +28,10 @@ usage: cargo xtask <task> [args...]
 
 tasks:
   setup           ensure nats-server >= 2.10 is available (installs into .tools/nats)
-  test [ARGS...]  setup, cargo fmt --check, cargo test --workspace ARGS...
+  test [ARGS...]  setup, cargo fmt --check, modules, cargo test --workspace ARGS...
   lint            cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
+  modules [--dot] print each crate's module import graph (--dot: Graphviz);
+                  fails if the modules of a crate import each other in a cycle
   demo            build the examples and run `trellis contract check/digest` on their manifests";
 
 fn main() -> ExitCode {
@@ -57,6 +63,7 @@ fn try_main() -> Result<()> {
         Some("test") => test(&root, &rest),
         Some("lint") => no_extra_args("lint", &rest).and_then(|()| lint(&root)),
         Some("demo") => no_extra_args("demo", &rest).and_then(|()| demo(&root)),
+        Some("modules") => modules_task(&root, &rest),
         None | Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -77,6 +84,16 @@ fn no_extra_args(task: &str, rest: &[OsString]) -> Result<()> {
     }
 }
 
+/// `cargo xtask modules [--dot]`: the module import graphs, failing on cycles.
+fn modules_task(root: &Path, rest: &[OsString]) -> Result<()> {
+    let output = match rest {
+        [] => modules::Output::Graph,
+        [flag] if flag == "--dot" => modules::Output::Dot,
+        _ => bail!("`modules` takes only `--dot`\n\n{USAGE}"),
+    };
+    modules::check(root, output)
+}
+
 /// The workspace root: the parent of this crate's manifest directory.
 fn repo_root() -> Result<PathBuf> {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -85,10 +102,13 @@ fn repo_root() -> Result<PathBuf> {
         .context("xtask manifest directory has no parent")
 }
 
-/// `cargo xtask test`: setup, format check, then the workspace test suite.
+/// `cargo xtask test`: setup, format check, module cycle check, then the
+/// workspace test suite.
 fn test(root: &Path, extra: &[OsString]) -> Result<()> {
     let server = nats::setup(root)?;
     fmt_check(root)?;
+    step("cargo xtask modules (no import cycles between the modules of a crate)");
+    modules::check(root, modules::Output::Summary)?;
 
     step("cargo test --workspace");
     let mut path = vec![server.bin_dir().to_path_buf()];

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use tokio::runtime::Runtime;
 use trellis::ConnectOptions;
-use trellis_runtime::AuthorityClient;
 use trellis_authority::{Authority, AuthorityConfig};
+use trellis_runtime::AuthorityClient;
 use trellis_runtime::protocol::{BindingsRecord, Phase};
 use trellis_testing::NatsServer;
 

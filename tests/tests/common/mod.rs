@@ -149,9 +149,8 @@ pub async fn plain_stack() -> Stack {
 /// are the admin connection (the authority's own user).
 pub async fn auth_stack() -> Stack {
     let keys = trellis_testing::ServerAuth::generate().expect("keys");
-    let settings =
-        trellis_authority::callout::AuthSettings::new(&keys.issuer_seed, &keys.account)
-            .expect("settings");
+    let settings = trellis_authority::callout::AuthSettings::new(&keys.issuer_seed, &keys.account)
+        .expect("settings");
     let server = NatsServer::start_with_auth(keys.clone())
         .await
         .expect("nats-server with auth starts");
