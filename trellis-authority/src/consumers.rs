@@ -116,8 +116,9 @@ pub(crate) fn uses_problems(manifest: &Manifest, used: &BTreeMap<String, Manifes
 
 /// The filter subject of an event: its template with every parameter `*`.
 pub(crate) fn filter_subject(deployment: &str, contract: &str, template: &str) -> String {
-    let wildcarded = trellis_runtime::internal::render_template(template, |_| Ok("*".to_owned()))
-        .unwrap_or_else(|_| template.to_owned());
+    let wildcarded =
+        trellis_runtime::internal::render_template(template, |_| Ok::<_, ()>("*".to_owned()))
+            .unwrap_or_else(|_| template.to_owned());
     trellis_runtime::internal::surface_subject(deployment, contract, &wildcarded)
 }
 

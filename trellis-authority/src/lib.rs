@@ -133,7 +133,7 @@ pub struct Authority {
     tasks: Vec<JoinHandle<()>>,
     wake: Arc<Notify>,
     inner: Arc<Inner>,
-    public_state: Option<trellis_runtime::rpc::RpcServer>,
+    public_state: Option<trellis_runtime::RpcServer>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -300,7 +300,7 @@ async fn start_public_state(
     js: &jetstream::Context,
     config: &AuthorityConfig,
     authority_state: &StateStore,
-) -> Result<trellis_runtime::rpc::RpcServer, StartError> {
+) -> Result<trellis_runtime::RpcServer, StartError> {
     let data = StateStore::open_bucket(
         js,
         &public_state::bucket_name(&config.deployment),

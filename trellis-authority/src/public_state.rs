@@ -10,10 +10,11 @@ use serde_json::Value;
 
 use crate::naming::lineage_key;
 use crate::state::{Desired, StateStore, now_ms};
+use trellis_runtime::internal::Endpoints;
 use trellis_runtime::internal::ServiceRuntime;
 use trellis_runtime::principal::Principal;
-use trellis_runtime::rpc::{Caller, Endpoints, RpcServer, ServeOptions};
 use trellis_runtime::state::*;
+use trellis_runtime::{Caller, RpcServer, ServeOptions};
 
 /// The public state bucket of a deployment.
 pub fn bucket_name(deployment: &str) -> String {

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 
-use crate::bindings::{BindError, Bindings, Contract, ServiceRuntime};
+use crate::bindings::{BindError, Bindings, Contract};
 use crate::client::{AuthorityClient, ClientError};
 use crate::identity::Credentials;
 use crate::principal::Principal;
 use crate::protocol::*;
+use crate::runtime::{Denials, ServiceRuntime};
 use crate::verify::Verifier;
 
 /// The environment variable naming a credential file.
@@ -252,11 +253,6 @@ struct Connected {
     denials: Option<Denials>,
 }
 
-/// The server's permission violations on one connection, as they arrive
-/// (requests to a subject the principal may not publish to would otherwise
-/// just time out).
-pub(crate) type Denials = tokio::sync::broadcast::Sender<String>;
-
 async fn nats(options: &ConnectOptions, default_name: &str) -> Result<Connected, ConnectError> {
     let credentials = options.load_credentials()?;
     let denials = credentials
@@ -395,7 +391,7 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
             options.request_timeout,
             connected.principal,
         )
-        .with_state_bucket(state.bindings.state.as_ref().map(|b| b.bucket.clone()))
+        .with_ledger_bucket(state.bindings.state.as_ref().map(|b| b.bucket.clone()))
         .with_signer(connected.signer)
         .with_denials(connected.denials)
         .with_verifier(verifier),

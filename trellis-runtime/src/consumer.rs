@@ -24,9 +24,9 @@ use futures::{Stream, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
-use crate::bindings::ServiceRuntime;
 use crate::events::{EVENT_ID_HEADER, EVENT_TIME_HEADER};
 use crate::protocol::ConsumerBinding;
+use crate::runtime::ServiceRuntime;
 
 /// Nak delays when a group declares no backoff schedule.
 const DEFAULT_NAK_DELAYS_MS: &[u64] = &[1_000, 5_000, 30_000, 60_000, 300_000];
@@ -291,7 +291,7 @@ impl ConsumerTask {
     }
 }
 
-use crate::ids::now_ms;
+use crate::wire::ids::now_ms;
 
 impl<E: GroupEvent> EventConsumer<E> {
     #[doc(hidden)]
@@ -407,7 +407,7 @@ impl<E: GroupEvent> EventConsumer<E> {
 
     /// The messages this group gave up on, oldest first.
     pub async fn rejected(&self) -> Result<Vec<Rejected>, ConsumerError> {
-        let state = self.runtime.state().await.map_err(|e| self.nats(e))?;
+        let state = self.runtime.ledger().await.map_err(|e| self.nats(e))?;
         let prefixes: Vec<String> = self
             .bindings
             .iter()
@@ -518,7 +518,7 @@ async fn record(
         .map(|i| i.consumer.to_owned())
         .unwrap_or_default();
     let key = format!("{}{sequence:020}", rejected_prefix(&consumer));
-    let stored = match (runtime.state().await, serde_json::to_vec(&rejected)) {
+    let stored = match (runtime.ledger().await, serde_json::to_vec(&rejected)) {
         (Ok(state), Ok(value)) => state
             .put(&key, value.into())
             .await
@@ -563,10 +563,10 @@ async fn decode<E: GroupEvent>(
         Ok(event) => Ok(Delivery {
             consumed: Consumed {
                 event,
-                id: crate::transfer::header(&acker.message, EVENT_ID_HEADER)
+                id: crate::wire::headers::header(&acker.message, EVENT_ID_HEADER)
                     .unwrap_or_default()
                     .to_owned(),
-                time_ms: crate::transfer::header_u64(&acker.message, EVENT_TIME_HEADER)
+                time_ms: crate::wire::headers::header_u64(&acker.message, EVENT_TIME_HEADER)
                     .unwrap_or(0),
                 subject,
                 source: binding.source.clone(),

@@ -26,13 +26,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::bindings::ServiceRuntime;
-use crate::rpc::surface_subject;
+use crate::runtime::ServiceRuntime;
+use crate::wire::subjects::{render, surface_subject};
 
-/// Header with the event's unique id.
-pub const EVENT_ID_HEADER: &str = "Trellis-Event-Id";
-/// Header with the event's publication time (unix ms).
-pub const EVENT_TIME_HEADER: &str = "Trellis-Event-Time";
+pub use crate::wire::headers::{EVENT_ID_HEADER, EVENT_TIME_HEADER};
 
 /// Why publishing or listening failed.
 #[derive(Debug, thiserror::Error)]
@@ -113,26 +110,6 @@ pub fn subject_token(value: &Value) -> Option<String> {
     Some(out)
 }
 
-/// `template` with each `{/pointer}` replaced by `token(pointer)`; an
-/// unclosed `{` is kept as text.
-pub fn render(
-    template: &str,
-    mut token: impl FnMut(&str) -> Result<String, EventError>,
-) -> Result<String, EventError> {
-    let mut out = String::with_capacity(template.len() + 16);
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        let Some(end) = rest[start..].find('}') else {
-            break;
-        };
-        out.push_str(&rest[..start]);
-        out.push_str(&token(&rest[start + 1..start + end])?);
-        rest = &rest[start + end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 /// Publishes one event of the contract (owner side).
 pub struct EventPublisher<T> {
     runtime: ServiceRuntime,
@@ -198,14 +175,11 @@ impl<T: Serialize> EventPublisher<T> {
             event: self.spec.name.to_owned(),
             reason: e.to_string(),
         })?;
-        let id = crate::ids::random_id();
+        let id = crate::wire::ids::random_id();
         let mut headers = HeaderMap::new();
         headers.insert(EVENT_ID_HEADER, id.as_str());
         headers.insert("Nats-Msg-Id", id.as_str());
-        headers.insert(
-            EVENT_TIME_HEADER,
-            crate::operation::server::now_ms().to_string(),
-        );
+        headers.insert(EVENT_TIME_HEADER, crate::wire::ids::now_ms().to_string());
         let nats = |e: &dyn std::fmt::Display| EventError::Nats {
             event: self.spec.name.to_owned(),
             reason: e.to_string(),
@@ -328,7 +302,7 @@ impl<T: DeserializeOwned + Send + 'static> EventListener<T> {
         };
         let client = self.runtime.nats();
         let sub = client.subscribe(subject).await.map_err(|e| nats(&e))?;
-        crate::rpc::confirm_subscriptions(client)
+        crate::wire::reply::confirm_subscriptions(client)
             .await
             .map_err(|e| nats(&e))?;
         Ok(Box::pin(sub.map(move |message| {
@@ -340,10 +314,10 @@ impl<T: DeserializeOwned + Send + 'static> EventListener<T> {
                 })?;
             Ok(ReceivedEvent {
                 event,
-                id: crate::transfer::header(&message, EVENT_ID_HEADER)
+                id: crate::wire::headers::header(&message, EVENT_ID_HEADER)
                     .unwrap_or_default()
                     .to_owned(),
-                time_ms: crate::transfer::header_u64(&message, EVENT_TIME_HEADER).unwrap_or(0),
+                time_ms: crate::wire::headers::header_u64(&message, EVENT_TIME_HEADER).unwrap_or(0),
                 subject: message.subject.to_string(),
             })
         })))
@@ -366,15 +340,5 @@ mod tests {
         assert_ne!(t(Value::from("a%2Eb")), t(Value::from("a.b")));
         assert!(subject_token(&Value::Bool(true)).is_none());
         assert!(subject_token(&serde_json::json!({"a": 1})).is_none());
-    }
-
-    #[test]
-    fn templates_render_in_order() {
-        let out = render("events.v1.A.B.{/x}.{/y}", |p| Ok(format!("<{p}>"))).expect("render");
-        assert_eq!(out, "events.v1.A.B.</x>.</y>");
-        let plain = render("events.v1.A.B", |_| Ok(String::new())).expect("render");
-        assert_eq!(plain, "events.v1.A.B");
-        let unclosed = render("a.{/x}.{/y", |_| Ok("*".to_owned())).expect("render");
-        assert_eq!(unclosed, "a.*.{/y");
     }
 }

@@ -26,7 +26,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-use crate::ids::{b64url as b64, now_ms};
+use crate::wire::ids::{b64url as b64, now_ms};
 
 /// Header carrying the caller's public key.
 pub const KEY_HEADER: &str = "Trellis-Key";
@@ -236,7 +236,7 @@ impl Credentials {
         let key = self.key_pair()?;
         Ok(Signer {
             public_key: key.public_key().into(),
-            prefix: crate::ids::random_id().into(),
+            prefix: crate::wire::ids::random_id().into(),
             counter: std::sync::Arc::default(),
             key: std::sync::Arc::new(key),
         })

@@ -70,7 +70,7 @@ impl Principal {
 
     /// A fresh anonymous principal, unique to this process and call.
     pub fn anonymous() -> Principal {
-        Principal::new(format!("anonymous-{}", crate::ids::random_id()))
+        Principal::new(format!("anonymous-{}", crate::wire::ids::random_id()))
     }
 
     /// Whether the principal holds every capability in `gate`; an absent

@@ -8,30 +8,20 @@
 //! else is a [`CallError`]. Subjects derive from the deployment, the
 //! contract id and the manifest subject, never from author strings.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use crate::bindings::ServiceRuntime;
+use crate::ledger::LedgerError;
 use crate::principal::Principal;
+use crate::runtime::ServiceRuntime;
+use crate::wire::reply::{ConfirmError, RawReply, reply};
 
-/// Reply status header.
-pub const STATUS_HEADER: &str = "Trellis-Status";
-
-/// The concrete subject of a contract surface in a deployment.
-pub fn surface_subject(deployment: &str, contract_id: &str, manifest_subject: &str) -> String {
-    let contract = contract_id.replace('.', "_");
-    format!("trellis.{deployment}.{contract}.{manifest_subject}")
-}
+pub use crate::wire::headers::STATUS_HEADER;
+pub use crate::wire::subjects::surface_subject;
 
 /// How RPCs and operations are served.
 #[derive(Debug, Clone)]
@@ -137,6 +127,21 @@ pub enum ServeError {
     },
 }
 
+impl From<LedgerError> for ServeError {
+    fn from(e: LedgerError) -> Self {
+        ServeError::OperationState {
+            bucket: e.bucket,
+            reason: e.reason,
+        }
+    }
+}
+
+impl From<ConfirmError> for ServeError {
+    fn from(e: ConfirmError) -> Self {
+        ServeError::Flush(e.to_string())
+    }
+}
+
 /// Why a call failed (other than with the contract's declared error).
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -224,10 +229,6 @@ pub enum CallError {
     },
 }
 
-type Reply = (&'static str, Bytes);
-type BoxFut = Pin<Box<dyn Future<Output = Reply> + Send>>;
-type HandlerFn = Arc<dyn Fn(Caller, Bytes) -> BoxFut + Send + Sync>;
-
 /// Who sent a request, as the service sees it.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -243,242 +244,6 @@ impl Caller {
     pub fn principal(&self) -> &Principal {
         &self.principal
     }
-}
-
-/// The RPC and operation endpoints of one service, built by generated code.
-#[derive(Default)]
-pub struct Endpoints {
-    list: Vec<(String, String, HandlerFn)>,
-    pub(crate) operations: Vec<crate::operation::server::OperationEndpoint>,
-    manifest: &'static str,
-    downloads: bool,
-}
-
-impl std::fmt::Debug for Endpoints {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.list.iter().map(|(n, _, _)| n))
-            .entries(self.operations.iter().map(|o| &o.name))
-            .finish()
-    }
-}
-
-pub(crate) fn json<T: Serialize>(value: &T) -> Result<Bytes, String> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
-}
-
-impl Endpoints {
-    /// An empty set.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// An empty set for the contract whose canonical manifest is
-    /// `manifest` (operations read their limits and gates from it).
-    pub fn with_manifest(manifest: &'static str) -> Self {
-        Endpoints {
-            manifest,
-            ..Self::default()
-        }
-    }
-
-    /// Also serves receive-grant redemptions (downloads).
-    pub fn serve_downloads(&mut self) {
-        self.downloads = true;
-    }
-
-    /// Adds RPC `name` served on the manifest subject `subject`.
-    pub fn add<I, O, E, F, Fut>(&mut self, name: &str, subject: &str, handler: F)
-    where
-        I: DeserializeOwned + Send + 'static,
-        O: Serialize + Send + 'static,
-        E: Serialize + Send + 'static,
-        F: Fn(I) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<O, E>> + Send + 'static,
-    {
-        self.add_with_caller(name, subject, move |_caller: Caller, input: I| {
-            handler(input)
-        });
-    }
-
-    /// Adds RPC `name`, whose handler also sees the [`Caller`].
-    pub fn add_with_caller<I, O, E, F, Fut>(&mut self, name: &str, subject: &str, handler: F)
-    where
-        I: DeserializeOwned + Send + 'static,
-        O: Serialize + Send + 'static,
-        E: Serialize + Send + 'static,
-        F: Fn(Caller, I) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<O, E>> + Send + 'static,
-    {
-        let rpc = name.to_owned();
-        let handler = Arc::new(handler);
-        let f: HandlerFn = Arc::new(move |caller: Caller, payload: Bytes| {
-            let handler = handler.clone();
-            let rpc = rpc.clone();
-            Box::pin(async move {
-                let input: I = match serde_json::from_slice(&payload) {
-                    Ok(i) => i,
-                    Err(e) => {
-                        debug!(rpc = %rpc, error = %e, "malformed request");
-                        return (
-                            "bad-request",
-                            Bytes::from(format!("request does not decode: {e}")),
-                        );
-                    }
-                };
-                match handler(caller, input).await {
-                    Ok(out) => match json(&out) {
-                        Ok(b) => ("ok", b),
-                        Err(e) => (
-                            "internal",
-                            Bytes::from(format!("output does not encode: {e}")),
-                        ),
-                    },
-                    Err(err) => match json(&err) {
-                        Ok(b) => ("error", b),
-                        Err(e) => (
-                            "internal",
-                            Bytes::from(format!("error does not encode: {e}")),
-                        ),
-                    },
-                }
-            }) as BoxFut
-        });
-        self.list.push((name.to_owned(), subject.to_owned(), f));
-    }
-}
-
-/// A running RPC server; [`RpcServer::shutdown`] drains in-flight requests.
-pub struct RpcServer {
-    tasks: Vec<JoinHandle<()>>,
-    permits: Arc<Semaphore>,
-    concurrency: usize,
-    subscriptions: Vec<tokio::sync::oneshot::Sender<()>>,
-    operations: Option<crate::operation::server::OperationServer>,
-}
-
-impl std::fmt::Debug for RpcServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RpcServer")
-            .field("concurrency", &self.concurrency)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Starts serving `endpoints` for `contract_id` in `deployment`. Instances
-/// of one contract share a queue group, so requests are load-balanced.
-pub async fn serve(
-    runtime: &ServiceRuntime,
-    endpoints: Endpoints,
-    options: ServeOptions,
-) -> Result<RpcServer, ServeError> {
-    let client = runtime.nats();
-    let (deployment, contract_id) = (runtime.deployment(), runtime.contract_id());
-    let operations = if endpoints.operations.is_empty() {
-        None
-    } else {
-        Some(
-            crate::operation::server::serve(
-                runtime,
-                endpoints.manifest,
-                endpoints.operations,
-                &options,
-            )
-            .await?,
-        )
-    };
-    let concurrency = options.concurrency.max(1);
-    let permits = Arc::new(Semaphore::new(concurrency));
-    let mut tasks = Vec::new();
-    let mut stops = Vec::new();
-    let gates = call_gates(endpoints.manifest);
-    for (name, manifest_subject, handler) in endpoints.list {
-        let gate = gates.get(&name).cloned();
-        let what = format!("`{name}`");
-        let runtime = runtime.clone();
-        let subject = surface_subject(deployment, contract_id, &manifest_subject);
-        let mut sub = client
-            .queue_subscribe(subject.clone(), format!("trellis.{contract_id}"))
-            .await
-            .map_err(|source| ServeError::Subscribe {
-                subject: subject.clone(),
-                source,
-            })?;
-        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
-        stops.push(stop_tx);
-        let permits = permits.clone();
-        let client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let message = tokio::select! {
-                    m = sub.next() => m,
-                    _ = &mut stop_rx => {
-                        let _ = sub.unsubscribe().await;
-                        break;
-                    }
-                };
-                let Some(message) = message else { break };
-                let Some(to) = message.reply.clone() else {
-                    continue;
-                };
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    break;
-                };
-                let Some(principal) = admit(&runtime, &message, &what, gate.as_deref()).await
-                else {
-                    continue;
-                };
-                let mut pending = handler(Caller::new(principal), message.payload);
-                // Handlers that finish without waiting (decode errors, cached
-                // or computed answers) are answered inline, saving a task
-                // spawn and a cross-thread wake-up; the others get a task.
-                match futures::poll!(pending.as_mut()) {
-                    std::task::Poll::Ready((status, body)) => {
-                        reply(
-                            &client,
-                            Some(to),
-                            status,
-                            async_nats::HeaderMap::new(),
-                            body,
-                        )
-                        .await;
-                        drop(permit);
-                    }
-                    std::task::Poll::Pending => {
-                        let client = client.clone();
-                        tokio::spawn(async move {
-                            let (status, body) = pending.await;
-                            reply(
-                                &client,
-                                Some(to),
-                                status,
-                                async_nats::HeaderMap::new(),
-                                body,
-                            )
-                            .await;
-                            drop(permit);
-                        });
-                    }
-                }
-            }
-        }));
-    }
-    if endpoints.downloads {
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        stops.push(stop_tx);
-        tasks.push(crate::transfer::receive::serve(runtime, permits.clone(), stop_rx).await?);
-    }
-    // Once `serve` returns, the subscriptions are live on the server.
-    confirm_subscriptions(client).await?;
-    Ok(RpcServer {
-        tasks,
-        permits,
-        concurrency,
-        subscriptions: stops,
-        operations,
-    })
 }
 
 /// Resolves once nats-server reports a publish violation on `subject`
@@ -555,112 +320,6 @@ pub(crate) fn call_gates(manifest: &str) -> std::collections::HashMap<String, Ve
         .into_iter()
         .filter_map(|(name, o)| o.capabilities.and_then(|c| c.call).map(|gate| (name, gate)));
     rpc.chain(ops).collect()
-}
-
-/// Sends a reply to `to` (if the request had one): `status` other than
-/// `ok` goes into the `Trellis-Status` header, and a reply without headers
-/// (the common `ok` case) is a plain PUB.
-pub(crate) async fn reply(
-    client: &async_nats::Client,
-    to: Option<async_nats::Subject>,
-    status: &str,
-    mut headers: async_nats::HeaderMap,
-    body: Bytes,
-) {
-    let Some(to) = to else { return };
-    if status != "ok" {
-        headers.insert(STATUS_HEADER, status);
-    }
-    let sent = if headers.is_empty() {
-        client.publish(to, body).await
-    } else {
-        client.publish_with_headers(to, headers, body).await
-    };
-    if let Err(e) = sent {
-        warn!(error = %e, "could not send a reply");
-    }
-}
-
-/// A round trip on the same connection: the server handles one
-/// connection's protocol in order, so once our own probe message comes
-/// back, every earlier subscription is registered. (`flush` only empties
-/// the socket buffer.)
-pub async fn confirm_subscriptions(client: &async_nats::Client) -> Result<(), ServeError> {
-    let probe = client.new_inbox();
-    let mut sub =
-        client
-            .subscribe(probe.clone())
-            .await
-            .map_err(|source| ServeError::Subscribe {
-                subject: probe.clone(),
-                source,
-            })?;
-    client
-        .publish(probe, Bytes::new())
-        .await
-        .map_err(|e| ServeError::Flush(e.to_string()))?;
-    match tokio::time::timeout(Duration::from_secs(10), sub.next()).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(ServeError::Flush("probe subscription closed".into())),
-        Err(_) => Err(ServeError::Flush("no probe round trip within 10 s".into())),
-    }
-}
-
-impl RpcServer {
-    /// Stops serving at once without draining, as a crash would: in-flight
-    /// RPCs are dropped and running operations keep their records as they
-    /// are until their lease runs out (then another instance fails them).
-    /// Use [`RpcServer::shutdown`] for a graceful stop.
-    pub fn abort(mut self) {
-        for task in self.tasks.drain(..) {
-            task.abort();
-        }
-        if let Some(operations) = self.operations.take() {
-            operations.abort();
-        }
-    }
-
-    /// Stops taking requests, waits for in-flight ones to finish (up to
-    /// `grace`), and returns whether all finished.
-    pub async fn shutdown(mut self, grace: Duration) -> bool {
-        for stop in self.subscriptions.drain(..) {
-            let _ = stop.send(());
-        }
-        for task in self.tasks.drain(..) {
-            let _ = task.await;
-        }
-        let all = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
-        let deadline = tokio::time::Instant::now() + grace;
-        let rpcs = tokio::time::timeout(grace, self.permits.acquire_many(all))
-            .await
-            .is_ok_and(|r| r.is_ok());
-        let operations = match self.operations.take() {
-            Some(ops) => ops.shutdown(deadline).await,
-            None => true,
-        };
-        rpcs && operations
-    }
-}
-
-/// A reply as the runtime sees it: status, headers, payload.
-#[derive(Debug)]
-pub(crate) struct RawReply {
-    pub status: String,
-    pub headers: Option<async_nats::HeaderMap>,
-    pub payload: Bytes,
-}
-
-impl RawReply {
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .as_ref()
-            .and_then(|h| h.get(name))
-            .map(|v| v.as_str())
-    }
-
-    pub(crate) fn text(&self) -> String {
-        String::from_utf8_lossy(&self.payload).into_owned()
-    }
 }
 
 /// Calls the RPCs of one contract.
@@ -835,5 +494,13 @@ impl RpcClient {
                 message: format!("unknown reply status `{other}`"),
             }),
         }
+    }
+}
+
+impl ServiceRuntime {
+    /// A caller of this contract's RPCs (used by generated code).
+    #[doc(hidden)]
+    pub fn rpc_client(&self) -> crate::rpc::RpcClient {
+        crate::rpc::RpcClient::new(self.clone())
     }
 }

@@ -39,9 +39,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::bindings::ServiceRuntime;
 use crate::connect::{ConnectError, ConnectOptions, connect_client};
 use crate::rpc::{CallError, RpcClient};
+use crate::runtime::ServiceRuntime;
 
 /// The contract id of public state.
 pub const STATE_CONTRACT: &str = "trellis.state@v1";

@@ -33,8 +33,8 @@
 
 mod body;
 mod error;
+mod format;
 mod read;
-mod wire;
 mod write;
 
 pub(crate) use write::ExpectDigest;
@@ -264,7 +264,7 @@ impl Store {
             body.into(),
             options,
             Mode::Create,
-            wire::new_nuid(),
+            crate::wire::ids::new_nuid(),
             None,
         )
         .await
@@ -288,7 +288,7 @@ impl Store {
             body.into(),
             options,
             Mode::Overwrite,
-            wire::new_nuid(),
+            crate::wire::ids::new_nuid(),
             None,
         )
         .await
@@ -321,7 +321,7 @@ impl Store {
         }
         self.stream
             .purge()
-            .filter(wire::chunk_subject(&self.bucket, nuid))
+            .filter(format::chunk_subject(&self.bucket, nuid))
             .await
             .map_err(nats("purging staged chunks"))?;
         Ok(())
@@ -329,13 +329,13 @@ impl Store {
 
     /// A fresh chunk id for [`Store::put_staged`].
     pub(crate) fn new_staging_id() -> String {
-        wire::new_nuid()
+        crate::wire::ids::new_nuid()
     }
 
     /// The object stored under `key`, or `None` if there is none. The
     /// content is fetched when read from the returned [`Object`].
     pub async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
-        wire::validate_key(key)?;
+        format::validate_key(key)?;
         Ok(self
             .live_meta(key)
             .await?
@@ -345,7 +345,7 @@ impl Store {
     /// Like [`Store::get`] without hashing the content while reading: for
     /// consumers that verify the digest end to end themselves.
     pub(crate) async fn get_unhashed(&self, key: &str) -> Result<Option<Object>, StoreError> {
-        wire::validate_key(key)?;
+        format::validate_key(key)?;
         Ok(self
             .live_meta(key)
             .await?
@@ -354,7 +354,7 @@ impl Store {
 
     /// The metadata of the object under `key`, or `None` if there is none.
     pub async fn info(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
-        wire::validate_key(key)?;
+        format::validate_key(key)?;
         Ok(self.live_meta(key).await?.map(|meta| meta.info))
     }
 
@@ -426,11 +426,11 @@ impl Store {
     /// writes to the key's metadata subject (no polling), re-checking
     /// every second as a safety net.
     pub async fn wait_for(&self, key: &str, timeout: Duration) -> Result<ObjectInfo, StoreError> {
-        wire::validate_key(key)?;
+        format::validate_key(key)?;
         let deadline = tokio::time::Instant::now() + timeout;
         let client = self.js.client();
         let mut writes = client
-            .subscribe(wire::meta_subject(&self.bucket, key))
+            .subscribe(format::meta_subject(&self.bucket, key))
             .await
             .map_err(nats(format!("watching `{key}`")))?;
         // The subscription is active before the first check.
@@ -475,17 +475,12 @@ impl Store {
     }
 }
 
-/// A process-unique id (the object store's chunk id generator).
-pub(crate) fn fallback_id() -> String {
-    wire::new_nuid()
-}
-
 /// Checks an object key before any I/O.
 pub(crate) fn validate_key(key: &str) -> Result<(), StoreError> {
-    wire::validate_key(key)
+    format::validate_key(key)
 }
 
 /// `SHA-256=<base64url>` of a digest, as the object store records it.
 pub(crate) fn digest_string(sha256: &[u8]) -> String {
-    wire::digest_string(sha256)
+    format::digest_string(sha256)
 }

@@ -18,9 +18,9 @@ use futures::StreamExt as _;
 use tracing::{debug, warn};
 
 use crate::identity::{Proof, ProofError, inbox_prefix};
-use crate::ids::now_ms;
 use crate::principal::Principal;
 use crate::protocol::PrincipalRecord;
+use crate::wire::ids::now_ms;
 
 /// The longest time a revocation takes to reach a running provider.
 pub const REVOCATION_BOUND: Duration = Duration::from_secs(2);

@@ -10,11 +10,12 @@ use futures::Stream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Control, OperationError, Outcome, Snapshot, WireSnapshot};
-use crate::rpc::{CallError, RawReply, RpcClient};
+use super::record::{Control, OperationError, Outcome, Snapshot, WireSnapshot};
+use crate::rpc::{CallError, RpcClient};
 use crate::store::Body;
-use crate::transfer::inbound::{CHUNK_SIZE_HEADER, WINDOW_HEADER};
+use crate::transfer::{CHUNK_SIZE_HEADER, WINDOW_HEADER};
 use crate::transfer::{SIZE_HEADER, outbound};
+use crate::wire::reply::RawReply;
 
 /// How long one `wait` long poll may be held by the provider.
 const LONG_POLL: Duration = Duration::from_secs(20);
@@ -101,7 +102,7 @@ impl Target {
             rpc: self.name.to_owned(),
             source,
         })?;
-        let subject = format!("{}.control", self.subject);
+        let subject = crate::wire::subjects::control_subject(self.subject);
         let reply = self
             .request(&subject, payload, HeaderMap::new(), timeout)
             .await?;

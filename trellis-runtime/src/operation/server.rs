@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use serde::Serialize;
@@ -17,15 +17,21 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::warn;
 use trellis_manifest::manifest::{Manifest, Operation as ManifestOperation};
 
-use super::{Control, OperationFailure, OperationStatus, Record, TransferProgress, WireSnapshot};
-use crate::bindings::ServiceRuntime;
+use super::inbound;
+use super::record::{
+    Control, OperationFailure, OperationStatus, Record, TransferProgress, key, mutate, read,
+    snapshot_bytes,
+};
 use crate::principal::Principal;
-use crate::rpc::{ServeError, ServeOptions, reply, surface_subject};
+use crate::rpc::{ServeError, ServeOptions};
+use crate::runtime::ServiceRuntime;
 use crate::store::{ObjectInfo, StoreHandle};
-use crate::transfer::inbound;
+use crate::wire::ids::now_ms;
+use crate::wire::reply::reply;
+use crate::wire::subjects::{control_subject, surface_subject};
 
 type OpFuture = Pin<Box<dyn Future<Output = Result<Value, OperationFailure>> + Send>>;
 type OpHandlerFn = Arc<dyn Fn(RawContext, &Bytes) -> Result<OpFuture, String> + Send + Sync>;
@@ -38,16 +44,16 @@ pub(crate) struct OperationEndpoint {
     store: Option<StoreHandle>,
 }
 
-impl crate::rpc::Endpoints {
-    /// Adds operation `name` (manifest subject `subject`). `store` is the
-    /// store its send transfer writes to, if it declares one.
-    pub fn add_operation<I, P, O, F, Fut>(
-        &mut self,
+impl OperationEndpoint {
+    /// Operation `name` (manifest subject `subject`) served by `handler`;
+    /// `store` is the store its send transfer writes to, if it declares one.
+    pub(crate) fn new<I, P, O, F, Fut>(
         name: &str,
         subject: &str,
         store: Option<StoreHandle>,
         handler: F,
-    ) where
+    ) -> OperationEndpoint
+    where
         I: DeserializeOwned + Send + 'static,
         P: Serialize + Send + 'static,
         O: Serialize + Send + 'static,
@@ -69,12 +75,12 @@ impl crate::rpc::Endpoints {
                     .map_err(|e| OperationFailure::Failed(format!("output does not encode: {e}")))
             }) as OpFuture)
         });
-        self.operations.push(OperationEndpoint {
+        OperationEndpoint {
             name: name.to_owned(),
             subject: subject.to_owned(),
             handler: f,
             store,
-        });
+        }
     }
 }
 
@@ -193,99 +199,6 @@ pub(crate) struct OperationServer {
     shared: Arc<Shared>,
 }
 
-pub(crate) use crate::ids::now_ms;
-
-fn key(id: &str) -> String {
-    format!("op.{id}")
-}
-
-/// Opens the state bucket the authority provisioned.
-pub(crate) async fn open_state(
-    client: &async_nats::Client,
-    bucket: &str,
-) -> Result<kv::Store, ServeError> {
-    jetstream::new(client.clone())
-        .get_key_value(bucket)
-        .await
-        .map_err(|e| ServeError::OperationState {
-            bucket: bucket.to_owned(),
-            reason: e.to_string(),
-        })
-}
-
-/// Reads the JSON value under `key`, with its revision.
-pub(crate) async fn read_json<T: DeserializeOwned>(
-    kv: &kv::Store,
-    key: &str,
-) -> Result<Option<(u64, T)>, String> {
-    let entry = kv
-        .entry(key)
-        .await
-        .map_err(|e| format!("reading runtime state: {e}"))?;
-    match entry {
-        Some(entry) if entry.operation == kv::Operation::Put => {
-            let value = serde_json::from_slice(&entry.value)
-                .map_err(|e| format!("runtime state under `{key}` does not decode: {e}"))?;
-            Ok(Some((entry.revision, value)))
-        }
-        _ => Ok(None),
-    }
-}
-
-/// Applies `change` to the JSON value under `key` with compare-and-set,
-/// retrying on conflicts. `change` returns whether to write. Returns the
-/// resulting revision and value (`None` if there is no value).
-pub(crate) async fn mutate_json<T: DeserializeOwned + Serialize>(
-    kv: &kv::Store,
-    key: &str,
-    mut change: impl FnMut(&mut T) -> bool,
-) -> Result<Option<(u64, T)>, String> {
-    for _ in 0..100 {
-        let Some((revision, mut value)) = read_json::<T>(kv, key).await? else {
-            return Ok(None);
-        };
-        if !change(&mut value) {
-            return Ok(Some((revision, value)));
-        }
-        let bytes = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
-        match kv.update(key, bytes.into(), revision).await {
-            Ok(revision) => return Ok(Some((revision, value))),
-            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
-            Err(e) => return Err(format!("writing runtime state: {e}")),
-        }
-    }
-    Err("writing runtime state: too many concurrent changes".to_owned())
-}
-
-pub(crate) async fn read(kv: &kv::Store, id: &str) -> Result<Option<(u64, Record)>, String> {
-    read_json(kv, &key(id)).await
-}
-
-/// [`mutate_json`] of an operation record; stamps `updated_ms`.
-pub(crate) async fn mutate(
-    kv: &kv::Store,
-    id: &str,
-    mut change: impl FnMut(&mut Record) -> bool,
-) -> Result<Option<(u64, Record)>, String> {
-    mutate_json(kv, &key(id), |record: &mut Record| {
-        let changed = change(record);
-        if changed {
-            record.updated_ms = now_ms();
-        }
-        changed
-    })
-    .await
-}
-
-fn snapshot_bytes(id: &str, revision: u64, record: Record) -> Bytes {
-    let wire = WireSnapshot {
-        id: id.to_owned(),
-        revision,
-        record,
-    };
-    serde_json::to_vec(&wire).map_or_else(|_| Bytes::new(), Bytes::from)
-}
-
 fn spec_of(manifest: &Manifest, endpoint: OperationEndpoint) -> Result<Spec, ServeError> {
     let op: &ManifestOperation =
         manifest
@@ -330,7 +243,7 @@ pub(crate) async fn serve(
             name: runtime.contract_id().to_owned(),
             reason: format!("the embedded manifest does not decode: {e}"),
         })?;
-    let kv = runtime.state().await?;
+    let kv = runtime.ledger().await?;
     let mut specs = HashMap::new();
     for endpoint in endpoints {
         let spec = spec_of(&manifest, endpoint)?;
@@ -354,7 +267,7 @@ pub(crate) async fn serve(
     let queue = format!("trellis.{}", runtime.contract_id());
     for spec in shared.specs.values() {
         let base = surface_subject(runtime.deployment(), runtime.contract_id(), &spec.subject);
-        for (subject, control) in [(base.clone(), false), (format!("{base}.control"), true)] {
+        for (subject, control) in [(base.clone(), false), (control_subject(&base), true)] {
             let mut sub = client
                 .queue_subscribe(subject.clone(), queue.clone())
                 .await
@@ -603,7 +516,7 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
     let Some(principal) = crate::rpc::admit(&shared.runtime, &message, &what, gate).await else {
         return;
     };
-    let id = crate::ids::random_id();
+    let id = crate::wire::ids::random_id();
     let raw = RawContext {
         id: id.clone(),
         owner: principal.id.clone(),
@@ -692,8 +605,11 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
             let subject = crate::transfer::transfer_subject(&shared.runtime, &spec.subject, &id);
             match client.subscribe(subject.clone()).await {
                 Ok(sub) => {
-                    headers.insert(inbound::CHUNK_SIZE_HEADER, plan.chunk_size.to_string());
-                    headers.insert(inbound::WINDOW_HEADER, plan.window.to_string());
+                    headers.insert(
+                        crate::transfer::CHUNK_SIZE_HEADER,
+                        plan.chunk_size.to_string(),
+                    );
+                    headers.insert(crate::transfer::WINDOW_HEADER, plan.window.to_string());
                     Some((plan, sub))
                 }
                 Err(e) => {
@@ -719,7 +635,14 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
     if let Some((plan, sub)) = transfer {
         let Some(send) = &spec.transfer else { return };
         match send
-            .receive(shared, &id, plan, sub, raw.cancel.clone())
+            .receive(
+                shared.runtime.nats(),
+                &shared.kv,
+                &id,
+                plan,
+                sub,
+                raw.cancel.clone(),
+            )
             .await
         {
             Ok(object) => {
@@ -843,28 +766,6 @@ pub(crate) async fn finish(
     .await;
     if let Err(e) = outcome {
         warn!(%id, error = %e, "could not record an operation's end");
-    }
-}
-
-/// Records transfer progress (bytes received so far) in the operation
-/// record, where callers and every provider instance see it.
-pub(crate) async fn record_transfer(shared: &Arc<Shared>, id: &str, bytes: u64, complete: bool) {
-    debug!(%id, bytes, complete, "send transfer progress");
-    let result = mutate(&shared.kv, id, |record| {
-        let Some(transfer) = record.transfer.as_mut() else {
-            return false;
-        };
-        if record.status.is_terminal() || (transfer.bytes == bytes && transfer.complete == complete)
-        {
-            return false;
-        }
-        transfer.bytes = bytes;
-        transfer.complete = complete;
-        true
-    })
-    .await;
-    if let Err(e) = result {
-        debug!(%id, error = %e, "could not record transfer progress");
     }
 }
 

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::error::nats;
-use super::wire::{self, Meta};
+use super::format::{self, Meta};
 use super::{ObjectInfo, Store, StoreError};
 
 /// Content requested per batched direct get. The next batch is requested
@@ -62,9 +62,9 @@ struct BatchInbox {
 impl Store {
     /// The newest metadata record of `key`, deletion markers included.
     pub(super) async fn read_meta(&self, key: &str) -> Result<Option<Meta>, StoreError> {
-        let subject = wire::meta_subject(&self.bucket, key);
+        let subject = format::meta_subject(&self.bucket, key);
         match self.stream.direct_get_last_for_subject(subject).await {
-            Ok(message) => wire::decode_meta(key, &message.payload, message.sequence).map(Some),
+            Ok(message) => format::decode_meta(key, &message.payload, message.sequence).map(Some),
             Err(err) if matches!(err.kind(), DirectGetErrorKind::NotFound) => Ok(None),
             Err(err) => Err(StoreError::nats(
                 format!("reading the metadata of `{key}`"),
@@ -177,7 +177,7 @@ impl Store {
             let (subject, _) = item.map_err(nats("listing object keys"))?;
             let Some(key) = subject
                 .strip_prefix(&subject_prefix)
-                .and_then(wire::decode_key)
+                .and_then(format::decode_key)
             else {
                 continue;
             };
@@ -218,7 +218,7 @@ impl Store {
                             .iter()
                             .find(|(_, s)| *s == subject)
                             .map_or("", |(key, _)| key.as_str());
-                        match wire::decode_meta(key, &payload, seq) {
+                        match format::decode_meta(key, &payload, seq) {
                             Ok(meta) => {
                                 found.insert(subject, meta);
                             }
@@ -296,7 +296,7 @@ struct ChunkReader {
 impl ChunkReader {
     fn new(store: Store, meta: &Meta) -> ChunkReader {
         ChunkReader {
-            subject: wire::chunk_subject(&store.bucket, &meta.nuid),
+            subject: format::chunk_subject(&store.bucket, &meta.nuid),
             store,
             key: meta.info.key.clone(),
             nuid: meta.nuid.clone(),
@@ -366,7 +366,7 @@ impl ChunkReader {
         if !self.hash {
             return Ok(());
         }
-        let digest = wire::digest_string(&std::mem::take(&mut self.hasher).finalize());
+        let digest = format::digest_string(&std::mem::take(&mut self.hasher).finalize());
         if !self.digest.is_empty() && digest != self.digest {
             return Err(self.corrupt(format!(
                 "content digest {digest} does not match the recorded {}",

@@ -82,7 +82,7 @@ fn data(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn nats_digest(data: &[u8]) -> String {
-    wire::digest_string(&Sha256::digest(data))
+    format::digest_string(&Sha256::digest(data))
 }
 
 async fn content(store: &Store, key: &str) -> Option<Vec<u8>> {
@@ -191,7 +191,7 @@ async fn multi_chunk_reader_round_trip_verifies_digest() {
         chunks += 1;
     }
     assert_eq!(chunks, 25);
-    assert_eq!(wire::digest_string(&hasher.finalize()), written.digest);
+    assert_eq!(format::digest_string(&hasher.finalize()), written.digest);
 
     // Whole.
     let object = f.store.get("big.bin").await.expect("get").expect("exists");

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::body::{Body, Chunker};
 use super::error::nats;
-use super::wire::{self, CONTENT_TYPE, Meta, MetaOptions, MetaRecord};
+use super::format::{self, CONTENT_TYPE, Meta, MetaOptions, MetaRecord};
 use super::{ObjectInfo, PutOptions, Store, StoreError};
 
 /// Chunk size, as async-nats uses by default.
@@ -107,7 +107,7 @@ impl Upload {
         Upload {
             js: store.js.clone(),
             stream: store.stream.clone(),
-            subject: Subject::from(wire::chunk_subject(&store.bucket, nuid)),
+            subject: Subject::from(format::chunk_subject(&store.bucket, nuid)),
             inflight: VecDeque::with_capacity(PUBLISH_WINDOW),
             published: 0,
             armed: true,
@@ -216,7 +216,7 @@ fn encode_record(
         nuid,
         size: info.size,
         chunks,
-        mtime: wire::rfc3339(info.modified),
+        mtime: format::rfc3339(info.modified),
         digest: (!info.digest.is_empty()).then_some(info.digest.as_str()),
         deleted,
     };
@@ -246,8 +246,8 @@ impl Store {
         nuid: String,
         expect: Option<ExpectDigest>,
     ) -> Result<ObjectInfo, StoreError> {
-        wire::validate_key(key)?;
-        let meta_subject = wire::meta_subject(&self.bucket, key);
+        format::validate_key(key)?;
+        let meta_subject = format::meta_subject(&self.bucket, key);
         let PutOptions {
             content_type,
             metadata,
@@ -257,7 +257,7 @@ impl Store {
         let draft = ObjectInfo {
             key: key.to_owned(),
             size: u64::MAX,
-            digest: wire::digest_string(&[0; 32]),
+            digest: format::digest_string(&[0; 32]),
             content_type,
             metadata,
             modified: SystemTime::now(),
@@ -292,11 +292,11 @@ impl Store {
         let before = budget;
         let (declared, mut chunker) = body.into_parts();
         let chunk_overhead =
-            wire::stored_overhead(wire::chunk_subject(&self.bucket, &nuid).len(), 0);
+            format::stored_overhead(format::chunk_subject(&self.bucket, &nuid).len(), 0);
         if let (Some(budget), Some(size)) = (budget, declared) {
             let chunks = size.div_ceil(CHUNK_SIZE as u64);
             let record =
-                draft_len as u64 + wire::stored_overhead(meta_subject.len(), META_HEADERS_LEN);
+                draft_len as u64 + format::stored_overhead(meta_subject.len(), META_HEADERS_LEN);
             let needed = size
                 .saturating_add(chunks.saturating_mul(chunk_overhead))
                 .saturating_add(record);
@@ -419,7 +419,7 @@ impl Store {
             && old.is_live()
             && old.nuid != nuid
         {
-            let subject = wire::chunk_subject(&self.bucket, &old.nuid);
+            let subject = format::chunk_subject(&self.bucket, &old.nuid);
             if let Err(err) = self.stream.purge().filter(subject.as_str()).await {
                 tracing::warn!(%key, %err, "could not purge the chunks of a replaced object");
             }
@@ -502,7 +502,7 @@ impl Store {
             }
             .into());
         }
-        Ok((size, chunks, wire::digest_string(&hasher.finalize())))
+        Ok((size, chunks, format::digest_string(&hasher.finalize())))
     }
 
     /// Publishes the metadata record with `expected_seq` as the subject's
@@ -538,7 +538,7 @@ impl Store {
         mode: Mode,
     ) -> Result<Option<Meta>, WriteError> {
         let payload = Bytes::from(encode_record(&self.bucket, nuid, info, chunks, false)?);
-        let meta_subject = wire::meta_subject(&self.bucket, key);
+        let meta_subject = format::meta_subject(&self.bucket, key);
         for _ in 0..COMMIT_ATTEMPTS {
             let current = self.read_meta(key).await?;
             if mode == Mode::Create && current.as_ref().is_some_and(Meta::is_live) {
@@ -576,14 +576,14 @@ impl Store {
     }
 
     pub(super) async fn remove(&self, key: &str) -> Result<bool, StoreError> {
-        wire::validate_key(key)?;
+        format::validate_key(key)?;
         let Some(meta) = self.read_meta(key).await? else {
             return Ok(false);
         };
         // Purging (rather than writing a deletion marker) needs no space, so
         // it works in a full store; the sequence bound spares a version
         // written concurrently after `meta`.
-        let meta_subject = wire::meta_subject(&self.bucket, key);
+        let meta_subject = format::meta_subject(&self.bucket, key);
         let purged = self
             .stream
             .purge()
@@ -594,7 +594,7 @@ impl Store {
         if !meta.is_live() {
             return Ok(false);
         }
-        let chunks = wire::chunk_subject(&self.bucket, &meta.nuid);
+        let chunks = format::chunk_subject(&self.bucket, &meta.nuid);
         self.stream
             .purge()
             .filter(chunks)

@@ -106,8 +106,8 @@ pub(crate) async fn send(
         let wait = RESEND_AFTER.min(route.idle);
         match tokio::time::timeout(wait, acks.next()).await {
             Ok(Some(message)) => {
-                let status = super::header(&message, STATUS_HEADER).unwrap_or("ok");
-                let ack = super::header_u64(&message, ACK_HEADER).unwrap_or(acked);
+                let status = crate::wire::headers::header(&message, STATUS_HEADER).unwrap_or("ok");
+                let ack = crate::wire::headers::header_u64(&message, ACK_HEADER).unwrap_or(acked);
                 if ack > acked {
                     last_ack = Instant::now();
                     while unacked.front().is_some_and(|p| p.seq < ack) {

@@ -26,13 +26,16 @@ use tokio::io::AsyncWriteExt as _;
 use tracing::debug;
 
 use super::{ACK_HEADER, DIGEST_HEADER, END_HEADER, SEQ_HEADER, TransferError};
-use crate::bindings::ServiceRuntime;
-use crate::operation::server::{mutate_json, now_ms};
+use crate::ledger::mutate_json;
 use crate::principal::Principal;
 use crate::protocol::StoreBinding;
-use crate::rpc::reply;
-use crate::rpc::{Caller, STATUS_HEADER, ServeError, surface_subject};
+use crate::rpc::{Caller, ServeError};
+use crate::runtime::ServiceRuntime;
 use crate::store::{ObjectInfo, StoreError, StoreHandle};
+use crate::wire::headers::STATUS_HEADER;
+use crate::wire::ids::now_ms;
+use crate::wire::reply::reply;
+use crate::wire::subjects::surface_subject;
 
 /// Manifest-style subject (under the contract) where grants are redeemed.
 pub const RECEIVE_SUBJECT: &str = "transfer.v1.receive";
@@ -157,10 +160,10 @@ impl Grants {
             expires_at_ms: now_ms().saturating_add(ttl_ms),
             used: false,
         };
-        let id = crate::ids::random_id();
+        let id = crate::wire::ids::random_id();
         let state = self
             .runtime
-            .state()
+            .ledger()
             .await
             .map_err(|e| GrantError::State(e.to_string()))?;
         let value = serde_json::to_vec(&record).map_err(|e| GrantError::State(e.to_string()))?;
@@ -184,7 +187,7 @@ async fn redeem(
     id: &str,
     principal: &Principal,
 ) -> Result<GrantRecord, TransferError> {
-    if !crate::ids::is_id(id) {
+    if !crate::wire::ids::is_id(id) {
         return Err(TransferError::GrantInvalid);
     }
     // One compare-and-set pass: the checks run on the record as read, and
@@ -229,7 +232,7 @@ pub(crate) async fn serve(
     permits: std::sync::Arc<tokio::sync::Semaphore>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<tokio::task::JoinHandle<()>, ServeError> {
-    let state = runtime.state().await?;
+    let state = runtime.ledger().await?;
     let subject = surface_subject(runtime.deployment(), runtime.contract_id(), RECEIVE_SUBJECT);
     let mut sub = runtime
         .nats()
@@ -325,10 +328,11 @@ async fn send_download(runtime: &ServiceRuntime, state: &kv::Store, message: asy
                     .await
                     .map_err(|_| TransferError::Idle(IDLE))?
                     .ok_or_else(|| TransferError::Interrupted("credits closed".into()))?;
-                if super::header(&message, STATUS_HEADER).is_some() {
+                if crate::wire::headers::header(&message, STATUS_HEADER).is_some() {
                     return Err(TransferError::Interrupted("the receiver stopped".into()));
                 }
-                acked = acked.max(super::header_u64(&message, ACK_HEADER).unwrap_or(acked));
+                acked = acked
+                    .max(crate::wire::headers::header_u64(&message, ACK_HEADER).unwrap_or(acked));
             }
             let mut headers = HeaderMap::new();
             headers.insert(SEQ_HEADER, seq.to_string());
@@ -396,14 +400,14 @@ impl Receiving {
                 .await
                 .map_err(|_| TransferError::Idle(IDLE))?
                 .ok_or_else(|| TransferError::Interrupted("the subscription closed".into()))?;
-            if let Some(status) = super::header(&message, STATUS_HEADER) {
+            if let Some(status) = crate::wire::headers::header(&message, STATUS_HEADER) {
                 let text = String::from_utf8_lossy(&message.payload).into_owned();
                 return Err(TransferError::from_status(status, text));
             }
-            if let Some(credit) = super::header(&message, CREDIT_HEADER) {
+            if let Some(credit) = crate::wire::headers::header(&message, CREDIT_HEADER) {
                 self.credit = Some(credit.to_owned());
-                let size = super::header_u64(&message, END_HEADER).unwrap_or(0);
-                let digest = super::header(&message, DIGEST_HEADER)
+                let size = crate::wire::headers::header_u64(&message, END_HEADER).unwrap_or(0);
+                let digest = crate::wire::headers::header(&message, DIGEST_HEADER)
                     .unwrap_or("")
                     .to_owned();
                 self.expected = Some((size, digest));
@@ -414,7 +418,7 @@ impl Receiving {
                     "data before the grant was accepted".into(),
                 ));
             };
-            let seq = super::header_u64(&message, SEQ_HEADER)
+            let seq = crate::wire::headers::header_u64(&message, SEQ_HEADER)
                 .ok_or_else(|| TransferError::Interrupted("a chunk without a sequence".into()))?;
             if seq != self.next {
                 return Err(TransferError::Interrupted(format!(
@@ -422,7 +426,7 @@ impl Receiving {
                     self.next
                 )));
             }
-            if super::header(&message, END_HEADER).is_some() {
+            if crate::wire::headers::header(&message, END_HEADER).is_some() {
                 if self.bytes != *size {
                     return Err(TransferError::SizeMismatch(format!(
                         "{size} bytes granted, {} received",

@@ -7,8 +7,6 @@
 //! the metadata. A deletion is a metadata message with `deleted: true`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -76,30 +74,6 @@ pub(crate) fn chunk_subject(bucket: &str, nuid: &str) -> String {
 pub(crate) fn stored_overhead(subject_len: usize, headers_len: usize) -> u64 {
     let headers = if headers_len == 0 { 0 } else { 4 + headers_len };
     (30 + subject_len + headers) as u64
-}
-
-/// A fresh 22-character alphanumeric id for an object version's chunks.
-pub(crate) fn new_nuid() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let mut value: u128 = 0;
-    for _ in 0..2 {
-        // `RandomState` is seeded randomly per process and differs per call.
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        hasher.write_u128(now);
-        value = (value << 64) | u128::from(hasher.finish());
-    }
-    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut out = String::with_capacity(22);
-    for _ in 0..22 {
-        out.push(char::from(ALPHABET[(value % 62) as usize]));
-        value /= 62;
-    }
-    out
 }
 
 /// The NATS digest form: `SHA-256=<base64url(sha256)>`.
@@ -274,16 +248,6 @@ mod tests {
         for key in ["a", "dir/file.txt", "ünïcødé", "ab", "abc"] {
             assert_eq!(decode_key(&encode_key(key)).as_deref(), Some(key));
         }
-    }
-
-    #[test]
-    fn nuids_are_unique_subject_tokens() {
-        let ids: std::collections::HashSet<String> = (0..1000).map(|_| new_nuid()).collect();
-        assert_eq!(ids.len(), 1000);
-        assert!(
-            ids.iter()
-                .all(|id| id.len() == 22 && id.chars().all(|c| c.is_ascii_alphanumeric()))
-        );
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! chunks into a staged object, verify, commit under the final key.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -14,17 +13,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use trellis_manifest::manifest::SendTransfer;
 
-use super::{ACK_HEADER, DIGEST_HEADER, END_HEADER, SEQ_HEADER, SIZE_HEADER, TransferError};
-use crate::operation::OperationFailure;
-use crate::operation::server::{Shared, record_transfer};
+use super::record::{OperationFailure, record_transfer};
 use crate::rpc::ServeOptions;
-use crate::rpc::reply;
 use crate::store::{Body, ObjectInfo, PutOptions, Store, StoreError, StoreHandle};
-
-/// Reply header on a transfer start: the largest chunk accepted.
-pub(crate) const CHUNK_SIZE_HEADER: &str = "Trellis-Chunk-Size";
-/// Reply header on a transfer start: chunks the sender may have unacked.
-pub(crate) const WINDOW_HEADER: &str = "Trellis-Window";
+use crate::transfer::{
+    ACK_HEADER, DIGEST_HEADER, END_HEADER, SEQ_HEADER, SIZE_HEADER, TransferError,
+};
+use crate::wire::reply::reply;
 
 /// How often received-byte progress is written to the operation record.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -167,13 +162,14 @@ impl SendSpec {
     /// commits it under its key once size and digest verify.
     pub(crate) async fn receive(
         &self,
-        shared: &Arc<Shared>,
+        client: &async_nats::Client,
+        ledger: &async_nats::jetstream::kv::Store,
         id: &str,
         plan: Plan,
         mut sub: async_nats::Subscriber,
         cancel: CancellationToken,
     ) -> Result<ObjectInfo, OperationFailure> {
-        let client = shared.runtime.nats().clone();
+        let client = client.clone();
         // `Some(bytes)` is content, `None` the verified end; a channel that
         // closes without `None` fails the write, so nothing unverified can
         // ever be committed. The channel is a quarter of the sender's window:
@@ -220,7 +216,7 @@ impl SendSpec {
                 },
             };
             last_reply = message.reply.clone();
-            let Some(seq) = super::header_u64(&message, SEQ_HEADER) else {
+            let Some(seq) = crate::wire::headers::header_u64(&message, SEQ_HEADER) else {
                 let body = Bytes::from(format!("a chunk needs a `{SEQ_HEADER}` header"));
                 reply(&client, message.reply, "bad-request", ack(next), body).await;
                 continue;
@@ -235,8 +231,8 @@ impl SendSpec {
                 reply(&client, message.reply, "out-of-order", ack(next), body).await;
                 continue;
             }
-            if let Some(total) = super::header_u64(&message, END_HEADER) {
-                let digest = super::header(&message, DIGEST_HEADER)
+            if let Some(total) = crate::wire::headers::header_u64(&message, END_HEADER) {
+                let digest = crate::wire::headers::header(&message, DIGEST_HEADER)
                     .unwrap_or("")
                     .to_owned();
                 if total != bytes {
@@ -258,7 +254,7 @@ impl SendSpec {
                         let mut headers = ack(next + 1);
                         headers.insert(DIGEST_HEADER, info.digest.as_str());
                         reply(&client, last_reply.take(), "ok", headers, Bytes::new()).await;
-                        record_transfer(shared, id, bytes, true).await;
+                        record_transfer(ledger, id, bytes, true).await;
                         break Ok(info);
                     }
                     Err(e) => break Err(store_failure(e)),
@@ -291,7 +287,7 @@ impl SendSpec {
             reply(&client, message.reply, "ok", ack(next), Bytes::new()).await;
             if last_progress.elapsed() >= PROGRESS_EVERY {
                 last_progress = Instant::now();
-                record_transfer(shared, id, bytes, false).await;
+                record_transfer(ledger, id, bytes, false).await;
             }
         };
         let _ = sub.unsubscribe().await;

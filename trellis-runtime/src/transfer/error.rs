@@ -1,31 +1,6 @@
-//! Byte transfers: send transfers (caller to provider store, as part of
-//! starting an operation) and receive grants (provider store to caller).
-//!
-//! Bytes travel as raw NATS messages, never encoded into JSON. Each chunk
-//! carries a sequence number in the `Trellis-Seq` header; the receiving
-//! side acknowledges cumulatively (`Trellis-Ack: n` = every chunk below
-//! `n` arrived) and the sender keeps at most a window of chunks
-//! unacknowledged. A chunk resent after a lost ack is acknowledged again
-//! and otherwise ignored; a gap gets an `out-of-order` reply naming the
-//! expected chunk. The last message carries the total size and the SHA-256
-//! digest, which the receiver checks before anything becomes visible.
-
-pub(crate) mod inbound;
-pub(crate) mod outbound;
-pub mod receive;
+//! Why a transfer failed, and the wire status of each failure.
 
 use std::time::Duration;
-
-/// Chunk sequence number (from 0).
-pub(crate) const SEQ_HEADER: &str = "Trellis-Seq";
-/// Cumulative acknowledgement: every chunk below this number arrived.
-pub(crate) const ACK_HEADER: &str = "Trellis-Ack";
-/// On the final message: total bytes.
-pub(crate) const END_HEADER: &str = "Trellis-End";
-/// On the final message: `SHA-256=<base64url>` of the content.
-pub(crate) const DIGEST_HEADER: &str = "Trellis-Digest";
-/// On a start request: the size the sender will send, if known.
-pub(crate) const SIZE_HEADER: &str = "Trellis-Size";
 
 /// Why a transfer failed. Nothing is stored under the final key after any
 /// of these.
@@ -114,37 +89,4 @@ impl TransferError {
             _ => "failed",
         }
     }
-}
-
-/// The subject of operation `id`'s send transfer: per service (contract)
-/// and per transfer, under the operation's manifest subject.
-pub(crate) fn transfer_subject(
-    runtime: &crate::bindings::ServiceRuntime,
-    operation_subject: &str,
-    id: &str,
-) -> String {
-    let base = crate::rpc::surface_subject(
-        runtime.deployment(),
-        runtime.contract_id(),
-        operation_subject,
-    );
-    format!("{base}.transfer.{id}")
-}
-
-pub(crate) fn header<'a>(message: &'a async_nats::Message, name: &str) -> Option<&'a str> {
-    message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(name))
-        .map(|v| v.as_str())
-}
-
-pub(crate) fn header_u64(message: &async_nats::Message, name: &str) -> Option<u64> {
-    header(message, name).and_then(|v| v.trim().parse().ok())
-}
-
-/// `SHA-256=<base64url>` of a finished hasher (the object store's form).
-pub(crate) fn digest_of(hasher: sha2::Sha256) -> String {
-    use sha2::Digest as _;
-    crate::store::digest_string(&hasher.finalize())
 }

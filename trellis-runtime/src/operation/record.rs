@@ -1,39 +1,18 @@
-//! Durable long-running operations.
-//!
-//! Starting an operation creates its record in a runtime-owned JetStream
-//! KV bucket (`trellis-ops-<deployment>-<contract>`), so the record outlives
-//! both the caller and the provider instance running it. The record carries
-//! the status (pending, running, completed, failed, cancelled), the latest
-//! progress, the output or error, the owner principal and a lease the
-//! running instance renews; its KV revision is the operation's monotonic
-//! revision.
-//!
-//! Callers never read the bucket: they send control requests (`get`,
-//! `wait`, `cancel`) to `<operation subject>.control`, which any instance
-//! of the provider answers from the bucket. `wait` is a long poll that
-//! returns as soon as the record moves past a given revision, so a watcher
-//! sees every change that is still current (intermediate progress may be
-//! coalesced) and cannot miss the terminal one.
-//!
-//! Every instance follows the bucket with one ordered consumer: it wakes
-//! long polls, delivers cancel requests to the handler it runs, and fails
-//! operations whose lease expired (their instance stopped) as abandoned.
+//! An operation's record in the ledger (status, progress, output or
+//! error, owner, lease, transfer progress), its wire snapshot and control
+//! messages, and the errors callers see.
 
-pub(crate) mod client;
-pub(crate) mod server;
-
+use async_nats::jetstream::kv;
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::debug;
 
-pub use client::{
-    OperationClient, OperationEvents, OperationRef, SendOperationClient, SendStart, Start,
-    TransferStart,
-};
-pub use server::OperationContext;
-
+use crate::ledger::{mutate_json, read_json};
 use crate::rpc::CallError;
 use crate::transfer::TransferError;
+use crate::wire::ids::now_ms;
 
 /// Where an operation is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -275,4 +254,60 @@ pub enum OperationError {
         /// What went wrong.
         source: TransferError,
     },
+}
+
+pub(crate) fn key(id: &str) -> String {
+    format!("op.{id}")
+}
+
+/// Opens the state bucket the authority provisioned.
+pub(crate) async fn read(kv: &kv::Store, id: &str) -> Result<Option<(u64, Record)>, String> {
+    read_json(kv, &key(id)).await
+}
+
+/// [`mutate_json`] of an operation record; stamps `updated_ms`.
+pub(crate) async fn mutate(
+    kv: &kv::Store,
+    id: &str,
+    mut change: impl FnMut(&mut Record) -> bool,
+) -> Result<Option<(u64, Record)>, String> {
+    mutate_json(kv, &key(id), |record: &mut Record| {
+        let changed = change(record);
+        if changed {
+            record.updated_ms = now_ms();
+        }
+        changed
+    })
+    .await
+}
+
+pub(crate) fn snapshot_bytes(id: &str, revision: u64, record: Record) -> Bytes {
+    let wire = WireSnapshot {
+        id: id.to_owned(),
+        revision,
+        record,
+    };
+    serde_json::to_vec(&wire).map_or_else(|_| Bytes::new(), Bytes::from)
+}
+
+/// Records transfer progress (bytes received so far) in the operation
+/// record, where callers and every provider instance see it.
+pub(crate) async fn record_transfer(ledger: &kv::Store, id: &str, bytes: u64, complete: bool) {
+    debug!(%id, bytes, complete, "send transfer progress");
+    let result = mutate(ledger, id, |record| {
+        let Some(transfer) = record.transfer.as_mut() else {
+            return false;
+        };
+        if record.status.is_terminal() || (transfer.bytes == bytes && transfer.complete == complete)
+        {
+            return false;
+        }
+        transfer.bytes = bytes;
+        transfer.complete = complete;
+        true
+    })
+    .await;
+    if let Err(e) = result {
+        debug!(%id, error = %e, "could not record transfer progress");
+    }
 }

@@ -1,0 +1,195 @@
+//! The connection a service or caller runs on: NATS, deployment, contract,
+//! the principal it acts as, how it proves and verifies identities, and
+//! the contract's ledger bucket. Every surface takes one.
+
+use std::fmt;
+
+use crate::ledger::LedgerError;
+
+/// The server's permission violations on one connection, as they arrive
+/// (requests to a subject the principal may not publish to would otherwise
+/// just time out).
+pub(crate) type Denials = tokio::sync::broadcast::Sender<String>;
+
+/// The connection a service or client runs on: NATS, deployment and
+/// contract. Only the runtime creates it.
+#[derive(Clone)]
+pub struct ServiceRuntime {
+    client: async_nats::Client,
+    deployment: String,
+    contract_id: String,
+    request_timeout: std::time::Duration,
+    principal: crate::principal::Principal,
+    ledger: std::sync::Arc<tokio::sync::OnceCell<async_nats::jetstream::kv::Store>>,
+    ledger_bucket: Option<String>,
+    signer: Option<crate::identity::Signer>,
+    verifier: Option<std::sync::Arc<crate::verify::Verifier>>,
+    denials: Option<Denials>,
+}
+
+impl fmt::Debug for ServiceRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceRuntime")
+            .field("deployment", &self.deployment)
+            .field("contract", &self.contract_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceRuntime {
+    /// A runtime for contract `contract_id` in `deployment`, calling as
+    /// `principal`.
+    pub fn new(
+        client: async_nats::Client,
+        deployment: &str,
+        contract_id: &str,
+        request_timeout: std::time::Duration,
+        principal: crate::principal::Principal,
+    ) -> Self {
+        ServiceRuntime {
+            client,
+            deployment: deployment.to_owned(),
+            contract_id: contract_id.to_owned(),
+            request_timeout,
+            principal,
+            ledger: std::sync::Arc::default(),
+            ledger_bucket: None,
+            signer: None,
+            verifier: None,
+            denials: None,
+        }
+    }
+
+    /// Reports the server's permission violations on this connection.
+    pub(crate) fn with_denials(mut self, denials: Option<Denials>) -> Self {
+        self.denials = denials;
+        self
+    }
+
+    /// A receiver of this connection's permission violations (with auth).
+    pub(crate) fn denials(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        self.denials.as_ref().map(|d| d.subscribe())
+    }
+
+    /// Signs this connection's requests with `signer`.
+    pub(crate) fn with_signer(mut self, signer: Option<crate::identity::Signer>) -> Self {
+        self.signer = signer;
+        self
+    }
+
+    /// Verifies callers of this service with `verifier`.
+    pub fn with_verifier(mut self, verifier: Option<crate::verify::Verifier>) -> Self {
+        self.verifier = verifier.map(std::sync::Arc::new);
+        self
+    }
+
+    /// Adds the caller's identity to a request to `subject`: a signed
+    /// proof when this connection has a key, else the asserted principal
+    /// (only when `assert_principal`).
+    pub(crate) fn identify(
+        &self,
+        subject: &str,
+        payload: &[u8],
+        headers: &mut async_nats::HeaderMap,
+        assert_principal: bool,
+    ) {
+        match &self.signer {
+            Some(signer) => signer.prove(subject, payload).write(headers),
+            None if assert_principal => self.principal.write(headers),
+            None => {}
+        }
+    }
+
+    /// Whether this service verifies its callers (the deployment
+    /// authenticates); capability gates are enforced only then.
+    pub(crate) fn authenticates(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// The caller of a request this service received: verified against
+    /// the published principals in a deployment with authentication, else
+    /// the principal the request asserts (or an anonymous one).
+    pub(crate) async fn caller(
+        &self,
+        message: &async_nats::Message,
+    ) -> Result<crate::principal::Principal, crate::identity::ProofError> {
+        match &self.verifier {
+            Some(v) => {
+                v.verify(
+                    &message.subject,
+                    message.reply.as_deref(),
+                    message.headers.as_ref(),
+                    &message.payload,
+                )
+                .await
+            }
+            None => Ok(crate::principal::Principal::of_request(
+                message.headers.as_ref(),
+            )),
+        }
+    }
+
+    /// Sets the ledger bucket the authority provisioned for this contract.
+    pub(crate) fn with_ledger_bucket(mut self, bucket: Option<String>) -> Self {
+        self.ledger_bucket = bucket;
+        self
+    }
+
+    /// This contract's ledger (operation records, receive grants, rejected
+    /// events), as the authority provisioned it; opened once per
+    /// connection.
+    pub(crate) async fn ledger(&self) -> Result<async_nats::jetstream::kv::Store, LedgerError> {
+        let Some(bucket) = &self.ledger_bucket else {
+            return Err(LedgerError {
+                bucket: String::new(),
+                reason: format!(
+                    "contract {} has no ledger binding: only services of a contract with \
+                     operations or receive transfers have one, provisioned when it is accepted",
+                    self.contract_id
+                ),
+            });
+        };
+        self.ledger
+            .get_or_try_init(|| crate::ledger::open(&self.client, bucket))
+            .await
+            .cloned()
+    }
+
+    /// The same connection and caller, addressing contract `id` (used by
+    /// generated `uses` facades).
+    #[doc(hidden)]
+    pub fn for_contract(&self, id: &str) -> ServiceRuntime {
+        ServiceRuntime {
+            client: self.client.clone(),
+            deployment: self.deployment.clone(),
+            contract_id: id.to_owned(),
+            request_timeout: self.request_timeout,
+            principal: self.principal.clone(),
+            ledger: std::sync::Arc::default(),
+            ledger_bucket: None,
+            signer: self.signer.clone(),
+            verifier: None,
+            denials: self.denials.clone(),
+        }
+    }
+
+    /// The NATS connection.
+    pub(crate) fn nats(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The deployment.
+    pub(crate) fn deployment(&self) -> &str {
+        &self.deployment
+    }
+
+    /// The contract id.
+    pub(crate) fn contract_id(&self) -> &str {
+        &self.contract_id
+    }
+
+    /// Timeout of single requests.
+    pub(crate) fn request_timeout(&self) -> std::time::Duration {
+        self.request_timeout
+    }
+}

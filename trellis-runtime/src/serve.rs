@@ -1,0 +1,327 @@
+//! Serving a contract: its RPC, operation and download endpoints, built by
+//! generated code into one [`Endpoints`] set and served together by
+//! [`serve`] under one concurrency limit, with one graceful shutdown.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tracing::debug;
+
+use crate::operation::server::OperationEndpoint;
+use crate::operation::{OperationContext, OperationFailure};
+use crate::rpc::{Caller, ServeError, ServeOptions, admit, call_gates};
+use crate::runtime::ServiceRuntime;
+use crate::store::StoreHandle;
+use crate::wire::reply::{confirm_subscriptions, json, reply};
+use crate::wire::subjects::surface_subject;
+
+type Reply = (&'static str, Bytes);
+type BoxFut = Pin<Box<dyn Future<Output = Reply> + Send>>;
+type HandlerFn = Arc<dyn Fn(Caller, Bytes) -> BoxFut + Send + Sync>;
+
+/// The RPC and operation endpoints of one service, built by generated code.
+#[derive(Default)]
+pub struct Endpoints {
+    list: Vec<(String, String, HandlerFn)>,
+    pub(crate) operations: Vec<crate::operation::server::OperationEndpoint>,
+    manifest: &'static str,
+    downloads: bool,
+}
+
+impl std::fmt::Debug for Endpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.list.iter().map(|(n, _, _)| n))
+            .entries(self.operations.iter().map(|o| &o.name))
+            .finish()
+    }
+}
+
+impl Endpoints {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty set for the contract whose canonical manifest is
+    /// `manifest` (operations read their limits and gates from it).
+    pub fn with_manifest(manifest: &'static str) -> Self {
+        Endpoints {
+            manifest,
+            ..Self::default()
+        }
+    }
+
+    /// Also serves receive-grant redemptions (downloads).
+    pub fn serve_downloads(&mut self) {
+        self.downloads = true;
+    }
+
+    /// Adds RPC `name` served on the manifest subject `subject`.
+    pub fn add<I, O, E, F, Fut>(&mut self, name: &str, subject: &str, handler: F)
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        E: Serialize + Send + 'static,
+        F: Fn(I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+    {
+        self.add_with_caller(name, subject, move |_caller: Caller, input: I| {
+            handler(input)
+        });
+    }
+
+    /// Adds RPC `name`, whose handler also sees the [`Caller`].
+    pub fn add_with_caller<I, O, E, F, Fut>(&mut self, name: &str, subject: &str, handler: F)
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        E: Serialize + Send + 'static,
+        F: Fn(Caller, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+    {
+        let rpc = name.to_owned();
+        let handler = Arc::new(handler);
+        let f: HandlerFn = Arc::new(move |caller: Caller, payload: Bytes| {
+            let handler = handler.clone();
+            let rpc = rpc.clone();
+            Box::pin(async move {
+                let input: I = match serde_json::from_slice(&payload) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        debug!(rpc = %rpc, error = %e, "malformed request");
+                        return (
+                            "bad-request",
+                            Bytes::from(format!("request does not decode: {e}")),
+                        );
+                    }
+                };
+                match handler(caller, input).await {
+                    Ok(out) => match json(&out) {
+                        Ok(b) => ("ok", b),
+                        Err(e) => (
+                            "internal",
+                            Bytes::from(format!("output does not encode: {e}")),
+                        ),
+                    },
+                    Err(err) => match json(&err) {
+                        Ok(b) => ("error", b),
+                        Err(e) => (
+                            "internal",
+                            Bytes::from(format!("error does not encode: {e}")),
+                        ),
+                    },
+                }
+            }) as BoxFut
+        });
+        self.list.push((name.to_owned(), subject.to_owned(), f));
+    }
+}
+
+impl Endpoints {
+    /// Adds operation `name` (manifest subject `subject`). `store` is the
+    /// store its send transfer writes to, if it declares one.
+    pub fn add_operation<I, P, O, F, Fut>(
+        &mut self,
+        name: &str,
+        subject: &str,
+        store: Option<StoreHandle>,
+        handler: F,
+    ) where
+        I: DeserializeOwned + Send + 'static,
+        P: Serialize + Send + 'static,
+        O: Serialize + Send + 'static,
+        F: Fn(OperationContext<P>, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, OperationFailure>> + Send + 'static,
+    {
+        self.operations
+            .push(OperationEndpoint::new(name, subject, store, handler));
+    }
+}
+
+/// A running RPC server; [`RpcServer::shutdown`] drains in-flight requests.
+pub struct RpcServer {
+    tasks: Vec<JoinHandle<()>>,
+    permits: Arc<Semaphore>,
+    concurrency: usize,
+    subscriptions: Vec<tokio::sync::oneshot::Sender<()>>,
+    operations: Option<crate::operation::server::OperationServer>,
+}
+
+impl std::fmt::Debug for RpcServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcServer")
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts serving `endpoints` for `contract_id` in `deployment`. Instances
+/// of one contract share a queue group, so requests are load-balanced.
+pub async fn serve(
+    runtime: &ServiceRuntime,
+    endpoints: Endpoints,
+    options: ServeOptions,
+) -> Result<RpcServer, ServeError> {
+    let client = runtime.nats();
+    let (deployment, contract_id) = (runtime.deployment(), runtime.contract_id());
+    let operations = if endpoints.operations.is_empty() {
+        None
+    } else {
+        Some(
+            crate::operation::server::serve(
+                runtime,
+                endpoints.manifest,
+                endpoints.operations,
+                &options,
+            )
+            .await?,
+        )
+    };
+    let concurrency = options.concurrency.max(1);
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = Vec::new();
+    let mut stops = Vec::new();
+    let gates = call_gates(endpoints.manifest);
+    for (name, manifest_subject, handler) in endpoints.list {
+        let gate = gates.get(&name).cloned();
+        let what = format!("`{name}`");
+        let runtime = runtime.clone();
+        let subject = surface_subject(deployment, contract_id, &manifest_subject);
+        let mut sub = client
+            .queue_subscribe(subject.clone(), format!("trellis.{contract_id}"))
+            .await
+            .map_err(|source| ServeError::Subscribe {
+                subject: subject.clone(),
+                source,
+            })?;
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop_tx);
+        let permits = permits.clone();
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    m = sub.next() => m,
+                    _ = &mut stop_rx => {
+                        let _ = sub.unsubscribe().await;
+                        break;
+                    }
+                };
+                let Some(message) = message else { break };
+                let Some(to) = message.reply.clone() else {
+                    continue;
+                };
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let Some(principal) = admit(&runtime, &message, &what, gate.as_deref()).await
+                else {
+                    continue;
+                };
+                let mut pending = handler(Caller::new(principal), message.payload);
+                // Handlers that finish without waiting (decode errors, cached
+                // or computed answers) are answered inline, saving a task
+                // spawn and a cross-thread wake-up; the others get a task.
+                match futures::poll!(pending.as_mut()) {
+                    std::task::Poll::Ready((status, body)) => {
+                        reply(
+                            &client,
+                            Some(to),
+                            status,
+                            async_nats::HeaderMap::new(),
+                            body,
+                        )
+                        .await;
+                        drop(permit);
+                    }
+                    std::task::Poll::Pending => {
+                        let client = client.clone();
+                        tokio::spawn(async move {
+                            let (status, body) = pending.await;
+                            reply(
+                                &client,
+                                Some(to),
+                                status,
+                                async_nats::HeaderMap::new(),
+                                body,
+                            )
+                            .await;
+                            drop(permit);
+                        });
+                    }
+                }
+            }
+        }));
+    }
+    if endpoints.downloads {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop_tx);
+        tasks.push(crate::transfer::receive::serve(runtime, permits.clone(), stop_rx).await?);
+    }
+    // Once `serve` returns, the subscriptions are live on the server.
+    confirm_subscriptions(client).await?;
+    Ok(RpcServer {
+        tasks,
+        permits,
+        concurrency,
+        subscriptions: stops,
+        operations,
+    })
+}
+
+impl RpcServer {
+    /// Stops serving at once without draining, as a crash would: in-flight
+    /// RPCs are dropped and running operations keep their records as they
+    /// are until their lease runs out (then another instance fails them).
+    /// Use [`RpcServer::shutdown`] for a graceful stop.
+    pub fn abort(mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        if let Some(operations) = self.operations.take() {
+            operations.abort();
+        }
+    }
+
+    /// Stops taking requests, waits for in-flight ones to finish (up to
+    /// `grace`), and returns whether all finished.
+    pub async fn shutdown(mut self, grace: Duration) -> bool {
+        for stop in self.subscriptions.drain(..) {
+            let _ = stop.send(());
+        }
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+        let all = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
+        let deadline = tokio::time::Instant::now() + grace;
+        let rpcs = tokio::time::timeout(grace, self.permits.acquire_many(all))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        let operations = match self.operations.take() {
+            Some(ops) => ops.shutdown(deadline).await,
+            None => true,
+        };
+        rpcs && operations
+    }
+}
+
+impl ServiceRuntime {
+    /// Serves RPC endpoints (used by generated code).
+    #[doc(hidden)]
+    pub async fn serve(
+        &self,
+        endpoints: Endpoints,
+        options: ServeOptions,
+    ) -> Result<RpcServer, ServeError> {
+        serve(self, endpoints, options).await
+    }
+}

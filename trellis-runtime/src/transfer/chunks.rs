@@ -1,0 +1,39 @@
+//! The chunk protocol both directions share: header names, the subject of
+//! an operation's send transfer, and the digest form.
+
+/// Chunk sequence number (from 0).
+pub(crate) const SEQ_HEADER: &str = "Trellis-Seq";
+/// Cumulative acknowledgement: every chunk below this number arrived.
+pub(crate) const ACK_HEADER: &str = "Trellis-Ack";
+/// On the final message: total bytes.
+pub(crate) const END_HEADER: &str = "Trellis-End";
+/// On the final message: `SHA-256=<base64url>` of the content.
+pub(crate) const DIGEST_HEADER: &str = "Trellis-Digest";
+/// On a start request: the size the sender will send, if known.
+pub(crate) const SIZE_HEADER: &str = "Trellis-Size";
+
+/// Reply header on a transfer start: the largest chunk accepted.
+pub(crate) const CHUNK_SIZE_HEADER: &str = "Trellis-Chunk-Size";
+/// Reply header on a transfer start: chunks the sender may have unacked.
+pub(crate) const WINDOW_HEADER: &str = "Trellis-Window";
+
+/// The subject of operation `id`'s send transfer: per service (contract)
+/// and per transfer, under the operation's manifest subject.
+pub(crate) fn transfer_subject(
+    runtime: &crate::runtime::ServiceRuntime,
+    operation_subject: &str,
+    id: &str,
+) -> String {
+    let base = crate::wire::subjects::surface_subject(
+        runtime.deployment(),
+        runtime.contract_id(),
+        operation_subject,
+    );
+    format!("{base}.transfer.{id}")
+}
+
+/// `SHA-256=<base64url>` of a finished hasher (the object store's form).
+pub(crate) fn digest_of(hasher: sha2::Sha256) -> String {
+    use sha2::Digest as _;
+    crate::store::digest_string(&hasher.finalize())
+}
