@@ -35,21 +35,21 @@ fn main() -> ExitCode {
         } => commands::check::run(&args),
         Command::Contract {
             command: ContractCommand::Plan(args),
-        } => commands::authority::block_on(commands::authority::plan(args)),
+        } => commands::connection::block_on(commands::authority::plan(args)),
         Command::Contract {
             command: ContractCommand::Accept(args),
-        } => commands::authority::block_on(commands::authority::accept(args)),
-        Command::Status(conn) => commands::authority::block_on(commands::authority::status(conn)),
+        } => commands::connection::block_on(commands::authority::accept(args)),
+        Command::Status(conn) => commands::connection::block_on(commands::authority::status(conn)),
         Command::Principal {
             command: PrincipalCommand::Add(args),
-        } => commands::authority::block_on(commands::principals::add(args)),
+        } => commands::connection::block_on(commands::principals::add(args)),
         Command::Principal {
             command: PrincipalCommand::List(conn),
-        } => commands::authority::block_on(commands::principals::list(conn)),
-        Command::Grant(args) => commands::authority::block_on(commands::principals::grant(args)),
-        Command::Revoke(args) => commands::authority::block_on(commands::principals::revoke(args)),
-        Command::Purge(args) => commands::authority::block_on(commands::authority::purge(args)),
-        Command::Dev(args) => commands::authority::block_on(commands::dev::run(args)),
+        } => commands::connection::block_on(commands::principals::list(conn)),
+        Command::Grant(args) => commands::connection::block_on(commands::principals::grant(args)),
+        Command::Revoke(args) => commands::connection::block_on(commands::principals::revoke(args)),
+        Command::Purge(args) => commands::connection::block_on(commands::authority::purge(args)),
+        Command::Dev(args) => commands::connection::block_on(commands::dev::run(args)),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

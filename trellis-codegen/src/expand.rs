@@ -9,25 +9,6 @@ use quote::{format_ident, quote};
 
 use crate::parse::{Contract, ContractArgs, ResourceDecl, parse_contract};
 
-/// Names the expansion defines inside the module; authors cannot reuse them.
-pub const RESERVED: &[&str] = &[
-    "Service",
-    "Client",
-    "Rpc",
-    "Operations",
-    "Events",
-    "EventListeners",
-    "Uses",
-    "Consumers",
-    "Handlers",
-    "KvResources",
-    "StoreResources",
-    "ID",
-    "LINEAGE",
-    "DIGEST",
-    "MANIFEST_JSON",
-];
-
 /// Expands `#[trellis::contract(args)] mod ... { ... }`.
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let module: syn::ItemMod = match syn::parse2(item.clone()) {

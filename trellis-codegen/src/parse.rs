@@ -21,6 +21,25 @@ use crate::schema::SchemaTypes;
 use trellis_manifest::manifest::*;
 use trellis_manifest::names;
 
+/// Names the expansion defines inside the module; authors cannot reuse them.
+pub const RESERVED: &[&str] = &[
+    "Service",
+    "Client",
+    "Rpc",
+    "Operations",
+    "Events",
+    "EventListeners",
+    "Uses",
+    "Consumers",
+    "Handlers",
+    "KvResources",
+    "StoreResources",
+    "ID",
+    "LINEAGE",
+    "DIGEST",
+    "MANIFEST_JSON",
+];
+
 /// Manifest paths (e.g. `["rpc", "Files.List", "input"]`) → source spans.
 #[derive(Default, Debug, Clone)]
 pub struct SpanMap {
@@ -464,7 +483,7 @@ impl Parser {
             syn::Item::Const(c) => (&c.attrs, &c.ident),
             _ => return,
         };
-        if crate::expand::RESERVED.contains(&ident.to_string().as_str()) {
+        if RESERVED.contains(&ident.to_string().as_str()) {
             self.errors.at(
                 ident.span(),
                 format!(

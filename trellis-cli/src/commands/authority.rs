@@ -1,37 +1,11 @@
 //! Commands that talk to the deployment authority over NATS.
 
-use std::future::Future;
-
-use anyhow::Context as _;
+use trellis_runtime::ClientError;
 use trellis_runtime::protocol::{AuthorityError, Change, Phase, Plan, ResourceStatus};
-use trellis_runtime::{AuthorityClient, ClientError};
 
+use super::connection::client;
 use crate::cli::{ConnArgs, ProposeArgs, PurgeArgs};
 use crate::outcome::Outcome;
-
-/// Runs an async command on a fresh runtime.
-pub fn block_on(f: impl Future<Output = anyhow::Result<Outcome>>) -> anyhow::Result<Outcome> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(f)
-}
-
-pub(crate) async fn client(conn: &ConnArgs) -> anyhow::Result<AuthorityClient> {
-    let options = match &conn.credentials {
-        Some(path) => trellis_runtime::identity::Credentials::load(path)?.nats_options(),
-        None => async_nats::ConnectOptions::new(),
-    };
-    let nats = options.connect(conn.url.as_str()).await.with_context(|| {
-        format!(
-            "connecting to NATS at {} (is `trellis dev` running? with auth, pass \
-                 --credentials or set TRELLIS_CREDENTIALS to an operator credential file)",
-            conn.url
-        )
-    })?;
-    Ok(AuthorityClient::new(nats, conn.deployment.clone()))
-}
 
 /// Prints a plan, one line per change.
 pub fn print_plan(plan: &Plan) {

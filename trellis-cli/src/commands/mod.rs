@@ -12,5 +12,6 @@ pub fn read_text(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("{}: cannot read file", path.display()))
 }
 pub mod authority;
+pub mod connection;
 pub mod dev;
 pub mod principals;

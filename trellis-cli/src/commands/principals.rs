@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use trellis_runtime::AuthorityClient;
 use trellis_runtime::identity::PrincipalKind;
 
-use super::authority::client;
+use super::connection::client;
 use crate::cli::{AddPrincipalArgs, ConnArgs, GrantArgs, RevokeArgs};
 use crate::outcome::Outcome;
 
