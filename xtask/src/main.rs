@@ -4,8 +4,9 @@
 //! * `test [ARGS...]` — setup, `cargo fmt --check`, the module cycle check,
 //!   then `cargo test --workspace ARGS...`.
 //! * `lint` — `cargo fmt --check` and `cargo clippy -D warnings`.
-//! * `modules [--dot]` — print each crate's module import graph; fails on
-//!   import cycles between the modules of a crate (see [`modules`]).
+//! * `modules [--dot]` — print each crate's module import graph and layers;
+//!   fails on import cycles between the top-level modules of a crate, or
+//!   between the children of one folder module (see [`modules`]).
 //! * `demo` — build the examples and check/digest their contract manifests.
 
 mod cmd;
@@ -30,8 +31,9 @@ tasks:
   setup           ensure nats-server >= 2.10 is available (installs into .tools/nats)
   test [ARGS...]  setup, cargo fmt --check, modules, cargo test --workspace ARGS...
   lint            cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
-  modules [--dot] print each crate's module import graph (--dot: Graphviz);
-                  fails if the modules of a crate import each other in a cycle
+  modules [--dot] print each crate's module import graph and layers (--dot: Graphviz);
+                  fails on a cycle between the top-level modules of a crate,
+                  or between the children of one folder module
   demo            build the examples and run `trellis contract check/digest` on their manifests";
 
 fn main() -> ExitCode {
@@ -107,7 +109,7 @@ fn repo_root() -> Result<PathBuf> {
 fn test(root: &Path, extra: &[OsString]) -> Result<()> {
     let server = nats::setup(root)?;
     fmt_check(root)?;
-    step("cargo xtask modules (no import cycles between the modules of a crate)");
+    step("cargo xtask modules (no import cycles between layers or sibling modules)");
     modules::check(root, modules::Output::Summary)?;
 
     step("cargo test --workspace");

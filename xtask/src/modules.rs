@@ -1,5 +1,7 @@
 //! `cargo xtask modules`: draws each crate's module import graph and fails
-//! when the modules of a crate import each other in a cycle.
+//! when modules of a crate import each other in a cycle, judged on two
+//! levels that follow how Rust modules are owned (see *What counts as a
+//! cycle* below).
 //!
 //! This is a deliberately small source scan (no parser dependency), so it is
 //! approximate, but cheap enough to run on every `cargo xtask test`.
@@ -27,11 +29,50 @@
 //!   `#[cfg(test)] mod tests { .. }` block). `mod child;` itself is not an
 //!   edge, and self-edges are dropped.
 //!
-//! The report lists, per crate, every module with its sorted outgoing
-//! edges, then `no cycles` or every cycle (a strongly connected component
-//! of more than one module) with its files and, for each edge inside it,
-//! the `file:line`s that create it. `--dot` prints Graphviz `dot` instead
-//! (cycle edges in red). Either way the task fails, naming the crates, when
+//! # What counts as a cycle
+//!
+//! A folder `store/` together with its parent file `store.rs` (or
+//! `store/mod.rs`) is one module, `store`; the files and folders inside are
+//! its children, which implement it. The parent file is the folder's face:
+//! it declares the children and re-exports what they provide, and the
+//! children may use items the parent defines (`use super::Error`). An edge
+//! between the parent file and its children, either way, is how the module
+//! is put together, not a cycle. What must have no cycle:
+//!
+//! 1. **Layers** (the main check). Collapse every module to its top-level
+//!    module (`store`, `store::read` and `store::read::x` are all `store`;
+//!    `operation::server` is `operation`) and keep the edges between
+//!    distinct top-level modules. The top-level modules are the crate's
+//!    layers: each may import only layers below it, so that each can be
+//!    read, tested and moved with what it stands on and nothing above. So
+//!    `operation/server.rs -> transfer/inbound.rs` and
+//!    `transfer/inbound.rs -> operation/client.rs` are the cycle
+//!    `operation <-> transfer`, though no single file imports itself back.
+//! 2. **Siblings**. For each folder module `m`, at any depth, keep only the
+//!    edges between its direct children (`m::a -> m::b`, a deeper
+//!    `m::a::x` counting as `m::a`), leaving out edges to or from the
+//!    parent file `m` (the face) and edges leaving the folder (those are
+//!    judged in the folder holding both ends, or as layers). These must
+//!    have no cycle either: two parts of
+//!    one module that need each other are not separate parts; what both
+//!    need belongs in the parent or in a new child both import.
+//!
+//! (The layer rule is the sibling rule for the crate root, whose
+//! `lib.rs`/`main.rs` is the face of the whole crate.)
+//!
+//! # Report
+//!
+//! The report lists, per crate, every module (file) with its sorted
+//! outgoing edges; then the layers bottom-up, each top-level module with the
+//! top-level modules it imports, ordered by rank (0 for a module importing
+//! no other, else one more than the highest it imports), which is a
+//! topological order when there is no cycle (members of a cycle share a
+//! rank and are marked `(CYCLE n)`); then `no cycles` or every cycle (a
+//! strongly connected component of more than one module, at either level:
+//! `top-level modules` or `children of m`), with each edge inside it and
+//! the file edges and `file:line`s that create it. `--dot` prints Graphviz
+//! `dot` of the file graph instead, with the edges that create a cycle (of
+//! either level) in red. Either way the task fails, naming the crates, when
 //! any crate has a cycle.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,7 +85,7 @@ use anyhow::{Context, Result, bail};
 /// How [`check`] reports the graphs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
-    /// Every module with its outgoing edges, then the cycles.
+    /// Every module with its outgoing edges, the layers, then the cycles.
     Graph,
     /// Graphviz `dot` source.
     Dot,
@@ -53,7 +94,8 @@ pub enum Output {
 }
 
 /// Scans every workspace crate under `root`, prints its graph as `output`
-/// asks, and fails when any crate has an import cycle.
+/// asks, and fails when any crate has a cycle between its top-level
+/// modules or between the children of one folder module.
 pub fn check(root: &Path, output: Output) -> Result<()> {
     let mut graphs = Vec::new();
     for dir in workspace_members(root)? {
@@ -78,7 +120,8 @@ pub fn check(root: &Path, output: Output) -> Result<()> {
         .collect();
     if !cyclic.is_empty() {
         bail!(
-            "import cycles between modules in {}; see the report above",
+            "import cycles between top-level modules or sibling modules in {}; \
+             see the report above",
             cyclic.join(", ")
         );
     }
@@ -201,8 +244,115 @@ struct CrateGraph {
     files: BTreeMap<String, String>,
     /// Module -> imported module -> lines of the importing file naming it.
     edges: BTreeMap<String, BTreeMap<String, BTreeSet<usize>>>,
-    /// Strongly connected components with more than one module, sorted.
-    cycles: Vec<Vec<String>>,
+    /// Top-level module -> the other top-level modules it imports.
+    layers: BTreeMap<String, BTreeSet<String>>,
+    /// The cycles: between top-level modules first, then between the
+    /// children of each folder module (by folder); each sorted by members.
+    cycles: Vec<Cycle>,
+}
+
+/// Modules of one level (the top-level modules, or the direct children of
+/// one folder module) that import each other in a cycle.
+#[derive(Debug)]
+struct Cycle {
+    /// The folder module whose direct children form the cycle (`store`),
+    /// or empty for a cycle between top-level modules (the layers).
+    folder: String,
+    /// The members (a strongly connected component of the level), sorted.
+    members: Vec<String>,
+    /// Each edge between members -> the file-level edges that create it.
+    links: BTreeMap<(String, String), Vec<(String, String)>>,
+}
+
+impl Cycle {
+    /// How the report names the level of the cycle.
+    fn level(&self) -> String {
+        if self.folder.is_empty() {
+            "top-level modules".to_owned()
+        } else {
+            format!("children of {}", self.folder)
+        }
+    }
+}
+
+/// The file graph seen from one folder module: its direct children, with
+/// deeper descendants collapsed into them, and the edges between them.
+#[derive(Debug, Default)]
+struct Level {
+    /// Child -> the other children it imports.
+    imports: BTreeMap<String, BTreeSet<String>>,
+    /// Edge between children -> the file-level edges that create it.
+    links: BTreeMap<(String, String), Vec<(String, String)>>,
+}
+
+impl Level {
+    /// Collapses the file `edges` to the direct children of `folder` (empty:
+    /// the crate root, whose children are the top-level modules). Edges to
+    /// or from `folder` itself (its parent file), or outside it, are left
+    /// out, and so are edges within one child.
+    fn new(edges: &BTreeMap<String, BTreeMap<String, BTreeSet<usize>>>, folder: &str) -> Self {
+        let mut level = Self::default();
+        for (from, targets) in edges {
+            let Some(a) = child_of(folder, from) else {
+                continue;
+            };
+            level.imports.entry(a.clone()).or_default();
+            for to in targets.keys() {
+                if let Some(b) = child_of(folder, to)
+                    && a != b
+                {
+                    level
+                        .imports
+                        .entry(a.clone())
+                        .or_default()
+                        .insert(b.clone());
+                    level
+                        .links
+                        .entry((a.clone(), b))
+                        .or_default()
+                        .push((from.clone(), to.clone()));
+                }
+            }
+        }
+        level
+    }
+
+    /// The cycles of this level (of `folder`), sorted.
+    fn cycles(&self, folder: &str) -> Vec<Cycle> {
+        let mut cycles: Vec<Cycle> = strongly_connected(&self.imports)
+            .into_iter()
+            .filter(|members| members.len() > 1)
+            .map(|members| Cycle {
+                folder: folder.to_owned(),
+                links: self
+                    .links
+                    .iter()
+                    .filter(|((a, b), _)| members.contains(a) && members.contains(b))
+                    .map(|(link, files)| (link.clone(), files.clone()))
+                    .collect(),
+                members,
+            })
+            .collect();
+        cycles.sort_by(|x, y| x.members.cmp(&y.members));
+        cycles
+    }
+}
+
+/// The direct child of `folder` (empty: the crate root) that `module` is or
+/// is inside of: `child_of("store", "store::read::x")` is `store::read`.
+/// `None` for `folder` itself and for modules outside it.
+fn child_of(folder: &str, module: &str) -> Option<String> {
+    let rest = if folder.is_empty() {
+        module
+    } else {
+        module.strip_prefix(folder)?.strip_prefix("::")?
+    };
+    let child = rest.split("::").next().filter(|child| !child.is_empty())?;
+    Some(if folder.is_empty() {
+        child.to_owned()
+    } else {
+        format!("{folder}::{child}")
+    })
 }
 
 impl CrateGraph {
@@ -227,6 +377,7 @@ impl CrateGraph {
             name: name.to_owned(),
             files: BTreeMap::new(),
             edges: BTreeMap::new(),
+            layers: BTreeMap::new(),
             cycles: Vec::new(),
         };
         for (rel, module, scan) in &scans {
@@ -244,20 +395,60 @@ impl CrateGraph {
                 }
             }
         }
-        graph.cycles = strongly_connected(&graph.edges)
-            .into_iter()
-            .filter(|component| component.len() > 1)
+        // Every proper prefix of a module is a folder module.
+        let folders: BTreeSet<String> = modules
+            .iter()
+            .flat_map(|m| (1..m.len()).map(|n| m[..n].join("::")))
             .collect();
-        graph.cycles.sort();
+        let layers = Level::new(&graph.edges, "");
+        graph.cycles = layers.cycles("");
+        for folder in &folders {
+            graph
+                .cycles
+                .extend(Level::new(&graph.edges, folder).cycles(folder));
+        }
+        graph.layers = layers.imports;
         graph
+    }
+
+    /// The top-level modules bottom-up: by rank (0 for a module that imports
+    /// no other, else one more than the highest rank it imports outside its
+    /// own cycle), then by name, so a topological order when acyclic. Each
+    /// comes with the number of the cycle it is in (as in the report).
+    fn layer_order(&self) -> Vec<(&String, Option<usize>)> {
+        // Tarjan completes a component only after every component it
+        // reaches, so each import outside a component is ranked before it.
+        let components = strongly_connected(&self.layers);
+        let mut rank: BTreeMap<&String, usize> = BTreeMap::new();
+        for component in &components {
+            let r = component
+                .iter()
+                .flat_map(|m| &self.layers[m])
+                .filter(|target| !component.contains(target))
+                .map(|target| rank[target] + 1)
+                .max()
+                .unwrap_or(0);
+            for m in component {
+                rank.insert(m, r);
+            }
+        }
+        let cycle = |m: &String| {
+            self.cycles
+                .iter()
+                .position(|c| c.folder.is_empty() && c.members.contains(m))
+                .map(|i| i + 1)
+        };
+        let mut order: Vec<(&String, Option<usize>)> =
+            self.layers.keys().map(|m| (m, cycle(m))).collect();
+        order.sort_by_key(|&(m, c)| (rank[m], c, m));
+        order
     }
 }
 
-/// Tarjan's algorithm: the strongly connected components of `edges`, each
-/// sorted.
-fn strongly_connected(
-    edges: &BTreeMap<String, BTreeMap<String, BTreeSet<usize>>>,
-) -> Vec<Vec<String>> {
+/// Tarjan's algorithm: the strongly connected components of `edges` (node
+/// -> targets; targets that are not nodes are ignored), each sorted, in the
+/// order Tarjan completes them: a component after every one it reaches.
+fn strongly_connected(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     /// Tarjan's bookkeeping.
     struct Tarjan<'a> {
         /// Adjacency lists by node index.
@@ -316,7 +507,7 @@ fn strongly_connected(
     let position = |name: &String| names.binary_search(&name).ok();
     let adjacent = edges
         .values()
-        .map(|targets| targets.keys().filter_map(position).collect())
+        .map(|targets| targets.iter().filter_map(position).collect())
         .collect();
     let count = names.len();
     let mut tarjan = Tarjan {
@@ -337,8 +528,8 @@ fn strongly_connected(
     tarjan.components
 }
 
-/// The text report: per crate, the modules and their edges (when `graph`)
-/// and the cycles.
+/// The text report: per crate, the modules and their edges and the layers
+/// (when `graph`), and the cycles.
 fn text(graphs: &[CrateGraph], graph: bool) -> String {
     let mut out = String::new();
     for (n, g) in graphs.iter().enumerate() {
@@ -364,6 +555,21 @@ fn text(graphs: &[CrateGraph], graph: bool) -> String {
                     let _ = writeln!(out, "  {module} -> {}", targets.join(", "));
                 }
             }
+            if !g.layers.is_empty() {
+                let _ = writeln!(out, "  layers, bottom-up:");
+            }
+            for (module, cycle) in g.layer_order() {
+                let mut line = format!("    {module}");
+                let targets = &g.layers[module];
+                if !targets.is_empty() {
+                    let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
+                    let _ = write!(line, " -> {}", targets.join(", "));
+                }
+                if let Some(cycle) = cycle {
+                    let _ = write!(line, "  (CYCLE {cycle})");
+                }
+                let _ = writeln!(out, "{line}");
+            }
             if g.cycles.is_empty() {
                 let _ = writeln!(out, "  no cycles");
             }
@@ -373,24 +579,26 @@ fn text(graphs: &[CrateGraph], graph: bool) -> String {
         for (i, cycle) in g.cycles.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "  CYCLE {} of {}: {}",
+                "  CYCLE {} of {} ({}): {}",
                 i + 1,
                 g.cycles.len(),
-                cycle.join(", ")
+                cycle.level(),
+                cycle.members.join(", ")
             );
-            for module in cycle {
-                let _ = writeln!(out, "    file {}", g.files[module]);
-            }
-            for module in cycle {
-                for (target, lines) in &g.edges[module] {
-                    if cycle.contains(target) {
-                        let lines: Vec<String> = lines.iter().map(usize::to_string).collect();
-                        let _ = writeln!(
-                            out,
-                            "    {module} -> {target}  at {}:{}",
-                            g.files[module],
-                            lines.join(",")
-                        );
+            let evidence = |from: &str, to: &str| {
+                let lines: Vec<String> = g.edges[from][to].iter().map(usize::to_string).collect();
+                format!("{from} -> {to}  at {}:{}", g.files[from], lines.join(","))
+            };
+            for ((a, b), files) in &cycle.links {
+                if let [(from, to)] = files.as_slice()
+                    && from == a
+                    && to == b
+                {
+                    let _ = writeln!(out, "    {}", evidence(from, to));
+                } else {
+                    let _ = writeln!(out, "    {a} -> {b}");
+                    for (from, to) in files {
+                        let _ = writeln!(out, "      {}", evidence(from, to));
                     }
                 }
             }
@@ -399,7 +607,8 @@ fn text(graphs: &[CrateGraph], graph: bool) -> String {
     out
 }
 
-/// The Graphviz `dot` report: one cluster per crate, cycle edges in red.
+/// The Graphviz `dot` report: one cluster per crate, the file graph, with
+/// the edges that create a cycle (of either level) in red.
 fn dot(graphs: &[CrateGraph]) -> String {
     let mut out = String::from(
         "digraph modules {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
@@ -410,12 +619,14 @@ fn dot(graphs: &[CrateGraph]) -> String {
         for module in g.files.keys() {
             let _ = writeln!(out, "    {} [label=\"{module}\"];", id(module));
         }
+        let red: BTreeSet<&(String, String)> = g
+            .cycles
+            .iter()
+            .flat_map(|c| c.links.values().flatten())
+            .collect();
         for (module, targets) in &g.edges {
             for target in targets.keys() {
-                let cyclic = g
-                    .cycles
-                    .iter()
-                    .any(|c| c.contains(module) && c.contains(target));
+                let cyclic = red.contains(&(module.clone(), target.clone()));
                 let style = if cyclic { " [color=red]" } else { "" };
                 let _ = writeln!(out, "    {} -> {}{style};", id(module), id(target));
             }
@@ -1083,56 +1294,217 @@ mod tests {
         assert_eq!(lines(&g, "a", "c"), [12]);
     }
 
+    /// The cycles of `g` as `level: members` strings.
+    fn cycles(g: &CrateGraph) -> Vec<String> {
+        g.cycles
+            .iter()
+            .map(|c| format!("{}: {}", c.level(), c.members.join(", ")))
+            .collect()
+    }
+
     #[test]
-    fn cycle_detection() {
+    fn top_level_cycle_fails() {
+        // (a) `a -> b -> a` between top-level modules.
         let g = graph(&[
-            ("lib.rs", "mod a; mod b; mod c; mod d; mod e;"),
-            ("a.rs", "use crate::b::X;"),
-            ("b.rs", "\nuse crate::c::X;"),
-            (
-                "c.rs",
-                "use crate::a::X;\nfn f() { crate::a::g() }\nuse crate::d::X;",
-            ),
-            ("d.rs", "use crate::e::X;"),
-            ("e.rs", ""),
+            ("lib.rs", "mod a; mod b; mod c;"),
+            ("a.rs", "use crate::b::X;\nfn f() { crate::b::g() }"),
+            ("b.rs", "\nuse crate::a::Y;\nuse crate::c::Z;"),
+            ("c.rs", ""),
         ]);
-        assert_eq!(g.cycles, [["a", "b", "c"]]);
+        assert_eq!(cycles(&g), ["top-level modules: a, b"]);
         let report = text(std::slice::from_ref(&g), true);
         assert!(report.contains("  a -> b\n"), "{report}");
-        assert!(report.contains("  c -> a, d\n"), "{report}");
-        assert!(report.contains("CYCLE 1 of 1: a, b, c"), "{report}");
-        assert!(report.contains("file demo/src/b.rs"), "{report}");
-        assert!(report.contains("c -> a  at demo/src/c.rs:1,2"), "{report}");
-        assert!(!report.contains("c -> d  at"), "{report}");
-
-        let acyclic = graph(&[
-            ("lib.rs", "mod a; mod b;"),
-            ("a.rs", "use crate::b::X;"),
-            ("b.rs", ""),
-        ]);
-        assert!(acyclic.cycles.is_empty());
-        assert!(text(std::slice::from_ref(&acyclic), true).contains("  no cycles\n"));
-        assert_eq!(text(&[acyclic], false), "demo: 2 modules, no cycles\n");
+        assert!(report.contains("  b -> a, c\n"), "{report}");
+        assert!(
+            report.contains("  CYCLE 1 of 1 (top-level modules): a, b\n"),
+            "{report}"
+        );
+        assert!(
+            report.contains("    a -> b  at demo/src/a.rs:1,2\n"),
+            "{report}"
+        );
+        assert!(
+            report.contains("    b -> a  at demo/src/b.rs:2\n"),
+            "{report}"
+        );
+        assert!(!report.contains("b -> c  at"), "{report}");
+        assert!(!report.contains("no cycles"), "{report}");
+        // The cycle's members share a rank, above `c`, and are marked.
+        assert!(
+            report.contains(
+                "  layers, bottom-up:\n    c\n    a -> b  (CYCLE 1)\n    b -> a, c  (CYCLE 1)\n"
+            ),
+            "{report}"
+        );
         let summary = text(&[g], false);
         assert!(
-            summary.starts_with("demo: 5 modules, 1 cycle\n  CYCLE 1 of 1"),
+            summary.starts_with("demo: 3 modules, 1 cycle\n  CYCLE 1 of 1 (top-level modules)"),
             "{summary}"
         );
-        assert!(!summary.contains("  d -> e"), "{summary}");
+        assert!(!summary.contains("layers"), "{summary}");
+    }
+
+    #[test]
+    fn parent_and_child_are_no_cycle() {
+        // (b) The parent file declares and re-exports its children, and the
+        // children use what it defines: `store` <-> `store::read` is fine.
+        let g = graph(&[
+            ("lib.rs", "mod store; mod wire;"),
+            (
+                "store.rs",
+                "mod read;\npub use read::Reader;\npub struct Error;\nfn f() { read::g() }",
+            ),
+            (
+                "store/read.rs",
+                "use super::Error;\nuse crate::wire::Frame;",
+            ),
+            ("wire.rs", ""),
+        ]);
+        assert_eq!(
+            edges(&g),
+            [
+                "store -> store::read",
+                "store::read -> store",
+                "store::read -> wire"
+            ]
+        );
+        assert!(g.cycles.is_empty(), "{:?}", g.cycles);
+        let report = text(std::slice::from_ref(&g), true);
+        assert!(
+            report.contains("  layers, bottom-up:\n    wire\n    store -> wire\n  no cycles\n"),
+            "{report}"
+        );
+        assert_eq!(text(&[g], false), "demo: 3 modules, no cycles\n");
+    }
+
+    #[test]
+    fn sibling_cycle_fails() {
+        // (c) Two children of one folder importing each other.
+        let g = graph(&[
+            ("lib.rs", "mod store;"),
+            ("store/mod.rs", "mod read; mod write; pub use read::R;"),
+            ("store/read.rs", "use super::write::W;\nuse super::Error;"),
+            ("store/write.rs", "use crate::store::read::R;"),
+        ]);
+        assert_eq!(cycles(&g), ["children of store: store::read, store::write"]);
+        let report = text(std::slice::from_ref(&g), true);
+        assert!(
+            report.contains(
+                "  CYCLE 1 of 1 (children of store): store::read, store::write\n\
+                 \x20   store::read -> store::write  at demo/src/store/read.rs:1\n\
+                 \x20   store::write -> store::read  at demo/src/store/write.rs:1\n"
+            ),
+            "{report}"
+        );
+        assert!(report.contains("    store\n"), "{report}");
+        assert!(!report.contains("-> store  at"), "{report}");
+    }
+
+    #[test]
+    fn deeper_descendants_collapse_into_the_child() {
+        // In `a`, `a::b::x` counts as `a::b`; in `a::b`, the parent file
+        // `a::b` is left out, so only the level of `a` has a cycle.
+        let g = graph(&[
+            ("lib.rs", "mod a;"),
+            ("a.rs", "mod b; mod c;"),
+            ("a/b.rs", "mod x; mod y; use x::X;"),
+            ("a/b/x.rs", "use crate::a::c::C;\nuse super::y::Y;"),
+            ("a/b/y.rs", "use super::B;"),
+            ("a/c.rs", "use super::b::B;"),
+        ]);
+        assert_eq!(cycles(&g), ["children of a: a::b, a::c"]);
+        let report = text(&[g], true);
+        assert!(
+            report.contains(
+                "    a::b -> a::c\n      a::b::x -> a::c  at demo/src/a/b/x.rs:1\n\
+                 \x20   a::c -> a::b  at demo/src/a/c.rs:1\n"
+            ),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn cycle_across_folders_collapses_to_layers() {
+        // (d) No file imports itself back, but `operation` and `transfer`
+        // import each other.
+        let g = graph(&[
+            ("lib.rs", "mod operation; mod transfer;"),
+            ("operation/mod.rs", "mod client; mod server;"),
+            ("operation/client.rs", ""),
+            (
+                "operation/server.rs",
+                "use crate::transfer::inbound::Inbound;",
+            ),
+            ("transfer/mod.rs", "mod inbound;"),
+            (
+                "transfer/inbound.rs",
+                "\nuse crate::operation::client::Client;",
+            ),
+        ]);
+        assert_eq!(cycles(&g), ["top-level modules: operation, transfer"]);
+        let report = text(std::slice::from_ref(&g), true);
+        assert!(
+            report.contains(
+                "  CYCLE 1 of 1 (top-level modules): operation, transfer\n\
+                 \x20   operation -> transfer\n\
+                 \x20     operation::server -> transfer::inbound  at demo/src/operation/server.rs:1\n\
+                 \x20   transfer -> operation\n\
+                 \x20     transfer::inbound -> operation::client  at demo/src/transfer/inbound.rs:2\n"
+            ),
+            "{report}"
+        );
+        assert!(
+            report.contains(
+                "    operation -> transfer  (CYCLE 1)\n    transfer -> operation  (CYCLE 1)\n"
+            ),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn layers_bottom_up() {
+        let g = graph(&[
+            ("lib.rs", "mod runtime; mod protocol; mod wire; mod util;"),
+            ("runtime.rs", "mod inner; use crate::protocol::P;"),
+            (
+                "runtime/inner.rs",
+                "use crate::util::U;\nuse crate::wire::W;",
+            ),
+            ("protocol.rs", "use crate::wire::W;"),
+            ("wire.rs", ""),
+            ("util.rs", ""),
+        ]);
+        assert!(g.cycles.is_empty());
+        let report = text(&[g], true);
+        assert!(
+            report.contains(
+                "  layers, bottom-up:\n    util\n    wire\n    protocol -> wire\n    \
+                 runtime -> protocol, util, wire\n  no cycles\n"
+            ),
+            "{report}"
+        );
     }
 
     #[test]
     fn dot_output() {
         let g = graph(&[
-            ("lib.rs", "mod a; mod b;"),
+            ("lib.rs", "mod a; mod b; mod s;"),
             ("a.rs", "use crate::b::X;"),
             ("b.rs", "use super::a::Y;"),
+            ("s.rs", "mod x; mod y; use x::X;"),
+            ("s/x.rs", "use super::y::Y;"),
+            ("s/y.rs", "use super::x::X;"),
         ]);
         let dot = dot(&[g]);
         assert!(dot.starts_with("digraph modules {"), "{dot}");
-        assert!(
-            dot.contains("\"demo::a\" -> \"demo::b\" [color=red];"),
-            "{dot}"
-        );
+        for edge in [
+            "\"demo::a\" -> \"demo::b\" [color=red];",
+            "\"demo::b\" -> \"demo::a\" [color=red];",
+            "\"demo::s::x\" -> \"demo::s::y\" [color=red];",
+            "\"demo::s::y\" -> \"demo::s::x\" [color=red];",
+            "\"demo::s\" -> \"demo::s::x\";",
+        ] {
+            assert!(dot.contains(edge), "{edge} in {dot}");
+        }
     }
 }
