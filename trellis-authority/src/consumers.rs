@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 
 use trellis_manifest::manifest::{Manifest, Ordering, Replay};
 
-use crate::AuthorityConfig;
+use crate::config::AuthorityConfig;
 use crate::naming::lineage_key;
-use crate::state::{Desired, StateStore, storage};
+use crate::records::{Desired, Records, storage};
 use trellis_runtime::protocol::{AuthorityError, ConsumedEvent, ConsumerBinding, ResourceKind};
 
 /// Ack wait when a group declares none (the format's default).
@@ -38,7 +38,7 @@ pub(crate) struct WantedConsumer {
 
 /// The accepted manifests of the contracts `manifest` uses, by id.
 pub(crate) async fn used_manifests(
-    state: &StateStore,
+    records: &Records,
     manifest: &Manifest,
 ) -> Result<BTreeMap<String, Manifest>, AuthorityError> {
     let mut out = BTreeMap::new();
@@ -50,7 +50,7 @@ pub(crate) async fn used_manifests(
             continue;
         }
         let key = format!("contract.{}.desired", lineage_key(&used.contract));
-        if let Some(desired) = state.read::<Desired>(&key).await? {
+        if let Some(desired) = records.read::<Desired>(&key).await? {
             let m: Manifest = serde_json::from_str(&desired.value.manifest).map_err(storage)?;
             out.insert(used.contract.clone(), m);
         }

@@ -4,7 +4,7 @@
 
 use sha2::{Digest as _, Sha256};
 
-/// The state-bucket key fragment of a contract id (`documents@v1` →
+/// The records key fragment of a contract id (`documents@v1` →
 /// `documents=v1`; KV keys cannot hold `@`).
 pub fn lineage_key(id: &str) -> String {
     id.replace('@', "=")

@@ -134,7 +134,7 @@ pub(crate) fn compute(
     // only below the verified caller's prefix).
     b.publish("_INBOX.>");
     // Public state is built in: every principal reads its own namespace.
-    for (_, subject) in [
+    for spec in [
         trellis_runtime::state::GET,
         trellis_runtime::state::PUT,
         trellis_runtime::state::DELETE,
@@ -143,7 +143,7 @@ pub(crate) fn compute(
         b.publish(surface_subject(
             deployment,
             trellis_runtime::state::STATE_CONTRACT,
-            subject,
+            spec.subject,
         ));
     }
     match principal.kind {

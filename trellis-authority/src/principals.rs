@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use async_nats::jetstream;
 
-use crate::state::{StateStore, now_ms};
+use crate::records::{Records, now_ms};
 use trellis_runtime::identity::{PrincipalKind, valid_principal_id};
 use trellis_runtime::protocol::{AuthorityError, GrantRequest, PrincipalRecord, RegisterRequest};
 
@@ -17,7 +17,7 @@ pub fn bucket_name(deployment: &str) -> String {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Principals {
-    store: StateStore,
+    store: Records,
 }
 
 fn bad(message: impl Into<String>) -> AuthorityError {
@@ -44,7 +44,7 @@ impl Principals {
         deployment: &str,
         replicas: usize,
     ) -> Result<Principals, AuthorityError> {
-        let store = StateStore::open_bucket(js, &bucket_name(deployment), 1, replicas).await?;
+        let store = Records::open_bucket(js, &bucket_name(deployment), 1, replicas).await?;
         Ok(Principals { store })
     }
 

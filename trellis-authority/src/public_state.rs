@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::naming::lineage_key;
-use crate::state::{Desired, StateStore, now_ms};
+use crate::records::{Desired, Records, now_ms};
 use trellis_runtime::internal::Endpoints;
 use trellis_runtime::internal::ServiceRuntime;
 use trellis_runtime::principal::Principal;
@@ -34,8 +34,8 @@ struct Stored {
 
 #[derive(Clone)]
 struct Service {
-    data: StateStore,
-    authority: StateStore,
+    data: Records,
+    authority: Records,
 }
 
 fn b64(s: &str) -> String {
@@ -263,28 +263,28 @@ impl Service {
 /// when the deployment authenticates).
 pub(crate) async fn serve(
     runtime: &ServiceRuntime,
-    data: StateStore,
-    authority: StateStore,
+    data: Records,
+    authority: Records,
 ) -> Result<RpcServer, trellis_runtime::rpc::ServeError> {
     let service = Service { data, authority };
-    let mut endpoints = Endpoints::with_manifest(STATE_MANIFEST);
+    let mut endpoints = Endpoints::new();
     let s = service.clone();
-    endpoints.add_with_caller(GET.0, GET.1, move |c, r| {
+    endpoints.add_with_caller(GET, move |c, r| {
         let s = s.clone();
         async move { s.get(c, r).await }
     });
     let s = service.clone();
-    endpoints.add_with_caller(PUT.0, PUT.1, move |c, r| {
+    endpoints.add_with_caller(PUT, move |c, r| {
         let s = s.clone();
         async move { s.put(c, r).await }
     });
     let s = service.clone();
-    endpoints.add_with_caller(DELETE.0, DELETE.1, move |c, r| {
+    endpoints.add_with_caller(DELETE, move |c, r| {
         let s = s.clone();
         async move { s.delete(c, r).await }
     });
     let s = service;
-    endpoints.add_with_caller(LIST.0, LIST.1, move |c, r| {
+    endpoints.add_with_caller(LIST, move |c, r| {
         let s = s.clone();
         async move { s.list(c, r).await }
     });

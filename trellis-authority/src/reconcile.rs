@@ -21,9 +21,9 @@ use async_nats::jetstream::{self, stream};
 use tracing::{debug, info, warn};
 use trellis_manifest::manifest::Manifest;
 
-use crate::AuthorityConfig;
+use crate::config::AuthorityConfig;
 use crate::provision;
-use crate::state::{Desired, StateStore, now_ms};
+use crate::records::{Desired, Records, now_ms};
 use trellis_runtime::protocol::*;
 
 /// Lease length; a pass over one contract takes far less.
@@ -37,7 +37,7 @@ pub(crate) fn backoff_ms(attempts: u32) -> u64 {
 
 pub(crate) struct Reconciler {
     pub(crate) js: jetstream::Context,
-    pub(crate) state: StateStore,
+    pub(crate) records: Records,
     pub(crate) config: AuthorityConfig,
     pub(crate) holder: String,
 }
@@ -71,7 +71,7 @@ fn read_store_binding(bucket: &str, config: &stream::Config) -> StoreBinding {
 impl Reconciler {
     /// Reconciles every accepted contract once.
     pub(crate) async fn pass(&self) -> Result<(), AuthorityError> {
-        let keys = self.state.keys("contract.>").await?;
+        let keys = self.records.keys("contract.>").await?;
         for key in keys.iter().filter(|k| k.ends_with(".desired")) {
             let lineage = key
                 .trim_start_matches("contract.")
@@ -87,7 +87,7 @@ impl Reconciler {
     /// Reconciles one contract, if this reconciler holds its lease.
     pub(crate) async fn reconcile(&self, lineage: &str) -> Result<(), AuthorityError> {
         if !self
-            .state
+            .records
             .acquire_lease(lineage, &self.holder, LEASE_MS)
             .await?
         {
@@ -95,7 +95,7 @@ impl Reconciler {
             return Ok(());
         }
         let result = self.reconcile_locked(lineage).await;
-        if let Err(e) = self.state.release_lease(lineage, &self.holder).await {
+        if let Err(e) = self.records.release_lease(lineage, &self.holder).await {
             warn!(contract = %lineage, error = %e, "could not release the reconcile lease");
         }
         result
@@ -106,14 +106,14 @@ impl Reconciler {
         // (an accept may land while we work).
         for _ in 0..5 {
             let Some(desired) = self
-                .state
+                .records
                 .read::<Desired>(&format!("contract.{lineage}.desired"))
                 .await?
             else {
                 return Ok(());
             };
             let state_key = format!("contract.{lineage}.state");
-            let previous = self.state.read::<ContractState>(&state_key).await?;
+            let previous = self.records.read::<ContractState>(&state_key).await?;
             let next = self
                 .compute_state(&desired.value, previous.as_ref().map(|p| &p.value))
                 .await?;
@@ -124,7 +124,7 @@ impl Reconciler {
                     != Some((&next.bindings, next.generation, next.phase))
             {
                 let written = self
-                    .state
+                    .records
                     .write_cas(&state_key, &next, previous.as_ref().map(|p| p.revision))
                     .await?;
                 if written.is_none() {
@@ -136,13 +136,13 @@ impl Reconciler {
                 // The last ready manifest: NATS permissions follow it (not
                 // a newer accepted one still failing to reconcile).
                 let ready_key = format!("contract.{lineage}.ready");
-                let current = self.state.read::<Desired>(&ready_key).await?;
+                let current = self.records.read::<Desired>(&ready_key).await?;
                 if current.map(|c| c.value.digest) != Some(desired.value.digest.clone()) {
-                    self.state.put(&ready_key, &desired.value).await?;
+                    self.records.put(&ready_key, &desired.value).await?;
                 }
             }
             let latest = self
-                .state
+                .records
                 .read::<Desired>(&format!("contract.{lineage}.desired"))
                 .await?;
             if latest.map(|d| d.revision) == Some(desired.revision) {
@@ -158,7 +158,7 @@ impl Reconciler {
         previous: Option<&ContractState>,
     ) -> Result<ContractState, AuthorityError> {
         let manifest: Manifest =
-            serde_json::from_str(&desired.manifest).map_err(crate::state::storage)?;
+            serde_json::from_str(&desired.manifest).map_err(crate::records::storage)?;
         let resources = manifest.resources.clone().unwrap_or_default();
         let last_good = previous.map(|p| p.bindings.clone()).unwrap_or_default();
         let previous_status: BTreeMap<(ResourceKind, String), &ResourceState> = previous
@@ -277,7 +277,7 @@ impl Reconciler {
         }
 
         // Durable event consumers, after the own event stream they may read.
-        let used = crate::consumers::used_manifests(&self.state, &manifest).await?;
+        let used = crate::consumers::used_manifests(&self.records, &manifest).await?;
         let wanted = crate::consumers::wanted(&self.config, &manifest, &used);
         let installed = crate::consumers::by_alias(&last_good.consumers);
         for w in &wanted {
@@ -357,7 +357,7 @@ impl Reconciler {
                 alias: alias.clone(),
                 detached_ms: now,
             };
-            self.state
+            self.records
                 .put(&format!("orphan.{physical}"), &orphan)
                 .await?;
             info!(contract = %desired.id, alias = %alias, physical = %physical, "detached resource; data retained as orphan");

@@ -338,6 +338,10 @@ fn rpc_surface(c: &Contract) -> TokenStream {
         let output = &rpc.output;
         let docs = &rpc.docs;
         let receive = method.transfer.is_some();
+        let call = capabilities(method.capabilities.as_ref().and_then(|c| c.call.as_ref()));
+        let spec = quote! {
+            ::trellis::__private::RpcSpec { name: #name, subject: #subject, call: #call }
+        };
         // The handler's return type, and how the registration turns its
         // value into the `Result` the endpoint encodes.
         let (returns, outcome) = match &rpc.error {
@@ -386,7 +390,7 @@ fn rpc_surface(c: &Contract) -> TokenStream {
         registrations.extend(quote! {{
             let handlers = handlers.clone();
             #capture
-            endpoints.#register(#name, #subject, move |#params| {
+            endpoints.#register(#spec, move |#params| {
                 let handlers = handlers.clone();
                 #grants_let
                 async move {
@@ -401,7 +405,6 @@ fn rpc_surface(c: &Contract) -> TokenStream {
             continue;
         };
         let name = &op.name;
-        let subject = &spec.subject;
         let f = &op.ident;
         let input = &op.input;
         let output = &op.output;
@@ -425,6 +428,7 @@ fn rpc_surface(c: &Contract) -> TokenStream {
             }
             None => quote!(::core::option::Option::None),
         };
+        let op_spec = operation_spec(name, spec);
         trait_fns.extend(quote! {
             #(#docs)*
             ///
@@ -441,8 +445,7 @@ fn rpc_surface(c: &Contract) -> TokenStream {
         registrations.extend(quote! {{
             let handlers = handlers.clone();
             endpoints.add_operation(
-                #name,
-                #subject,
+                #op_spec,
                 #store,
                 move |op: ::trellis::OperationContext<#progress>, input: #input| {
                     let handlers = handlers.clone();
@@ -477,7 +480,7 @@ fn rpc_surface(c: &Contract) -> TokenStream {
                     options: ::trellis::ServeOptions,
                 ) -> ::core::result::Result<::trellis::RpcServer, ::trellis::ServeError> {
                     let handlers = ::std::sync::Arc::new(handlers);
-                    let mut endpoints = ::trellis::__private::Endpoints::with_manifest(MANIFEST_JSON);
+                    let mut endpoints = ::trellis::__private::Endpoints::new();
                     #registrations
                     #downloads
                     self.__runtime.serve(endpoints, options).await
@@ -492,6 +495,62 @@ fn rpc_surface(c: &Contract) -> TokenStream {
         #serve
         #surface
         #client
+    }
+}
+
+/// A capability gate as generated code passes it: `Some(&["a::b", ..])`
+/// or `None` (not gated).
+fn capabilities(gate: Option<&Vec<String>>) -> TokenStream {
+    match gate {
+        Some(caps) => quote!(::core::option::Option::Some(&[#(#caps),*])),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// An optional value as generated code spells it.
+fn optional<T: quote::ToTokens>(value: Option<T>) -> TokenStream {
+    match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// The `OperationSpec` constant of operation `name`, from its manifest
+/// entry: the runtime serves it without parsing the manifest.
+fn operation_spec(name: &str, op: &trellis_manifest::manifest::Operation) -> TokenStream {
+    let subject = &op.subject;
+    let cancel = op.cancel.unwrap_or(false);
+    let caps = op.capabilities.as_ref();
+    let call = capabilities(caps.and_then(|c| c.call.as_ref()));
+    let observe = capabilities(caps.and_then(|c| c.observe.as_ref()));
+    let cancel_caps = capabilities(caps.and_then(|c| c.cancel.as_ref()));
+    let transfer = optional(op.transfer.as_ref().map(|t| {
+        let (store, key) = (&t.store, &t.key);
+        let content_type = optional(t.content_type.as_ref());
+        let metadata = optional(t.metadata.as_ref());
+        let max_bytes = optional(t.max_bytes);
+        let expires_in_ms = optional(t.expires_in_ms);
+        quote! {
+            ::trellis::__private::SendTransferSpec {
+                store: #store,
+                key: #key,
+                content_type: #content_type,
+                metadata: #metadata,
+                max_bytes: #max_bytes,
+                expires_in_ms: #expires_in_ms,
+            }
+        }
+    }));
+    quote! {
+        ::trellis::__private::OperationSpec {
+            name: #name,
+            subject: #subject,
+            cancel: #cancel,
+            call: #call,
+            observe: #observe,
+            cancel_caps: #cancel_caps,
+            transfer: #transfer,
+        }
     }
 }
 

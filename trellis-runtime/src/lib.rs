@@ -62,6 +62,7 @@ pub use verify::REVOCATION_BOUND;
 /// Not for services; not a stable API.
 #[doc(hidden)]
 pub mod internal {
+    pub use crate::rpc::RpcSpec;
     pub use crate::runtime::ServiceRuntime;
     pub use crate::serve::{Endpoints, serve};
     pub use crate::transfer::receive::RECEIVE_SUBJECT;
@@ -86,8 +87,10 @@ pub mod __private {
     pub use crate::connect::{connect, connect_client};
     pub use crate::consumer::GroupEvent;
     pub use crate::events::EventSpec;
-    pub use crate::operation::{OperationClient, SendOperationClient};
-    pub use crate::rpc::RpcClient;
+    pub use crate::operation::{
+        OperationClient, OperationSpec, SendOperationClient, SendTransferSpec,
+    };
+    pub use crate::rpc::{RpcClient, RpcSpec};
     pub use crate::runtime::ServiceRuntime;
     pub use crate::serve::Endpoints;
     pub use crate::surface::{EventSurface, OperationSurface, RpcSurface, decode_json, same_str};

@@ -23,6 +23,7 @@ mod client;
 mod inbound;
 mod record;
 pub(crate) mod server;
+mod spec;
 
 pub use client::{
     OperationClient, OperationEvents, OperationRef, SendOperationClient, SendStart, Start,
@@ -32,3 +33,4 @@ pub use record::{
     OperationError, OperationFailure, OperationStatus, Outcome, Snapshot, TransferProgress,
 };
 pub use server::OperationContext;
+pub use spec::{OperationSpec, SendTransferSpec};

@@ -16,8 +16,8 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::operation::server::OperationEndpoint;
-use crate::operation::{OperationContext, OperationFailure};
-use crate::rpc::{Caller, ServeError, ServeOptions, admit, call_gates};
+use crate::operation::{OperationContext, OperationFailure, OperationSpec};
+use crate::rpc::{Caller, RpcSpec, ServeError, ServeOptions, admit, gate};
 use crate::runtime::ServiceRuntime;
 use crate::store::StoreHandle;
 use crate::wire::reply::{confirm_subscriptions, json, reply};
@@ -30,17 +30,16 @@ type HandlerFn = Arc<dyn Fn(Caller, Bytes) -> BoxFut + Send + Sync>;
 /// The RPC and operation endpoints of one service, built by generated code.
 #[derive(Default)]
 pub struct Endpoints {
-    list: Vec<(String, String, HandlerFn)>,
-    pub(crate) operations: Vec<crate::operation::server::OperationEndpoint>,
-    manifest: &'static str,
+    list: Vec<(RpcSpec, HandlerFn)>,
+    operations: Vec<OperationEndpoint>,
     downloads: bool,
 }
 
 impl std::fmt::Debug for Endpoints {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.list.iter().map(|(n, _, _)| n))
-            .entries(self.operations.iter().map(|o| &o.name))
+            .entries(self.list.iter().map(|(spec, _)| spec.name))
+            .entries(self.operations.iter().map(|o| o.spec.name))
             .finish()
     }
 }
@@ -51,22 +50,13 @@ impl Endpoints {
         Self::default()
     }
 
-    /// An empty set for the contract whose canonical manifest is
-    /// `manifest` (operations read their limits and gates from it).
-    pub fn with_manifest(manifest: &'static str) -> Self {
-        Endpoints {
-            manifest,
-            ..Self::default()
-        }
-    }
-
     /// Also serves receive-grant redemptions (downloads).
     pub fn serve_downloads(&mut self) {
         self.downloads = true;
     }
 
-    /// Adds RPC `name` served on the manifest subject `subject`.
-    pub fn add<I, O, E, F, Fut>(&mut self, name: &str, subject: &str, handler: F)
+    /// Adds the RPC `spec` declares.
+    pub fn add<I, O, E, F, Fut>(&mut self, spec: RpcSpec, handler: F)
     where
         I: DeserializeOwned + Send + 'static,
         O: Serialize + Send + 'static,
@@ -74,13 +64,11 @@ impl Endpoints {
         F: Fn(I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, E>> + Send + 'static,
     {
-        self.add_with_caller(name, subject, move |_caller: Caller, input: I| {
-            handler(input)
-        });
+        self.add_with_caller(spec, move |_caller: Caller, input: I| handler(input));
     }
 
-    /// Adds RPC `name`, whose handler also sees the [`Caller`].
-    pub fn add_with_caller<I, O, E, F, Fut>(&mut self, name: &str, subject: &str, handler: F)
+    /// Adds the RPC `spec` declares, whose handler also sees the [`Caller`].
+    pub fn add_with_caller<I, O, E, F, Fut>(&mut self, spec: RpcSpec, handler: F)
     where
         I: DeserializeOwned + Send + 'static,
         O: Serialize + Send + 'static,
@@ -88,11 +76,10 @@ impl Endpoints {
         F: Fn(Caller, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, E>> + Send + 'static,
     {
-        let rpc = name.to_owned();
+        let rpc = spec.name;
         let handler = Arc::new(handler);
         let f: HandlerFn = Arc::new(move |caller: Caller, payload: Bytes| {
             let handler = handler.clone();
-            let rpc = rpc.clone();
             Box::pin(async move {
                 let input: I = match serde_json::from_slice(&payload) {
                     Ok(i) => i,
@@ -122,17 +109,16 @@ impl Endpoints {
                 }
             }) as BoxFut
         });
-        self.list.push((name.to_owned(), subject.to_owned(), f));
+        self.list.push((spec, f));
     }
 }
 
 impl Endpoints {
-    /// Adds operation `name` (manifest subject `subject`). `store` is the
-    /// store its send transfer writes to, if it declares one.
+    /// Adds the operation `spec` declares. `store` is the store its send
+    /// transfer writes to, if it declares one.
     pub fn add_operation<I, P, O, F, Fut>(
         &mut self,
-        name: &str,
-        subject: &str,
+        spec: OperationSpec,
         store: Option<StoreHandle>,
         handler: F,
     ) where
@@ -143,7 +129,7 @@ impl Endpoints {
         Fut: Future<Output = Result<O, OperationFailure>> + Send + 'static,
     {
         self.operations
-            .push(OperationEndpoint::new(name, subject, store, handler));
+            .push(OperationEndpoint::new(spec, store, handler));
     }
 }
 
@@ -176,26 +162,17 @@ pub async fn serve(
     let operations = if endpoints.operations.is_empty() {
         None
     } else {
-        Some(
-            crate::operation::server::serve(
-                runtime,
-                endpoints.manifest,
-                endpoints.operations,
-                &options,
-            )
-            .await?,
-        )
+        Some(crate::operation::server::serve(runtime, endpoints.operations, &options).await?)
     };
     let concurrency = options.concurrency.max(1);
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = Vec::new();
     let mut stops = Vec::new();
-    let gates = call_gates(endpoints.manifest);
-    for (name, manifest_subject, handler) in endpoints.list {
-        let gate = gates.get(&name).cloned();
-        let what = format!("`{name}`");
+    for (spec, handler) in endpoints.list {
+        let gate = gate(spec.call);
+        let what = format!("`{}`", spec.name);
         let runtime = runtime.clone();
-        let subject = surface_subject(deployment, contract_id, &manifest_subject);
+        let subject = surface_subject(deployment, contract_id, spec.subject);
         let mut sub = client
             .queue_subscribe(subject.clone(), format!("trellis.{contract_id}"))
             .await

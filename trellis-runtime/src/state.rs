@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::connect::{ConnectError, ConnectOptions, connect_client};
-use crate::rpc::{CallError, RpcClient};
+use crate::rpc::{CallError, RpcClient, RpcSpec};
 use crate::runtime::ServiceRuntime;
 
 /// The contract id of public state.
@@ -54,14 +54,30 @@ pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// Most entries one `list` page returns.
 pub const MAX_LIST_LIMIT: u64 = 1000;
 
-/// The `State.Get` RPC: (name, manifest subject).
-pub const GET: (&str, &str) = ("State.Get", "rpc.v1.State.Get");
-/// The `State.Put` RPC: (name, manifest subject).
-pub const PUT: (&str, &str) = ("State.Put", "rpc.v1.State.Put");
-/// The `State.Delete` RPC: (name, manifest subject).
-pub const DELETE: (&str, &str) = ("State.Delete", "rpc.v1.State.Delete");
-/// The `State.List` RPC: (name, manifest subject).
-pub const LIST: (&str, &str) = ("State.List", "rpc.v1.State.List");
+/// The `State.Get` RPC.
+pub const GET: RpcSpec = RpcSpec {
+    name: "State.Get",
+    subject: "rpc.v1.State.Get",
+    call: None,
+};
+/// The `State.Put` RPC.
+pub const PUT: RpcSpec = RpcSpec {
+    name: "State.Put",
+    subject: "rpc.v1.State.Put",
+    call: None,
+};
+/// The `State.Delete` RPC.
+pub const DELETE: RpcSpec = RpcSpec {
+    name: "State.Delete",
+    subject: "rpc.v1.State.Delete",
+    call: None,
+};
+/// The `State.List` RPC.
+pub const LIST: RpcSpec = RpcSpec {
+    name: "State.List",
+    subject: "rpc.v1.State.List",
+    call: None,
+};
 
 /// Which contract version wrote (or reads) an entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,12 +288,12 @@ impl StateClient {
 
     async fn call<I: Serialize, O: DeserializeOwned>(
         &self,
-        (name, subject): (&str, &str),
+        spec: RpcSpec,
         input: &I,
     ) -> Result<O, StateClientError> {
         Ok(self
             .rpc
-            .call_identified::<I, O, StateError>(name, subject, input)
+            .call_identified::<I, O, StateError>(spec.name, spec.subject, input)
             .await??)
     }
 
@@ -513,8 +529,10 @@ mod tests {
         let checked = trellis_manifest::check_manifest(STATE_MANIFEST).expect("valid manifest");
         assert_eq!(checked.manifest.id, STATE_CONTRACT);
         assert_eq!(checked.manifest.to_canonical_string(), STATE_MANIFEST);
-        for (name, subject) in [GET, PUT, DELETE, LIST] {
-            assert_eq!(checked.manifest.rpc[name].subject, subject);
+        for spec in [GET, PUT, DELETE, LIST] {
+            let rpc = &checked.manifest.rpc[spec.name];
+            assert_eq!(rpc.subject, spec.subject);
+            assert_eq!(rpc.capabilities.as_ref().and_then(|c| c.call.clone()), None);
         }
     }
 }

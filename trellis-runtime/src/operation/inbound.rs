@@ -11,9 +11,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
-use trellis_manifest::manifest::SendTransfer;
 
 use super::record::{OperationFailure, record_transfer};
+use super::spec::SendTransferSpec;
 use crate::rpc::ServeOptions;
 use crate::store::{Body, ObjectInfo, PutOptions, Store, StoreError, StoreHandle};
 use crate::transfer::{
@@ -56,11 +56,11 @@ fn string_at(input: &Value, pointer: &str) -> Result<String, String> {
 }
 
 impl SendSpec {
-    pub(crate) fn new(transfer: &SendTransfer, store: StoreHandle) -> SendSpec {
+    pub(crate) fn new(transfer: &SendTransferSpec, store: StoreHandle) -> SendSpec {
         SendSpec {
-            key: transfer.key.clone(),
-            content_type: transfer.content_type.clone(),
-            metadata: transfer.metadata.clone(),
+            key: transfer.key.to_owned(),
+            content_type: transfer.content_type.map(str::to_owned),
+            metadata: transfer.metadata.map(str::to_owned),
             max_bytes: transfer.max_bytes,
             expires_in: transfer.expires_in_ms.map(Duration::from_millis),
             store,

@@ -18,14 +18,15 @@ use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
-use trellis_manifest::manifest::{Manifest, Operation as ManifestOperation};
 
 use super::inbound;
 use super::record::{
     Control, OperationFailure, OperationStatus, Record, TransferProgress, key, mutate, read,
     snapshot_bytes,
 };
+use super::spec::OperationSpec;
 use crate::principal::Principal;
+use crate::rpc::gate;
 use crate::rpc::{ServeError, ServeOptions};
 use crate::runtime::ServiceRuntime;
 use crate::store::{ObjectInfo, StoreHandle};
@@ -38,18 +39,16 @@ type OpHandlerFn = Arc<dyn Fn(RawContext, &Bytes) -> Result<OpFuture, String> + 
 
 /// One operation a service serves (built by generated code).
 pub(crate) struct OperationEndpoint {
-    pub(crate) name: String,
-    subject: String,
+    pub(crate) spec: OperationSpec,
     handler: OpHandlerFn,
     store: Option<StoreHandle>,
 }
 
 impl OperationEndpoint {
-    /// Operation `name` (manifest subject `subject`) served by `handler`;
-    /// `store` is the store its send transfer writes to, if it declares one.
+    /// Operation `spec` served by `handler`; `store` is the store its send
+    /// transfer writes to, if it declares one.
     pub(crate) fn new<I, P, O, F, Fut>(
-        name: &str,
-        subject: &str,
+        spec: OperationSpec,
         store: Option<StoreHandle>,
         handler: F,
     ) -> OperationEndpoint
@@ -76,8 +75,7 @@ impl OperationEndpoint {
             }) as OpFuture)
         });
         OperationEndpoint {
-            name: name.to_owned(),
-            subject: subject.to_owned(),
+            spec,
             handler: f,
             store,
         }
@@ -199,33 +197,26 @@ pub(crate) struct OperationServer {
     shared: Arc<Shared>,
 }
 
-fn spec_of(manifest: &Manifest, endpoint: OperationEndpoint) -> Result<Spec, ServeError> {
-    let op: &ManifestOperation =
-        manifest
-            .operations
-            .get(&endpoint.name)
-            .ok_or_else(|| ServeError::Manifest {
-                name: endpoint.name.clone(),
-                reason: "no such operation".to_owned(),
-            })?;
-    let caps = op.capabilities.clone().unwrap_or_default();
-    let transfer = match &op.transfer {
+fn spec_of(endpoint: OperationEndpoint) -> Result<Spec, ServeError> {
+    let declared = endpoint.spec;
+    let transfer = match &declared.transfer {
         None => None,
         Some(t) => {
             let store = endpoint.store.clone().ok_or_else(|| ServeError::Manifest {
-                name: endpoint.name.clone(),
+                name: declared.name.to_owned(),
                 reason: format!("the store `{}` of its send transfer is not bound", t.store),
             })?;
             Some(inbound::SendSpec::new(t, store))
         }
     };
+    let call = gate(declared.call);
     Ok(Spec {
-        name: endpoint.name,
-        subject: endpoint.subject,
-        cancel: op.cancel.unwrap_or(false),
-        observe: caps.observe.or(caps.call.clone()),
-        call: caps.call,
-        cancel_caps: caps.cancel,
+        name: declared.name.to_owned(),
+        subject: declared.subject.to_owned(),
+        cancel: declared.cancel,
+        observe: gate(declared.observe).or(call.clone()),
+        call,
+        cancel_caps: gate(declared.cancel_caps),
         transfer,
         handler: endpoint.handler,
     })
@@ -234,19 +225,13 @@ fn spec_of(manifest: &Manifest, endpoint: OperationEndpoint) -> Result<Spec, Ser
 /// Starts serving `endpoints`' operations.
 pub(crate) async fn serve(
     runtime: &ServiceRuntime,
-    manifest_json: &str,
     endpoints: Vec<OperationEndpoint>,
     options: &ServeOptions,
 ) -> Result<OperationServer, ServeError> {
-    let manifest: Manifest =
-        serde_json::from_str(manifest_json).map_err(|e| ServeError::Manifest {
-            name: runtime.contract_id().to_owned(),
-            reason: format!("the embedded manifest does not decode: {e}"),
-        })?;
     let kv = runtime.ledger().await?;
     let mut specs = HashMap::new();
     for endpoint in endpoints {
-        let spec = spec_of(&manifest, endpoint)?;
+        let spec = spec_of(endpoint)?;
         specs.insert(spec.name.clone(), Arc::new(spec));
     }
     let shared = Arc::new(Shared {

@@ -1,9 +1,14 @@
-//! The authority's own state, in a runtime-owned JetStream KV bucket so it
-//! survives restarts and is shared by every authority instance.
+//! The authority's records: desired contracts, reconcile status, leases,
+//! bindings, in a runtime-owned JetStream KV bucket so they survive
+//! restarts and are shared by every authority instance.
 //!
-//! Keys (`<l>` is the lineage key, e.g. `documents=v1`):
+//! Keys (`<l>` is the lineage key, e.g. `documents=v1`; the key strings are
+//! persisted and keep their names):
 //! - `contract.<l>.desired`: the accepted manifest ([`Desired`]),
-//! - `contract.<l>.state`: the latest reconcile state,
+//! - `contract.<l>.state`: the latest reconcile status with the bindings
+//!   (the runtime's `ContractState`),
+//! - `contract.<l>.ready`: the last accepted manifest that reconciled to
+//!   ready ([`Desired`]),
 //! - `lock.<l>`: the reconcile lease (compare-and-set on revisions),
 //! - `orphan.<physical>`: detached resources.
 
@@ -52,9 +57,10 @@ pub(crate) fn storage(e: impl std::fmt::Display) -> AuthorityError {
 
 pub(crate) use trellis_runtime::internal::now_ms;
 
-/// Typed access to the state bucket.
+/// Typed access to the records bucket (and, through
+/// [`Records::open_bucket`], to the other authority-owned buckets).
 #[derive(Clone, Debug)]
-pub(crate) struct StateStore {
+pub(crate) struct Records {
     pub(crate) kv: kv::Store,
     /// Typed view used for key listing (no lingering consumers).
     keys: KvHandle<serde_json::Value>,
@@ -66,7 +72,7 @@ pub(crate) struct Versioned<T> {
     pub(crate) revision: u64,
 }
 
-impl StateStore {
+impl Records {
     pub(crate) fn bucket_name(deployment: &str) -> String {
         format!("trellis-authority-{deployment}")
     }
@@ -122,7 +128,7 @@ impl StateStore {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        Ok(StateStore { kv, keys })
+        Ok(Records { kv, keys })
     }
 
     pub(crate) async fn read<T: DeserializeOwned>(
@@ -156,7 +162,7 @@ impl StateStore {
         self.write_cas_bytes(key, bytes, expected).await.transpose()
     }
 
-    /// [`StateStore::write_cas`] of raw bytes: `None` on a conflict.
+    /// [`Records::write_cas`] of raw bytes: `None` on a conflict.
     pub(crate) async fn write_cas_bytes(
         &self,
         key: &str,

@@ -1,0 +1,66 @@
+//! The authority's request handlers: [`Inner::handle`] answers each
+//! request on `trellis.authority.<deployment>.<op>` with the handler of its
+//! op; the handlers are grouped by concept in the children. The auth
+//! callout, served on its own subscription, is answered in [`callout`].
+
+mod bindings;
+mod callout;
+mod contracts;
+mod principals;
+mod status;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{debug, warn};
+
+use crate::inner::Inner;
+use trellis_runtime::protocol::{AuthorityError, Reply};
+
+impl Inner {
+    pub(crate) async fn handle(&self, message: async_nats::Message) {
+        let Some(reply) = message.reply.clone() else {
+            return;
+        };
+        let op = message
+            .subject
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        debug!(op = %op, "authority request");
+        let payload = match op.as_str() {
+            "plan" => encode(self.plan(&message.payload).await),
+            "accept" => encode(self.accept(&message.payload).await),
+            "bindings" => encode(self.bindings(&message.payload).await),
+            "status" => encode(self.status().await),
+            "purge" => encode(self.purge(&message.payload).await),
+            "register" => encode(self.register(&message.payload).await),
+            "grant" => encode(self.grant(&message.payload).await),
+            "revoke" => encode(self.revoke(&message.payload).await),
+            "principals" => encode(self.list_principals().await),
+            other => encode::<()>(Err(AuthorityError::BadRequest {
+                message: format!("unknown authority operation `{other}`"),
+            })),
+        };
+        if let Err(e) = self.client.publish(reply, payload.into()).await {
+            warn!(error = %e, "could not send authority reply");
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, AuthorityError> {
+    serde_json::from_slice(payload).map_err(|e| AuthorityError::BadRequest {
+        message: format!("request does not decode: {e}"),
+    })
+}
+
+fn encode<T: Serialize>(result: Result<T, AuthorityError>) -> Vec<u8> {
+    let reply = match result {
+        Ok(v) => Reply::Ok(v),
+        Err(e) => Reply::Err(e),
+    };
+    serde_json::to_vec(&reply).unwrap_or_else(|e| {
+        format!(r#"{{"err":{{"error":"storage","message":"reply does not encode: {e}"}}}}"#)
+            .into_bytes()
+    })
+}
