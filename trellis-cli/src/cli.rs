@@ -23,7 +23,9 @@ pub enum Command {
         command: ContractCommand,
     },
     /// Run a local stack: nats-server with JetStream under a project-local
-    /// directory plus the deployment authority, until Ctrl-C.
+    /// directory plus the deployment authority, until Ctrl-C (feature
+    /// `dev`, on by default).
+    #[cfg(feature = "dev")]
     Dev(DevArgs),
     /// Show accepted contracts, resource status, bindings, orphans, and
     /// (with auth) every principal with the NATS permissions it is issued.
@@ -120,6 +122,7 @@ pub struct RevokeArgs {
 }
 
 /// Arguments of `trellis dev`.
+#[cfg(feature = "dev")]
 #[derive(Debug, Args)]
 pub struct DevArgs {
     /// Port nats-server listens on (loopback).

@@ -3,12 +3,16 @@
 //! ```text
 //! trellis contract digest <file>...
 //! trellis contract check <file>... [--schema <schema.json>] [--strict-canonical]
-//! trellis dev [--port 4222] [--dir .trellis/dev]
+//! trellis dev [--port 4222] [--dir .trellis/dev]      (feature `dev`, default)
 //! trellis contract plan <file> | accept <file> [--allow-dangerous]
 //! trellis status | purge <physical>
 //! trellis principal add <kind> <id> --out <file> [--user U] [--contract C]
 //! trellis principal list | grant <principal> <cap>... [--remove] | revoke <principal>
 //! ```
+//!
+//! `trellis dev` starts a loopback nats-server through `trellis-testing`,
+//! so only the `dev` feature links the harness: an operator build
+//! (`--no-default-features`) has every other command and no harness.
 //!
 //! Exit codes: `0` everything ok, `1` at least one manifest is invalid,
 //! `2` usage or I/O errors (unreadable files, a bad `--schema`).
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         Command::Grant(args) => commands::connection::block_on(commands::principals::grant(args)),
         Command::Revoke(args) => commands::connection::block_on(commands::principals::revoke(args)),
         Command::Purge(args) => commands::connection::block_on(commands::authority::purge(args)),
+        #[cfg(feature = "dev")]
         Command::Dev(args) => commands::connection::block_on(commands::dev::run(args)),
     };
     match result {

@@ -13,5 +13,6 @@ pub fn read_text(path: &Path) -> anyhow::Result<String> {
 }
 pub mod authority;
 pub mod connection;
+#[cfg(feature = "dev")]
 pub mod dev;
 pub mod principals;
