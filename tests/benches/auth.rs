@@ -75,7 +75,7 @@ async fn wait_ready(admin: &AuthorityClient) {
             .contracts
             .into_iter()
             .find(|c| c.id == documents::ID)
-            .and_then(|c| c.state)
+            .and_then(|c| c.status)
             .is_some_and(|s| s.phase == Phase::Ready && s.digest == documents::DIGEST);
         if ready {
             return;

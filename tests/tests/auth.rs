@@ -458,7 +458,7 @@ struct Settings {
 }
 
 #[tokio::test]
-async fn public_state_is_namespaced_by_user_lineage_and_store_and_migrates() {
+async fn public_state_is_namespaced_by_user_contract_name_and_store_and_migrates() {
     use trellis_runtime::state::{StateClient, StateClientError, StateError, Writer};
     let stack = auth_stack().await;
     let url = stack.server.url();
@@ -487,7 +487,7 @@ async fn public_state_is_namespaced_by_user_lineage_and_store_and_migrates() {
     let rev = v1.put("ui", &"dark".to_owned()).await.expect("put");
     assert!(rev > 0);
 
-    // Two devices of one user share the namespace (same lineage).
+    // Two devices of one user share the namespace (same contract name).
     let seen = laptop
         .store::<String>("settings")
         .get("ui")

@@ -15,7 +15,7 @@ use common::*;
 use tokio::sync::mpsc::UnboundedReceiver;
 use trellis::{ConnectError, ConnectOptions};
 use trellis_runtime::identity::PrincipalKind;
-use trellis_runtime::protocol::{ContractState, Phase, ResourceStatus};
+use trellis_runtime::protocol::{ContractStatus, Phase, ResourceStatus};
 
 const ID: &str = "ledger@v1";
 
@@ -87,7 +87,7 @@ fn no_errors(errors: &mut UnboundedReceiver<String>, what: &str) {
     assert!(seen.is_empty(), "{what}: server errors {seen:?}");
 }
 
-fn audit_failed(s: &ContractState) -> bool {
+fn audit_failed(s: &ContractStatus) -> bool {
     s.digest == v2::ledger::DIGEST
         && s.resources
             .iter()

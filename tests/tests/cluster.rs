@@ -16,7 +16,7 @@ use common::eventually;
 use trellis::{ConnectOptions, PutOptions, StoreError};
 use trellis_authority::{Authority, AuthorityConfig};
 use trellis_runtime::AuthorityClient;
-use trellis_runtime::protocol::{ContractState, Phase, StatusReply};
+use trellis_runtime::protocol::{ContractStatus, Phase, StatusReply};
 use trellis_testing::NatsCluster;
 
 mod contract {
@@ -123,7 +123,7 @@ async fn object_bytes(store: &trellis::Store, key: &str) -> Result<Option<Vec<u8
 }
 
 /// Waits until the ledger contract is ready at this build's digest.
-async fn ledger_ready(admin: &AuthorityClient) -> ContractState {
+async fn ledger_ready(admin: &AuthorityClient) -> ContractStatus {
     eventually(LIMIT, "the ledger contract to be ready", || async {
         admin
             .status()
@@ -132,14 +132,14 @@ async fn ledger_ready(admin: &AuthorityClient) -> ContractState {
             .contracts
             .into_iter()
             .find(|c| c.id == "ledger@v1")?
-            .state
+            .status
             .filter(|s| s.phase == Phase::Ready && s.digest == ledger::DIGEST)
     })
     .await
 }
 
 /// The streams behind the contract's bindings and the authority's state.
-fn provisioned_streams(state: &ContractState) -> Vec<String> {
+fn provisioned_streams(state: &ContractStatus) -> Vec<String> {
     let mut streams = vec!["KV_trellis-authority-test".to_owned()];
     streams.extend(
         state
@@ -332,7 +332,7 @@ async fn cluster_profile_provisions_r3_and_survives_losing_a_node() {
         .contracts
         .iter()
         .find(|c| c.id == "ledger@v1")
-        .and_then(|c| c.state.as_ref())
+        .and_then(|c| c.status.as_ref())
         .expect("ledger state reported");
     assert_eq!(ledger_state.phase, Phase::Ready);
     assert_eq!(ledger_state.digest, ledger::DIGEST);

@@ -242,9 +242,18 @@ async fn the_consumer_survives_a_nats_server_restart() {
     until_count(&seen, 100, Duration::from_secs(30)).await;
     stack.server.restart().await.expect("restart");
     // Publish more once the server is back (publishes retry on reconnect).
-    let service2 = ledger::Service::connect(options.clone())
-        .await
-        .expect("reconnect");
+    // A connect is authorized by the authority's callout, whose own
+    // connection is reconnecting too: until it is back, the server refuses
+    // new connections (connect-time retries are issue 14's).
+    let service2 = eventually(
+        Duration::from_secs(20),
+        "a connect after the restart",
+        || {
+            let options = options.clone();
+            async move { ledger::Service::connect(options).await.ok() }
+        },
+    )
+    .await;
     post(&service2, 300..600).await;
     until_count(&seen, 600, Duration::from_secs(90)).await;
     task.shutdown().await;

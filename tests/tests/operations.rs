@@ -317,7 +317,7 @@ async fn any_instance_answers_control_for_any_operation() {
     let ran_on_b = hb.started.lock().expect("lock").len();
     assert_eq!(ran_on_a + ran_on_b, 12);
     // Cancels land on either instance (queue group); each reaches the
-    // instance running the handler through the state bucket.
+    // instance running the handler through the ledger.
     for op in &ops {
         op.cancel().await.expect("cancel");
     }

@@ -12,7 +12,7 @@ use crate::permissions::Deployed;
 use crate::principals::Principals;
 use crate::reconcile::Reconciler;
 use crate::records::{self, Desired, Records};
-use trellis_runtime::protocol::{AuthorityError, ContractState};
+use trellis_runtime::protocol::{AuthorityError, ContractStatus};
 
 /// One authority instance: its connection, records, configuration,
 /// reconciler, principal registry and the sessions it authorized.
@@ -51,10 +51,10 @@ impl Inner {
                 .await?;
             let text = ready.map_or(desired.value.manifest, |r| r.value.manifest);
             let manifest: Manifest = serde_json::from_str(&text).map_err(records::storage)?;
-            let state_key = key.replace(".desired", ".state");
+            let state_key = key.replace(".desired", ".status");
             let bindings = self
                 .records
-                .read::<ContractState>(&state_key)
+                .read::<ContractStatus>(&state_key)
                 .await?
                 .map(|s| s.value.bindings);
             out.insert(desired.value.id, Deployed { manifest, bindings });

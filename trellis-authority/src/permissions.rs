@@ -4,7 +4,7 @@
 //!
 //! - operators: everything;
 //! - a service: its own contract's subjects (RPCs, operations, transfers,
-//!   events), its own KV buckets, stores, state bucket and event stream,
+//!   events), its own KV buckets, stores, ledger and event stream,
 //!   exactly the consumer info / pull-next / ack subjects of its consumer
 //!   bindings, the request subjects of the surfaces its `uses` select, the
 //!   event subjects its `uses` subscribe to, the authority's `bindings`
@@ -184,7 +184,7 @@ fn service(
     b.publish(namespace.clone());
     b.subscribe(namespace);
     if let Some(bindings) = &own.bindings {
-        for kv in bindings.kv.values().chain(bindings.state.iter()) {
+        for kv in bindings.kv.values().chain(bindings.ledger.iter()) {
             b.kv(&kv.bucket);
         }
         for store in bindings.store.values() {

@@ -33,9 +33,9 @@ pub fn store_binding(
     }
 }
 
-/// The binding of a contract's runtime-owned state bucket: one revision
+/// The binding of a contract's ledger (runtime-owned): one revision
 /// per key, records kept 7 days after their last change.
-pub fn state_binding(bucket: &str) -> KvBinding {
+pub fn ledger_binding(bucket: &str) -> KvBinding {
     KvBinding {
         bucket: bucket.to_owned(),
         history: 1,

@@ -1,6 +1,7 @@
 //! The authority's `trellis.state@v1` service: one KV bucket per
-//! deployment, keyed `<user>.<lineage>.<store>.<key>` (user, lineage and
-//! key base64url-encoded), with the namespace taken from the verified
+//! deployment, keyed `<user>.<contract name>.<store>.<key>` (user, contract
+//! name and key base64url-encoded; the contract name is the id without
+//! `@vN`), with the namespace taken from the verified
 //! caller only.
 
 use async_nats::jetstream::kv;
@@ -76,11 +77,11 @@ fn namespace(caller: &Principal, store: &str) -> Result<String, StateError> {
         ));
     }
     let user = caller.user.as_deref().unwrap_or(&caller.id);
-    let lineage = caller
+    let contract_name = caller
         .contract
         .as_deref()
         .map_or("-", |c| c.split_once('@').map_or(c, |(name, _)| name));
-    Ok(format!("{}.{}.{store}", b64(user), b64(lineage)))
+    Ok(format!("{}.{}.{store}", b64(user), b64(contract_name)))
 }
 
 fn check_key(key: &str) -> Result<(), StateError> {

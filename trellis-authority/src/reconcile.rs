@@ -112,8 +112,8 @@ impl Reconciler {
             else {
                 return Ok(());
             };
-            let state_key = format!("contract.{lineage}.state");
-            let previous = self.records.read::<ContractState>(&state_key).await?;
+            let state_key = format!("contract.{lineage}.status");
+            let previous = self.records.read::<ContractStatus>(&state_key).await?;
             let next = self
                 .compute_state(&desired.value, previous.as_ref().map(|p| &p.value))
                 .await?;
@@ -155,13 +155,13 @@ impl Reconciler {
     async fn compute_state(
         &self,
         desired: &Desired,
-        previous: Option<&ContractState>,
-    ) -> Result<ContractState, AuthorityError> {
+        previous: Option<&ContractStatus>,
+    ) -> Result<ContractStatus, AuthorityError> {
         let manifest: Manifest =
             serde_json::from_str(&desired.manifest).map_err(crate::records::storage)?;
         let resources = manifest.resources.clone().unwrap_or_default();
         let last_good = previous.map(|p| p.bindings.clone()).unwrap_or_default();
-        let previous_status: BTreeMap<(ResourceKind, String), &ResourceState> = previous
+        let previous_status: BTreeMap<(ResourceKind, String), &ResourceReport> = previous
             .map(|p| {
                 p.resources
                     .iter()
@@ -218,30 +218,30 @@ impl Reconciler {
             states.push(state);
         }
 
-        // Runtime-owned resources derived from the contract: the state
-        // bucket (operations, receive grants) and the event stream.
-        let needs_state = !manifest.operations.is_empty()
+        // Runtime-owned resources derived from the contract: the ledger
+        // (operations, receive grants, rejected events) and the event stream.
+        let needs_ledger = !manifest.operations.is_empty()
             || manifest.rpc.values().any(|m| m.transfer.is_some())
             || !manifest.event_consumers.is_empty();
-        if needs_state {
+        if needs_ledger {
             let physical = self
                 .config
-                .physical(&desired.id, ResourceKind::State, "state");
-            let wanted = provision::state_binding(&physical);
+                .physical(&desired.id, ResourceKind::Ledger, "ledger");
+            let wanted = provision::ledger_binding(&physical);
             let (state, binding) = self
                 .resource(
-                    ResourceKind::State,
-                    "state",
+                    ResourceKind::Ledger,
+                    "ledger",
                     &physical,
                     true,
                     trellis_runtime::layout::kv_stream_config(&wanted, self.config.replicas),
                     |c| read_kv_binding(&physical, c),
                     &previous_status,
-                    last_good.state.clone(),
+                    last_good.ledger.clone(),
                     now,
                 )
                 .await;
-            bindings.state = binding;
+            bindings.ledger = binding;
             states.push(state);
         }
         if !manifest.events.is_empty() {
@@ -372,7 +372,7 @@ impl Reconciler {
         } else {
             Phase::Pending
         };
-        Ok(ContractState {
+        Ok(ContractStatus {
             id: desired.id.clone(),
             digest: desired.digest.clone(),
             generation: desired.generation,
@@ -395,10 +395,10 @@ impl Reconciler {
         required: bool,
         config: stream::Config,
         read: impl Fn(&stream::Config) -> B,
-        previous: &BTreeMap<(ResourceKind, String), &ResourceState>,
+        previous: &BTreeMap<(ResourceKind, String), &ResourceReport>,
         last_good: Option<B>,
         now: u64,
-    ) -> (ResourceState, Option<B>) {
+    ) -> (ResourceReport, Option<B>) {
         let prior = previous.get(&(kind, alias.to_owned())).copied();
         let outcome = if backing_off(prior, now) {
             None
@@ -596,7 +596,7 @@ fn is_not_found(e: &jetstream::context::GetStreamError) -> bool {
     )
 }
 
-fn backing_off(prior: Option<&ResourceState>, now: u64) -> bool {
+fn backing_off(prior: Option<&ResourceReport>, now: u64) -> bool {
     prior.is_some_and(|p| {
         matches!(p.status, ResourceStatus::Failed { .. }) && p.next_attempt_ms > now
     })
@@ -605,7 +605,7 @@ fn backing_off(prior: Option<&ResourceState>, now: u64) -> bool {
 /// Status and binding after an attempt (`None` = skipped while backing off).
 fn settle<B>(
     outcome: Option<Ensured<B>>,
-    prior: Option<&ResourceState>,
+    prior: Option<&ResourceReport>,
     last_good: Option<B>,
 ) -> (ResourceStatus, Option<B>) {
     match outcome {
@@ -626,9 +626,9 @@ fn resource_state(
     physical: String,
     required: bool,
     status: ResourceStatus,
-    prior: Option<&ResourceState>,
+    prior: Option<&ResourceReport>,
     now: u64,
-) -> ResourceState {
+) -> ResourceReport {
     let (attempts, next_attempt_ms) = match (&status, prior) {
         (ResourceStatus::Failed { .. }, Some(p)) if p.next_attempt_ms > now => {
             (p.attempts, p.next_attempt_ms)
@@ -639,7 +639,7 @@ fn resource_state(
         }
         _ => (0, 0),
     };
-    ResourceState {
+    ResourceReport {
         kind,
         alias: alias.to_owned(),
         physical,

@@ -5,8 +5,8 @@
 //! Keys (`<l>` is the lineage key, e.g. `documents=v1`; the key strings are
 //! persisted and keep their names):
 //! - `contract.<l>.desired`: the accepted manifest ([`Desired`]),
-//! - `contract.<l>.state`: the latest reconcile status with the bindings
-//!   (the runtime's `ContractState`),
+//! - `contract.<l>.status`: the latest reconcile status with the bindings
+//!   (the runtime's `ContractStatus`),
 //! - `contract.<l>.ready`: the last accepted manifest that reconciled to
 //!   ready ([`Desired`]),
 //! - `lock.<l>`: the reconcile lease (compare-and-set on revisions),
@@ -107,12 +107,12 @@ impl Records {
                 ))
                 .await
                 .map_err(|e| AuthorityError::Storage {
-                    message: format!("cannot create state bucket `{bucket}`: {e}"),
+                    message: format!("cannot create the records bucket `{bucket}`: {e}"),
                 })?;
                 js.get_key_value(&bucket)
                     .await
                     .map_err(|e| AuthorityError::Storage {
-                        message: format!("cannot open state bucket `{bucket}`: {e}"),
+                        message: format!("cannot open the records bucket `{bucket}`: {e}"),
                     })?
             }
         };
@@ -123,7 +123,7 @@ impl Records {
         while let Err(e) = kv.entry("lock.probe").await {
             if std::time::Instant::now() >= deadline {
                 return Err(AuthorityError::Storage {
-                    message: format!("state bucket `{bucket}` does not answer: {e}"),
+                    message: format!("the records bucket `{bucket}` does not answer: {e}"),
                 });
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -142,7 +142,7 @@ impl Records {
             return Ok(None);
         }
         let value = serde_json::from_slice(&entry.value).map_err(|e| AuthorityError::Storage {
-            message: format!("state record `{key}` does not decode: {e}"),
+            message: format!("record `{key}` does not decode: {e}"),
         })?;
         Ok(Some(Versioned {
             value,

@@ -173,7 +173,7 @@ pub enum ContractCommand {
     Check(CheckArgs),
     /// Show what accepting a manifest would change (safe / dangerous).
     Plan(ProposeArgs),
-    /// Accept a manifest as the desired state; dangerous plans need
+    /// Accept a manifest as the desired contract; dangerous plans need
     /// `--allow-dangerous`.
     Accept(ProposeArgs),
 }

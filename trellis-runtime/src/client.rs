@@ -110,7 +110,7 @@ impl AuthorityClient {
         .await
     }
 
-    /// The accepted digest and reconcile state of a contract.
+    /// The accepted digest and reconcile status of a contract.
     pub async fn bindings(&self, id: &str, digest: &str) -> Result<BindingsReply, ClientError> {
         self.call(
             "bindings",

@@ -215,8 +215,8 @@ pub enum ConnectError {
     Verification(String),
 }
 
-fn unready(state: Option<&ContractState>, digest: &str) -> Vec<Unready> {
-    let Some(state) = state else {
+fn unready(status: Option<&ContractStatus>, digest: &str) -> Vec<Unready> {
+    let Some(state) = status else {
         return vec![Unready {
             kind: "contract",
             alias: String::new(),
@@ -331,7 +331,7 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
     let started = Instant::now();
     let mut delay = Duration::from_millis(20);
     let mut auth;
-    let state = loop {
+    let status = loop {
         let reply = authority.bindings(S::ID, S::DIGEST).await?;
         auth = reply.auth.clone();
         let Some(accepted) = reply.accepted_digest else {
@@ -346,9 +346,9 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
                 accepted,
             });
         }
-        let missing = unready(reply.state.as_ref(), S::DIGEST);
-        match reply.state {
-            Some(state) if missing.is_empty() && state.phase == Phase::Ready => break state,
+        let missing = unready(reply.status.as_ref(), S::DIGEST);
+        match reply.status {
+            Some(status) if missing.is_empty() && status.phase == Phase::Ready => break status,
             _ => {
                 if started.elapsed() + delay > options.ready_deadline {
                     return Err(ConnectError::NotReady {
@@ -391,13 +391,13 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
             options.request_timeout,
             connected.principal,
         )
-        .with_ledger_bucket(state.bindings.state.as_ref().map(|b| b.bucket.clone()))
+        .with_ledger_bucket(status.bindings.ledger.as_ref().map(|b| b.bucket.clone()))
         .with_signer(connected.signer)
         .with_denials(connected.denials)
         .with_verifier(verifier),
     );
     let opened =
-        futures::future::join_all(state.bindings.kv.into_iter().map(|(alias, binding)| {
+        futures::future::join_all(status.bindings.kv.into_iter().map(|(alias, binding)| {
             let js = js.clone();
             async move {
                 let store = js.get_key_value(&binding.bucket).await;
@@ -413,8 +413,8 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
         })?;
         bindings.insert_kv(alias, binding, store);
     }
-    bindings.set_consumers(state.bindings.consumers);
-    for (alias, binding) in state.bindings.store {
+    bindings.set_consumers(status.bindings.consumers);
+    for (alias, binding) in status.bindings.store {
         bindings.insert_store(alias, binding, js.clone());
     }
     Ok(S::from_bindings(&bindings)?)

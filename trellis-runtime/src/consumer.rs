@@ -216,7 +216,7 @@ impl<E> Delivery<E> {
 }
 
 /// A message the group gave up on: undecodable, or failed on its last
-/// delivery. Recorded in the contract's state bucket.
+/// delivery. Recorded in the contract's ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rejected {

@@ -1,7 +1,8 @@
 //! Durable long-running operations.
 //!
-//! Starting an operation creates its record in a runtime-owned JetStream
-//! KV bucket (`trellis-ops-<deployment>-<contract>`), so the record outlives
+//! Starting an operation creates its record (`op.<id>`) in the contract's
+//! ledger, a runtime-owned JetStream KV bucket the authority provisions
+//! with the contract (see [`crate::layout`]), so the record outlives
 //! both the caller and the provider instance running it. The record carries
 //! the status (pending, running, completed, failed, cancelled), the latest
 //! progress, the output or error, the owner principal and a lease the

@@ -42,8 +42,11 @@ pub enum ResourceKind {
     Kv,
     /// An object store.
     Store,
-    /// The runtime-owned state bucket (operations, receive grants).
-    State,
+    /// The contract's ledger: the runtime-owned KV bucket of operation
+    /// records and receive grants (`state` in records written before the
+    /// rename).
+    #[serde(alias = "state")]
+    Ledger,
     /// The runtime-owned event stream of the contract's events.
     Events,
     /// A durable consumer of an event consumer group (alias
@@ -52,12 +55,12 @@ pub enum ResourceKind {
 }
 
 impl ResourceKind {
-    /// `kv` / `store` / `state` / `events` / `consumer`.
+    /// `kv` / `store` / `ledger` / `events` / `consumer`.
     pub fn as_str(self) -> &'static str {
         match self {
             ResourceKind::Kv => "kv",
             ResourceKind::Store => "store",
-            ResourceKind::State => "state",
+            ResourceKind::Ledger => "ledger",
             ResourceKind::Events => "events",
             ResourceKind::Consumer => "consumer",
         }
@@ -163,7 +166,7 @@ pub struct AcceptRequest {
 pub struct AcceptReply {
     /// The plan that was accepted.
     pub plan: Plan,
-    /// Monotonic generation of this contract's desired state.
+    /// Monotonic generation of this contract's desired record.
     pub generation: u64,
 }
 
@@ -183,8 +186,9 @@ pub struct BindingsRequest {
 pub struct BindingsReply {
     /// Currently accepted digest; `None` when the contract is unknown.
     pub accepted_digest: Option<String>,
-    /// Reconcile state, once a pass has run.
-    pub state: Option<ContractState>,
+    /// Reconcile status, once a pass has run.
+    #[serde(alias = "state")]
+    pub status: Option<ContractStatus>,
     /// Set when the deployment authenticates callers: providers then
     /// verify every request's proof against the published principals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -323,10 +327,10 @@ pub enum ResourceStatus {
     },
 }
 
-/// One resource in the reconcile state.
+/// One resource in a contract's reconcile status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ResourceState {
+pub struct ResourceReport {
     /// Kind.
     pub kind: ResourceKind,
     /// Alias.
@@ -356,10 +360,11 @@ pub struct BindingsRecord {
     /// Store bindings by alias.
     #[serde(default)]
     pub store: BTreeMap<String, StoreBinding>,
-    /// The runtime-owned state bucket, for contracts with operations or
-    /// receive transfers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<KvBinding>,
+    /// The contract's ledger (operation records, receive grants, rejected
+    /// events), for contracts with operations, receive transfers or
+    /// consumer groups.
+    #[serde(default, alias = "state", skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<KvBinding>,
     /// The runtime-owned event stream, for contracts with events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<EventsBinding>,
@@ -426,20 +431,20 @@ pub enum Phase {
     Pending,
 }
 
-/// Reconcile state of one contract.
+/// Reconcile status of one contract.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ContractState {
+pub struct ContractStatus {
     /// Contract id.
     pub id: String,
-    /// Digest this state was reconciled for.
+    /// Digest this status was reconciled for.
     pub digest: String,
-    /// Desired generation this state was reconciled for.
+    /// Desired generation this status was reconciled for.
     pub generation: u64,
     /// Phase.
     pub phase: Phase,
     /// Every resource of the contract.
-    pub resources: Vec<ResourceState>,
+    pub resources: Vec<ResourceReport>,
     /// Bindings services receive (last good for resources that failed).
     pub bindings: BindingsRecord,
     /// When this pass ran (unix ms).
@@ -472,8 +477,9 @@ pub struct ContractReport {
     pub digest: String,
     /// Desired generation.
     pub generation: u64,
-    /// Latest reconcile state.
-    pub state: Option<ContractState>,
+    /// Latest reconcile status.
+    #[serde(alias = "state")]
+    pub status: Option<ContractStatus>,
 }
 
 /// `status` reply.

@@ -109,9 +109,9 @@ pub enum ServeError {
     /// The subscriptions could not be confirmed with the server.
     #[error("confirming RPC subscriptions with the server failed: {0}")]
     Flush(String),
-    /// The runtime-owned operation state could not be opened.
-    #[error("opening the operation state bucket `{bucket}` failed: {reason}")]
-    OperationState {
+    /// The contract's ledger (operation records) could not be opened.
+    #[error("opening the ledger `{bucket}` failed: {reason}")]
+    Ledger {
         /// Bucket.
         bucket: String,
         /// Why.
@@ -129,7 +129,7 @@ pub enum ServeError {
 
 impl From<LedgerError> for ServeError {
     fn from(e: LedgerError) -> Self {
-        ServeError::OperationState {
+        ServeError::Ledger {
             bucket: e.bucket,
             reason: e.reason,
         }

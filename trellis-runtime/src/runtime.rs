@@ -143,8 +143,8 @@ impl ServiceRuntime {
             return Err(LedgerError {
                 bucket: String::new(),
                 reason: format!(
-                    "contract {} has no ledger binding: only services of a contract with \
-                     operations or receive transfers have one, provisioned when it is accepted",
+                    "contract {} has no ledger binding: only contracts with operations, \
+                     receive transfers or consumer groups have one, provisioned when accepted",
                     self.contract_id
                 ),
             });

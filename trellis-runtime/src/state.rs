@@ -3,8 +3,8 @@
 //!
 //! Callers never name a scope. The namespace of every request is derived
 //! from the verified caller: its user (a device's owning user, so all of a
-//! user's devices share it), the lineage of its contract (the contract id
-//! without `@vN`, so a new version of an app reads what the old one wrote)
+//! user's devices share it), its contract name (the contract id without
+//! `@vN`, so a new version of an app reads what the old one wrote)
 //! and a named store. Every entry records the contract id and digest that
 //! wrote it; a typed [`StateStore`] runs its migration hook on entries
 //! written by another contract version.

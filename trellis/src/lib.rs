@@ -1,34 +1,6 @@
-//! trellis-rs: describe a NATS JetStream service as a contract.
+#![doc = include_str!("../README.md")]
 //!
-//! One module under `#[trellis::contract]` declares schema types, resources
-//! (`#[kv]`, `#[store]`), RPCs, operations, events, capabilities, `uses` and
-//! durable event consumers. The macro validates it at compile time and
-//! embeds the canonical `trellis.contract.v1` manifest; your `build.rs`
-//! writes the same bytes to `contracts/<id>.json` with
-//! `trellis_codegen::Builder`.
-//!
-//! ```
-//! #[trellis::contract(id = "items@v1", display_name = "Items", description = "Item records")]
-//! pub mod items {
-//!     use serde::{Deserialize, Serialize};
-//!
-//!     /// An item.
-//!     #[derive(Serialize, Deserialize)]
-//!     pub struct Item {
-//!         pub id: String,
-//!         pub title: String,
-//!     }
-//!
-//!     /// Item records by id.
-//!     #[kv(purpose = "Store item records", schema = Item, history = 4)]
-//!     pub struct Items;
-//! }
-//!
-//! assert_eq!(items::ID, "items@v1");
-//! assert!(items::MANIFEST_JSON.contains(r#""history":4"#));
-//! // `items::Service::connect(ConnectOptions::new(url))` returns the service
-//! // with `kv.items: KvHandle<Item>`; only the runtime can build it.
-//! ```
+//! [`REVOCATION_BOUND`]: crate::REVOCATION_BOUND
 
 pub use trellis_macros::contract;
 pub use trellis_runtime::identity::{Credentials, PrincipalKind};
@@ -45,7 +17,7 @@ pub use trellis_runtime::{
     StoreError, StoreHandle, StoreStatus, TransferError, TransferProgress, Unready, events, files,
     kv, operation, rpc, store, transfer,
 };
-pub use trellis_runtime::{REVOCATION_BOUND, identity};
+pub use trellis_runtime::{REVOCATION_BOUND, identity, state};
 
 /// Support items for generated code; not public API.
 #[doc(hidden)]

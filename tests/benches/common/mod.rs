@@ -98,8 +98,8 @@ impl Stack {
             .contracts
             .into_iter()
             .find(|c| c.id == id)
-            .and_then(|c| c.state)
-            .expect("the contract has a reconcile state");
+            .and_then(|c| c.status)
+            .expect("the contract has a reconcile status");
         assert_eq!(state.phase, Phase::Ready);
         state.bindings
     }

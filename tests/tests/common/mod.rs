@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use trellis_authority::{Authority, AuthorityConfig};
 use trellis_runtime::identity::{Credentials, PrincipalKind};
-use trellis_runtime::protocol::{ContractState, Phase, StatusReply};
+use trellis_runtime::protocol::{ContractStatus, Phase, StatusReply};
 use trellis_runtime::{AuthorityClient, ConnectOptions};
 use trellis_testing::NatsServer;
 
@@ -206,26 +206,26 @@ pub async fn status(client: &AuthorityClient) -> StatusReply {
     client.status().await.expect("status")
 }
 
-/// Waits until the contract's reconcile state satisfies `pred`.
+/// Waits until the contract's reconcile status satisfies `pred`.
 pub async fn state_where(
     client: &AuthorityClient,
     id: &str,
     what: &str,
-    pred: impl Fn(&ContractState) -> bool,
-) -> ContractState {
+    pred: impl Fn(&ContractStatus) -> bool,
+) -> ContractStatus {
     eventually(Duration::from_secs(15), what, || async {
         status(client)
             .await
             .contracts
             .into_iter()
             .find(|c| c.id == id)
-            .and_then(|c| c.state)
+            .and_then(|c| c.status)
             .filter(|s| pred(s))
     })
     .await
 }
 
-pub async fn ready(client: &AuthorityClient, id: &str, digest: &str) -> ContractState {
+pub async fn ready(client: &AuthorityClient, id: &str, digest: &str) -> ContractStatus {
     state_where(client, id, "the contract to be ready", |s| {
         s.phase == Phase::Ready && s.digest == digest
     })
@@ -361,14 +361,14 @@ pub async fn violation(
     others
 }
 
-/// The reconcile state of an accepted contract.
-pub async fn contract_state(stack: &Stack, id: &str) -> ContractState {
+/// The reconcile status of an accepted contract.
+pub async fn contract_state(stack: &Stack, id: &str) -> ContractStatus {
     status(&stack.client)
         .await
         .contracts
         .into_iter()
         .find(|c| c.id == id)
-        .and_then(|c| c.state)
+        .and_then(|c| c.status)
         .expect("contract state")
 }
 

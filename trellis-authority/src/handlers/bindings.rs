@@ -7,25 +7,25 @@ use crate::naming::lineage_key;
 use crate::principals;
 use crate::records::Desired;
 use trellis_runtime::protocol::{
-    AuthBinding, AuthorityError, BindingsReply, BindingsRequest, ContractState,
+    AuthBinding, AuthorityError, BindingsReply, BindingsRequest, ContractStatus,
 };
 
 impl Inner {
     pub(super) async fn bindings(&self, payload: &[u8]) -> Result<BindingsReply, AuthorityError> {
         let request: BindingsRequest = decode(payload)?;
         let lineage = lineage_key(&request.id);
-        let (desired_key, state_key) = (
+        let (desired_key, status_key) = (
             format!("contract.{lineage}.desired"),
-            format!("contract.{lineage}.state"),
+            format!("contract.{lineage}.status"),
         );
-        let (desired, state) = tokio::join!(
+        let (desired, status) = tokio::join!(
             self.records.read::<Desired>(&desired_key),
-            self.records.read::<ContractState>(&state_key),
+            self.records.read::<ContractStatus>(&status_key),
         );
-        let (desired, state) = (desired?, state?);
+        let (desired, status) = (desired?, status?);
         Ok(BindingsReply {
             accepted_digest: desired.map(|d| d.value.digest),
-            state: state.map(|s| s.value),
+            status: status.map(|s| s.value),
             auth: self.config.auth.as_ref().map(|a| AuthBinding {
                 principals_bucket: principals::bucket_name(&self.config.deployment),
                 skew_window_ms: u64::try_from(a.skew_window.as_millis()).unwrap_or(u64::MAX),

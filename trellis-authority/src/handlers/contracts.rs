@@ -12,7 +12,7 @@ use crate::plan::{self, Existing};
 use crate::provision;
 use crate::records::{self, Desired, now_ms};
 use trellis_runtime::protocol::{
-    AcceptReply, AcceptRequest, AuthorityError, Change, ConsumerBinding, ContractState, Orphan,
+    AcceptReply, AcceptRequest, AuthorityError, Change, ConsumerBinding, ContractStatus, Orphan,
     Plan, PlanRequest, PurgeRequest, ResourceKind,
 };
 
@@ -81,7 +81,7 @@ impl Inner {
             });
         };
         let stream = match orphan.value.kind {
-            ResourceKind::Kv | ResourceKind::State => {
+            ResourceKind::Kv | ResourceKind::Ledger => {
                 trellis_runtime::layout::kv_stream_name(&orphan.value.physical)
             }
             ResourceKind::Store => {
@@ -210,8 +210,8 @@ impl Inner {
         &self,
         id: &str,
     ) -> Result<std::collections::BTreeMap<String, ConsumerBinding>, AuthorityError> {
-        let key = format!("contract.{}.state", lineage_key(id));
-        let state = self.records.read::<ContractState>(&key).await?;
+        let key = format!("contract.{}.status", lineage_key(id));
+        let state = self.records.read::<ContractStatus>(&key).await?;
         Ok(state
             .map(|s| consumers::by_alias(&s.value.bindings.consumers))
             .unwrap_or_default())

@@ -4,7 +4,7 @@
 use crate::inner::Inner;
 use crate::records::Desired;
 use trellis_runtime::protocol::{
-    AuthorityError, ContractReport, ContractState, Orphan, StatusReply,
+    AuthorityError, ContractReport, ContractStatus, Orphan, StatusReply,
 };
 
 impl Inner {
@@ -20,15 +20,15 @@ impl Inner {
             let Some(desired) = self.records.read::<Desired>(&key).await? else {
                 continue;
             };
-            let state = self
+            let status = self
                 .records
-                .read::<ContractState>(&format!("contract.{lineage}.state"))
+                .read::<ContractStatus>(&format!("contract.{lineage}.status"))
                 .await?;
             contracts.push(ContractReport {
                 id: desired.value.id,
                 digest: desired.value.digest,
                 generation: desired.value.generation,
-                state: state.map(|s| s.value),
+                status: status.map(|s| s.value),
             });
         }
         let mut orphans = Vec::new();

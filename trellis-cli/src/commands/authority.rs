@@ -106,7 +106,7 @@ pub async fn status(conn: ConnArgs) -> anyhow::Result<Outcome> {
         println!("  no accepted contracts");
     }
     for c in &report.contracts {
-        let phase = match &c.state {
+        let phase = match &c.status {
             Some(s) if s.digest == c.digest && s.phase == Phase::Ready => "ready",
             Some(_) | None => "pending",
         };
@@ -114,8 +114,8 @@ pub async fn status(conn: ConnArgs) -> anyhow::Result<Outcome> {
             "  {} {} (generation {}): {phase}",
             c.id, c.digest, c.generation
         );
-        let Some(state) = &c.state else { continue };
-        for r in &state.resources {
+        let Some(contract) = &c.status else { continue };
+        for r in &contract.resources {
             let status = match &r.status {
                 ResourceStatus::Ready => "ready".to_owned(),
                 ResourceStatus::Pending => "pending".to_owned(),
@@ -125,7 +125,7 @@ pub async fn status(conn: ConnArgs) -> anyhow::Result<Outcome> {
             };
             let limits = match r.kind {
                 trellis_runtime::protocol::ResourceKind::Kv => {
-                    state.bindings.kv.get(&r.alias).map(|b| {
+                    contract.bindings.kv.get(&r.alias).map(|b| {
                         format!(
                             "history {}, ttl {} ms, max value {}",
                             b.history,
@@ -136,7 +136,7 @@ pub async fn status(conn: ConnArgs) -> anyhow::Result<Outcome> {
                     })
                 }
                 trellis_runtime::protocol::ResourceKind::Store => {
-                    state.bindings.store.get(&r.alias).map(|b| {
+                    contract.bindings.store.get(&r.alias).map(|b| {
                         format!(
                             "ttl {} ms, max total {}",
                             b.ttl_ms,
@@ -145,19 +145,19 @@ pub async fn status(conn: ConnArgs) -> anyhow::Result<Outcome> {
                         )
                     })
                 }
-                trellis_runtime::protocol::ResourceKind::State => state
+                trellis_runtime::protocol::ResourceKind::Ledger => contract
                     .bindings
-                    .state
+                    .ledger
                     .as_ref()
                     .map(|b| format!("operations, grants and rejected events, ttl {} ms", b.ttl_ms)),
-                trellis_runtime::protocol::ResourceKind::Events => state
+                trellis_runtime::protocol::ResourceKind::Events => contract
                     .bindings
                     .events
                     .as_ref()
                     .map(|b| format!("subjects {}", b.subjects.join(", "))),
                 trellis_runtime::protocol::ResourceKind::Consumer => {
                     r.alias.split_once('/').and_then(|(group, source)| {
-                        state
+                        contract
                             .bindings
                             .consumers
                             .get(group)

@@ -215,7 +215,7 @@ pub enum OperationError {
     /// Transport, timeout, malformed request or reply.
     #[error(transparent)]
     Call(#[from] CallError),
-    /// No operation with this id (or it expired from the state bucket).
+    /// No operation with this id (or it expired from the ledger).
     #[error("operation `{operation}` has no instance `{id}`")]
     NotFound {
         /// Operation name.
@@ -260,7 +260,7 @@ pub(crate) fn key(id: &str) -> String {
     format!("op.{id}")
 }
 
-/// Opens the state bucket the authority provisioned.
+/// Opens the ledger the authority provisioned.
 pub(crate) async fn read(kv: &kv::Store, id: &str) -> Result<Option<(u64, Record)>, String> {
     read_json(kv, &key(id)).await
 }

@@ -119,7 +119,7 @@ impl<P: Serialize> OperationContext<P> {
     }
 
     /// Records progress; observers see it with the next revision. Fails
-    /// only if the state bucket is unreachable (the operation goes on).
+    /// only if the ledger is unreachable (the operation goes on).
     pub async fn progress(&self, progress: &P) -> Result<(), OperationFailure> {
         let value = serde_json::to_value(progress)
             .map_err(|e| OperationFailure::Failed(format!("progress does not encode: {e}")))?;
@@ -291,15 +291,14 @@ pub(crate) async fn serve(
 /// Follows every record of the bucket: wakes long polls, routes cancel
 /// requests to local handlers, tracks leases and fails abandoned operations.
 async fn follow(shared: Arc<Shared>) -> Result<(), ServeError> {
-    let mut watch =
-        shared
-            .kv
-            .watch_with_history("op.>")
-            .await
-            .map_err(|e| ServeError::OperationState {
-                bucket: shared.kv.name.clone(),
-                reason: e.to_string(),
-            })?;
+    let mut watch = shared
+        .kv
+        .watch_with_history("op.>")
+        .await
+        .map_err(|e| ServeError::Ledger {
+            bucket: shared.kv.name.clone(),
+            reason: e.to_string(),
+        })?;
     let s = shared.clone();
     shared.tasks.spawn(async move {
         let mut sweep = tokio::time::interval(s.options.operation_lease / 3);

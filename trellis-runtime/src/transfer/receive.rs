@@ -4,7 +4,7 @@
 //!
 //! A grant is a random 128-bit id whose record (object, size, digest,
 //! expiry, the caller it was issued to) lives in the provider's
-//! runtime-owned state bucket. Redeeming it marks it used with a
+//! contract's ledger. Redeeming it marks it used with a
 //! compare-and-set, so of concurrent redemptions exactly one wins.
 //!
 //! The download is credit-based: the caller tells the provider how many
@@ -67,7 +67,7 @@ pub struct ReceiveGrant {
     pub expires_at_ms: u64,
 }
 
-/// The stored record of a grant (`grant.<id>` in the state bucket).
+/// The stored record of a grant (`grant.<id>` in the ledger).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct GrantRecord {
