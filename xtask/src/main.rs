@@ -4,12 +4,14 @@
 //! * `test [ARGS...]` — setup, `cargo fmt --check`, the module cycle check,
 //!   then `cargo test --workspace ARGS...`.
 //! * `lint` — `cargo fmt --check` and `cargo clippy -D warnings`.
+//! * `links` — check what each role crate links (see [`links`]).
 //! * `modules [--dot]` — print each crate's module import graph and layers;
 //!   fails on import cycles between the top-level modules of a crate, or
 //!   between the children of one folder module (see [`modules`]).
 //! * `demo` — build the examples and check/digest their contract manifests.
 
 mod cmd;
+mod links;
 mod modules;
 mod nats;
 
@@ -29,8 +31,10 @@ usage: cargo xtask <task> [args...]
 
 tasks:
   setup           ensure nats-server >= 2.10 is available (installs into .tools/nats)
-  test [ARGS...]  setup, cargo fmt --check, modules, cargo test --workspace ARGS...
+  test [ARGS...]  setup, cargo fmt --check, modules, links, cargo test --workspace ARGS...
   lint            cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
+  links           check what each role crate links (no parser in the runtime, no harness in
+                  an operator CLI)
   modules [--dot] print each crate's module import graph and layers (--dot: Graphviz);
                   fails on a cycle between the top-level modules of a crate,
                   or between the children of one folder module
@@ -66,6 +70,7 @@ fn try_main() -> Result<()> {
         Some("lint") => no_extra_args("lint", &rest).and_then(|()| lint(&root)),
         Some("demo") => no_extra_args("demo", &rest).and_then(|()| demo(&root)),
         Some("modules") => modules_task(&root, &rest),
+        Some("links") => no_extra_args("links", &rest).and_then(|()| links::check(&root)),
         None | Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -111,6 +116,8 @@ fn test(root: &Path, extra: &[OsString]) -> Result<()> {
     fmt_check(root)?;
     step("cargo xtask modules (no import cycles between layers or sibling modules)");
     modules::check(root, modules::Output::Summary)?;
+    step("cargo xtask links (what each role crate links)");
+    links::check(root)?;
 
     step("cargo test --workspace");
     let mut path = vec![server.bin_dir().to_path_buf()];
