@@ -25,7 +25,7 @@ use trellis_manifest::manifest::Manifest;
 
 use crate::consumers::filter_subject;
 use trellis_runtime::identity::{PrincipalKind, inbox_prefix};
-use trellis_runtime::internal::surface_subject;
+use trellis_runtime::internal::{control_subject, surface_subject};
 use trellis_runtime::layout::{kv_stream_name, object_stream_name};
 use trellis_runtime::protocol::{BindingsRecord, Permissions, PrincipalRecord, authority_subject};
 
@@ -100,7 +100,7 @@ impl Builder {
 /// Request subjects of an operation: start, control and its transfers.
 fn operation_subjects(b: &mut Builder, deployment: &str, contract: &str, subject: &str) {
     let base = surface_subject(deployment, contract, subject);
-    b.publish(format!("{base}.control"));
+    b.publish(control_subject(&base));
     b.publish(format!("{base}.transfer.>"));
     b.publish(base);
 }

@@ -10,7 +10,7 @@ pub fn surface_subject(deployment: &str, contract_id: &str, manifest_subject: &s
 
 /// The control subject of an operation (get, watch, cancel), under the
 /// operation's concrete subject `base`.
-pub(crate) fn control_subject(base: &str) -> String {
+pub fn control_subject(base: &str) -> String {
     format!("{base}.control")
 }
 
