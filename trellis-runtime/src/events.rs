@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::runtime::ServiceRuntime;
+use crate::wire::limits::MAX_SUBJECT_BYTES;
 use crate::wire::subjects::{render, surface_subject};
 
 pub use crate::wire::headers::{EVENT_ID_HEADER, EVENT_TIME_HEADER};
@@ -161,11 +162,21 @@ impl<T: Serialize> EventPublisher<T> {
                 .and_then(subject_token)
                 .ok_or_else(|| invalid(format!("`{pointer}` is not a string or number")))
         })?;
-        Ok(surface_subject(
+        let subject = surface_subject(
             self.runtime.deployment(),
             self.runtime.contract_id(),
             &subject,
-        ))
+        );
+        // nats-server closes a connection whose protocol line exceeds its
+        // control line limit: refuse the event instead.
+        if subject.len() > MAX_SUBJECT_BYTES {
+            return Err(invalid(format!(
+                "its subject would have {} bytes; at most {MAX_SUBJECT_BYTES} are sent \
+                 (shorten the parameter values)",
+                subject.len()
+            )));
+        }
+        Ok(subject)
     }
 
     /// Publishes `event`; returns its id once JetStream stored it.

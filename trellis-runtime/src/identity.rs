@@ -406,6 +406,10 @@ pub enum ProofError {
     /// The reply subject is not the caller's inbox.
     #[error("the reply subject is not below the caller's inbox")]
     ReplyOutsideInbox,
+    /// A proof field is malformed (too long, or outside its alphabet);
+    /// refused before any lookup or cache.
+    #[error("the request proof is malformed: {0}")]
+    Malformed(String),
 }
 
 impl Proof {

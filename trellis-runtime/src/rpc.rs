@@ -18,7 +18,8 @@ use tracing::debug;
 use crate::ledger::LedgerError;
 use crate::principal::Principal;
 use crate::runtime::ServiceRuntime;
-use crate::wire::reply::{ConfirmError, RawReply, reply};
+use crate::wire::limits::{MAX_HEADER_BYTES, header_bytes};
+use crate::wire::reply::{ConfirmError, REPLY_TOO_LARGE, RawReply, reply};
 
 pub use crate::wire::headers::STATUS_HEADER;
 pub use crate::wire::subjects::surface_subject;
@@ -42,6 +43,11 @@ pub struct ServeOptions {
     pub transfer_chunk_size: usize,
     /// Chunks a sender may have unacknowledged.
     pub transfer_window: usize,
+    /// Send transfers this instance accepts at once (started and not yet
+    /// stored); further starts are refused with a typed error.
+    pub max_pending_transfers: usize,
+    /// Send transfers one caller may have pending at once.
+    pub max_pending_transfers_per_caller: usize,
 }
 
 impl Default for ServeOptions {
@@ -53,6 +59,8 @@ impl Default for ServeOptions {
             transfer_idle_timeout: Duration::from_secs(30),
             transfer_chunk_size: 128 * 1024,
             transfer_window: 64,
+            max_pending_transfers: 128,
+            max_pending_transfers_per_caller: 16,
         }
     }
 }
@@ -91,6 +99,14 @@ impl ServeOptions {
     /// Sets the transfer window (at least 1 chunk).
     pub fn transfer_window(mut self, chunks: usize) -> Self {
         self.transfer_window = chunks.max(1);
+        self
+    }
+
+    /// Sets how many send transfers may be pending at once, in all and per
+    /// caller (each at least 1).
+    pub fn max_pending_transfers(mut self, total: usize, per_caller: usize) -> Self {
+        self.max_pending_transfers = total.max(1);
+        self.max_pending_transfers_per_caller = per_caller.max(1);
         self
     }
 }
@@ -203,6 +219,15 @@ pub enum CallError {
         /// The refused subject.
         subject: String,
     },
+    /// The reply would exceed the server's max payload (e.g. a page of
+    /// large entries): ask for less.
+    #[error("the reply of `{rpc}` is too large to send: {message}")]
+    ReplyTooLarge {
+        /// RPC name.
+        rpc: String,
+        /// Its size and the limit.
+        message: String,
+    },
     /// The caller lacks a capability the RPC requires.
     #[error("`{rpc}` is forbidden: {message}")]
     Forbidden {
@@ -271,6 +296,8 @@ pub(crate) async fn admit(
     what: &str,
     gate: Option<&[String]>,
 ) -> Option<Principal> {
+    // A request that needs a reply but names none does no work.
+    message.reply.as_ref()?;
     let refuse = |status: &'static str, body: String| async move {
         debug!(status, reason = %body, "request refused");
         reply(
@@ -282,6 +309,14 @@ pub(crate) async fn admit(
         )
         .await;
     };
+    let header_bytes = header_bytes(message.headers.as_ref());
+    if header_bytes > MAX_HEADER_BYTES {
+        let body = format!(
+            "the request carries {header_bytes} header bytes; at most {MAX_HEADER_BYTES} are accepted"
+        );
+        refuse("bad-request", body).await;
+        return None;
+    }
     match runtime.caller(message).await {
         Err(e) => {
             refuse("unauthenticated", e.to_string()).await;
@@ -489,6 +524,10 @@ impl RpcClient {
                 message: reply.text(),
             }),
             "forbidden" => Err(CallError::Forbidden {
+                rpc: rpc(),
+                message: reply.text(),
+            }),
+            REPLY_TOO_LARGE => Err(CallError::ReplyTooLarge {
                 rpc: rpc(),
                 message: reply.text(),
             }),

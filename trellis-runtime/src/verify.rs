@@ -21,6 +21,10 @@ use crate::identity::{Proof, ProofError, inbox_prefix};
 use crate::principal::Principal;
 use crate::protocol::PrincipalRecord;
 use crate::wire::ids::now_ms;
+use crate::wire::limits::{MAX_REQUEST_ID_BYTES, is_token};
+
+/// Length of an nkey public key.
+const MAX_KEY_BYTES: usize = 56;
 
 /// The longest time a revocation takes to reach a running provider.
 pub const REVOCATION_BOUND: Duration = Duration::from_secs(2);
@@ -153,6 +157,19 @@ impl Verifier {
         payload: &[u8],
     ) -> Result<Principal, ProofError> {
         let proof = Proof::read(headers).ok_or(ProofError::Missing)?;
+        if !is_token(&proof.request_id, MAX_REQUEST_ID_BYTES) {
+            return Err(ProofError::Malformed(format!(
+                "the request id must be 1-{MAX_REQUEST_ID_BYTES} bytes of A-Z a-z 0-9 - _ \
+                 (it has {} bytes)",
+                proof.request_id.len()
+            )));
+        }
+        if proof.key.len() > MAX_KEY_BYTES {
+            return Err(ProofError::Malformed(format!(
+                "the key has {} bytes; an nkey has {MAX_KEY_BYTES}",
+                proof.key.len()
+            )));
+        }
         let record = self
             .record(&proof.key)
             .await?

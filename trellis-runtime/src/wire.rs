@@ -4,5 +4,6 @@
 
 pub(crate) mod headers;
 pub(crate) mod ids;
+pub(crate) mod limits;
 pub(crate) mod reply;
 pub(crate) mod subjects;

@@ -30,7 +30,7 @@ use crate::rpc::gate;
 use crate::rpc::{ServeError, ServeOptions};
 use crate::runtime::ServiceRuntime;
 use crate::store::{ObjectInfo, StoreHandle};
-use crate::wire::ids::now_ms;
+use crate::wire::ids::{is_id, now_ms};
 use crate::wire::reply::reply;
 use crate::wire::subjects::{control_subject, surface_subject};
 
@@ -187,6 +187,9 @@ pub(crate) struct Shared {
     active: Mutex<HashMap<String, (u64, String)>>,
     changes: broadcast::Sender<String>,
     permits: Arc<Semaphore>,
+    /// Send transfers accepted and not yet stored, in all and by caller.
+    transfers: Arc<Semaphore>,
+    pending_by_caller: Mutex<HashMap<String, usize>>,
     tasks: TaskTracker,
     stop: CancellationToken,
     killed: CancellationToken,
@@ -243,6 +246,8 @@ pub(crate) async fn serve(
         active: Mutex::new(HashMap::new()),
         changes: broadcast::channel(1024).0,
         permits: Arc::new(Semaphore::new(options.operation_concurrency.max(1))),
+        transfers: Arc::new(Semaphore::new(options.max_pending_transfers.max(1))),
+        pending_by_caller: Mutex::new(HashMap::new()),
         tasks: TaskTracker::new(),
         stop: CancellationToken::new(),
         killed: CancellationToken::new(),
@@ -400,6 +405,15 @@ async fn handle_control(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_n
         Control::Get { id } | Control::Wait { id, .. } => (id.clone(), spec.observe.as_deref()),
         Control::Cancel { id } => (id.clone(), spec.cancel_caps.as_deref()),
     };
+    // The id names a ledger key and subjects: checked before any I/O.
+    if !is_id(&id) {
+        let body = Bytes::from(format!(
+            "`id` must be an operation id: 16-64 bytes of A-Z a-z 0-9 - _ (got {} bytes)",
+            id.len()
+        ));
+        reply(client, to, "bad-request", HeaderMap::new(), body).await;
+        return;
+    }
     if matches!(control, Control::Cancel { .. }) && !spec.cancel {
         let body = Bytes::from(format!("operation `{}` does not support cancel", spec.name));
         reply(client, to, "cancel-unsupported", HeaderMap::new(), body).await;
@@ -537,6 +551,25 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
             }
         },
     };
+    // A start that will wait for bytes holds a transfer slot until they
+    // are stored (or the transfer fails): bounded in all and per caller.
+    let slot = match &plan {
+        None => None,
+        Some(_) => match TransferSlot::take(shared, &principal.id) {
+            Ok(slot) => Some(slot),
+            Err(refusal) => {
+                reply(
+                    client,
+                    to,
+                    "refused",
+                    HeaderMap::new(),
+                    Bytes::from(refusal),
+                )
+                .await;
+                return;
+            }
+        },
+    };
     let now = now_ms();
     let lease = u64::try_from(shared.options.operation_lease.as_millis()).unwrap_or(u64::MAX);
     let record = Record {
@@ -640,6 +673,7 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
             }
         }
     }
+    drop(slot);
     let permit = tokio::select! {
         p = shared.permits.clone().acquire_owned() => p.ok(),
         () = raw.cancel.cancelled() => None,
@@ -684,6 +718,59 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
         warn!(%id, error = %e, "could not start an operation");
     }
     forget(shared, &id);
+}
+
+/// One pending send transfer's share of the bounds; released on drop.
+struct TransferSlot {
+    shared: Arc<Shared>,
+    caller: String,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl TransferSlot {
+    /// Takes a slot for `caller`, or says which bound is reached.
+    fn take(shared: &Arc<Shared>, caller: &str) -> Result<TransferSlot, String> {
+        let per_caller = shared.options.max_pending_transfers_per_caller;
+        let mut pending = shared
+            .pending_by_caller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mine = pending.get(caller).copied().unwrap_or(0);
+        if mine >= per_caller {
+            return Err(format!(
+                "`{caller}` already has {mine} send transfers pending (at most {per_caller}); \
+                 finish or cancel one first"
+            ));
+        }
+        let permit = shared.transfers.clone().try_acquire_owned().map_err(|_| {
+            format!(
+                "the service has {} send transfers pending, its limit; try again later",
+                shared.options.max_pending_transfers
+            )
+        })?;
+        pending.insert(caller.to_owned(), mine + 1);
+        Ok(TransferSlot {
+            shared: shared.clone(),
+            caller: caller.to_owned(),
+            _permit: permit,
+        })
+    }
+}
+
+impl Drop for TransferSlot {
+    fn drop(&mut self) {
+        let mut pending = self
+            .shared
+            .pending_by_caller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = pending.get_mut(&self.caller) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                pending.remove(&self.caller);
+            }
+        }
+    }
 }
 
 fn forget(shared: &Arc<Shared>, id: &str) {

@@ -10,6 +10,10 @@ use serde::Serialize;
 use tracing::warn;
 
 use crate::wire::headers::STATUS_HEADER;
+use crate::wire::limits::header_bytes;
+
+/// Reply status of an answer too large for the server's max payload.
+pub const REPLY_TOO_LARGE: &str = "reply-too-large";
 
 /// Why subscriptions could not be confirmed with the server.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,22 @@ pub(crate) async fn reply(
     let Some(to) = to else { return };
     if status != "ok" {
         headers.insert(STATUS_HEADER, status);
+    }
+    // nats-server drops a message over its max payload (and async-nats
+    // refuses to send it): answer with a typed status instead of silence.
+    let limit = client.server_info().max_payload;
+    let size = body.len() + header_bytes(Some(&headers));
+    if limit > 0 && size > limit {
+        warn!(size, limit, "a reply exceeds the server's max payload");
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(STATUS_HEADER, REPLY_TOO_LARGE);
+        let body = Bytes::from(format!(
+            "the reply has {size} bytes; the server's max payload is {limit} bytes"
+        ));
+        if let Err(e) = client.publish_with_headers(to, headers, body).await {
+            warn!(error = %e, "could not send a reply");
+        }
+        return;
     }
     let sent = if headers.is_empty() {
         client.publish(to, body).await
