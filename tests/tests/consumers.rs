@@ -271,16 +271,23 @@ async fn the_consumer_survives_a_nats_server_restart() {
 #[tokio::test]
 async fn handler_errors_back_off_and_poison_messages_are_terminated_and_recorded() {
     let (stack, service, _options) = ledger_stack().await;
-    // An undecodable payload on the event's subject.
+    // An undecodable payload on the event's subject, signed by the ledger
+    // service (an unsigned one is rejected before decoding: hostile.rs).
     let js = async_nats::jetstream::new(stack.server.client().await.expect("client"));
-    js.publish(
-        "trellis.test.ledger@v1.events.v1.Ledger.Posted.poison",
-        "{not json".into(),
-    )
-    .await
-    .expect("publish")
-    .await
-    .expect("stored");
+    let poison = "trellis.test.ledger@v1.events.v1.Ledger.Posted.poison";
+    let mut headers = async_nats::HeaderMap::new();
+    stack
+        .service_credentials(ledger::ID)
+        .await
+        .signer()
+        .expect("signer")
+        .prove(poison, b"{not json")
+        .write(&mut headers);
+    js.publish_with_headers(poison, headers, "{not json".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
     post(&service, 0..3).await;
 
     // n=1 fails twice then succeeds; n=2 always fails.

@@ -16,6 +16,7 @@ use documents_example::DocumentsService;
 use documents_example::documents;
 use trellis::{CallError, Outcome, RpcServer, ServeOptions};
 use trellis_runtime::rpc::surface_subject;
+use trellis_tests::ledger;
 
 /// Both documents capabilities.
 const DOCS_RW: &[&str] = &["documents::read", "documents::write"];
@@ -403,4 +404,252 @@ async fn upload_starts_that_never_send_are_bounded_per_caller_and_in_all() {
         },
     )
     .await;
+}
+
+/// What one service can make nats-server deliver on its behalf: a message
+/// it stored on its own event subject, sent to `target` through a push
+/// consumer's deliver subject (in the queue group `group` the target's
+/// subscribers use), a direct get's reply subject and a pull request's
+/// reply subject. The server may refuse any of these calls.
+async fn inject(
+    raw: &async_nats::Client,
+    own_stream: &str,
+    own_subject: &str,
+    (target, group): (&str, Option<&str>),
+    payload: &'static [u8],
+    tag: &str,
+) {
+    use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull, push};
+    let js = async_nats::jetstream::new(raw.clone());
+    let stored = js
+        .publish(own_subject.to_owned(), Bytes::from_static(payload))
+        .await;
+    if let Ok(ack) = stored {
+        let _ = ack.await;
+    }
+    let _ = js
+        .create_consumer_on_stream(
+            push::Config {
+                name: Some(format!("evil-push-{tag}")),
+                deliver_subject: target.to_owned(),
+                deliver_group: group.map(str::to_owned),
+                filter_subject: own_subject.to_owned(),
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::None,
+                ..Default::default()
+            },
+            own_stream,
+        )
+        .await;
+    let _ = raw
+        .publish_with_reply(
+            format!("$JS.API.DIRECT.GET.{own_stream}"),
+            target.to_owned(),
+            Bytes::from(serde_json::json!({"last_by_subj": own_subject}).to_string()),
+        )
+        .await;
+    let durable = format!("evil-pull-{tag}");
+    if js
+        .create_consumer_on_stream(
+            pull::Config {
+                durable_name: Some(durable.clone()),
+                filter_subject: own_subject.to_owned(),
+                ..Default::default()
+            },
+            own_stream,
+        )
+        .await
+        .is_ok()
+    {
+        let _ = raw
+            .publish_with_reply(
+                format!("$JS.API.CONSUMER.MSG.NEXT.{own_stream}.{durable}"),
+                target.to_owned(),
+                Bytes::from_static(br#"{"batch":1}"#),
+            )
+            .await;
+    }
+    let _ = raw.flush().await;
+}
+
+#[tokio::test]
+async fn services_cannot_forge_requests_grants_or_events_through_the_server() {
+    let docs = documents_stack(ServeOptions::default()).await;
+    let stack = &docs.stack;
+    accept_ready(stack, ledger::MANIFEST_JSON, ledger::ID, ledger::DIGEST).await;
+    let ledger_service = ledger::Service::connect(stack.service(ledger::ID).await)
+        .await
+        .expect("ledger service");
+    // A document the forged delete aims at.
+    let op = docs
+        .client
+        .operation
+        .files
+        .upload
+        .input(documents::UploadInput {
+            key: "keep.txt".into(),
+            content_type: "text/plain".into(),
+            metadata: Default::default(),
+        })
+        .transfer(Bytes::from_static(b"precious"))
+        .start()
+        .await
+        .expect("upload");
+    assert!(matches!(
+        op.wait().await.expect("wait"),
+        Outcome::Completed(_)
+    ));
+    // The ledger's projector records what it handles.
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<u64>>> = Default::default();
+    let s = seen.clone();
+    let task = ledger_service
+        .consumers
+        .projector
+        .run(move |c: trellis::Consumed<ledger::Projector>| {
+            let s = s.clone();
+            async move {
+                let ledger::Projector::LedgerPosted(p) = c.event else {
+                    return Ok(());
+                };
+                s.lock().expect("lock").push(p.n);
+                Ok::<_, std::io::Error>(())
+            }
+        })
+        .await
+        .expect("projector");
+
+    let events_of = |id: &'static str| async move {
+        contract_state(stack, id)
+            .await
+            .bindings
+            .events
+            .expect("event stream")
+            .stream
+    };
+    let docs_stream = events_of(documents::ID).await;
+    let ledger_stream = events_of(ledger::ID).await;
+    let docs_creds = stack.service_credentials(documents::ID).await;
+    let ledger_creds = stack.service_credentials(ledger::ID).await;
+    let (as_docs, _) = raw_as(&docs_creds, &stack.server.url()).await;
+    let (as_ledger, _) = raw_as(&ledger_creds, &stack.server.url()).await;
+    // The authority takes the operation from the delivered message's
+    // subject, which is the stored one: the attacker names it `grant`.
+    let docs_own = "trellis.test.documents@v1.events.v1.Documents.Created.grant";
+    let ledger_own = "trellis.test.ledger@v1.events.v1.Ledger.Posted.evil";
+
+    // 1. The documents service aims a grant of `ledger` capabilities to
+    //    itself at the authority.
+    inject(
+        &as_docs,
+        &docs_stream,
+        docs_own,
+        (
+            "trellis.authority.test.grant",
+            Some("trellis-authority-test"),
+        ),
+        br#"{"principal":"documents-v1","capabilities":["documents::write"]}"#,
+        "grant",
+    )
+    .await;
+    // 2. The documents service aims a posting at the ledger's events.
+    inject(
+        &as_docs,
+        &docs_stream,
+        docs_own,
+        (
+            "trellis.test.ledger@v1.events.v1.Ledger.Posted.forged",
+            None,
+        ),
+        br#"{"account":"forged","n":999}"#,
+        "event",
+    )
+    .await;
+    // 3. The ledger service aims a delete at the documents service.
+    let delete =
+        surface_subject(
+            "test",
+            documents::ID,
+            serde_json::from_str::<serde_json::Value>(documents::MANIFEST_JSON).expect("manifest")
+                ["rpc"]["Files.Delete"]["subject"]
+                .as_str()
+                .expect("subject"),
+        );
+    inject(
+        &as_ledger,
+        &ledger_stream,
+        ledger_own,
+        (&delete, Some("trellis.documents@v1")),
+        br#"{"key":"keep.txt"}"#,
+        "delete",
+    )
+    .await;
+
+    // A genuine posting is handled; every forged one is rejected and
+    // recorded, never handled.
+    ledger_service
+        .events
+        .ledger
+        .posted
+        .publish(&ledger::Posted {
+            account: "real".into(),
+            n: 1,
+        })
+        .await
+        .expect("publish");
+    let rejected = eventually(
+        Duration::from_secs(20),
+        "the forged postings rejected",
+        || {
+            let consumer = ledger_service.consumers.projector.clone();
+            let seen = seen.clone();
+            async move {
+                let rejected = consumer.rejected().await.ok()?;
+                let forged = rejected
+                    .iter()
+                    .filter(|r| r.subject.ends_with(".forged"))
+                    .count();
+                (seen.lock().expect("lock").contains(&1) && forged > 0).then_some(rejected)
+            }
+        },
+    )
+    .await;
+    task.shutdown().await;
+    assert!(
+        rejected
+            .iter()
+            .filter(|r| r.subject.ends_with(".forged"))
+            .all(|r| r.reason.contains("unverified publisher")),
+        "{rejected:?}"
+    );
+    assert!(
+        !seen.lock().expect("lock").contains(&999),
+        "a forged event was handled"
+    );
+    // The forged delete did nothing.
+    let head = docs
+        .client
+        .rpc
+        .files
+        .head(&documents::FileKey {
+            key: "keep.txt".into(),
+        })
+        .await
+        .expect("answered");
+    assert!(head.is_ok(), "the forged delete removed the file: {head:?}");
+    // The forged grant did nothing.
+    let principals = stack.client.principals().await.expect("principals");
+    let documents_service = principals
+        .principals
+        .iter()
+        .find(|p| p.record.id == "documents-v1")
+        .expect("the documents service principal");
+    assert!(
+        !documents_service
+            .record
+            .capabilities
+            .iter()
+            .any(|c| c == "documents::write"),
+        "the forged grant applied: {:?}",
+        documents_service.record.capabilities
+    );
 }

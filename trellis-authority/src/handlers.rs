@@ -21,6 +21,14 @@ impl Inner {
         let Some(reply) = message.reply.clone() else {
             return;
         };
+        // Requests come from clients, which reply below an inbox. A message
+        // nats-server delivers on a service's behalf (a push consumer's
+        // deliveries aimed at this subject, a JetStream API response) has a
+        // `$JS.` reply subject or none: ignore it, whatever it carries.
+        if !reply.starts_with(INBOX_PREFIX) {
+            warn!(subject = %message.subject, reply = %reply, "ignoring an authority request that no client sent");
+            return;
+        }
         let op = message
             .subject
             .rsplit('.')
@@ -47,6 +55,10 @@ impl Inner {
         }
     }
 }
+
+/// Where every client's replies arrive (`_INBOX.` or, with auth, the
+/// principal's own `_INBOX.<key>.`).
+const INBOX_PREFIX: &str = "_INBOX.";
 
 fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, AuthorityError> {
     serde_json::from_slice(payload).map_err(|e| AuthorityError::BadRequest {

@@ -555,9 +555,23 @@ async fn decode<E: GroupEvent>(
         policy: policy.clone(),
         attempt,
     };
-    let decoded = match &name {
-        Some(name) => E::decode(&binding.source, name, &acker.message.payload),
-        None => Err("the subject matches no event of the group".to_owned()),
+    // A message nats-server was made to deliver onto the source's event
+    // subject on someone else's behalf carries no proof by a service of
+    // the source contract: rejected and recorded, never handled.
+    let verified = runtime
+        .verify_event(
+            &binding.source,
+            &subject,
+            acker.message.headers.as_ref(),
+            &acker.message.payload,
+        )
+        .await
+        .map_err(|e| format!("unverified publisher: {e}"));
+    let decoded = match (&name, verified) {
+        (_, Err(reason)) => Err(reason),
+        (Some(name), Ok(())) => E::decode(&binding.source, name, &acker.message.payload)
+            .map_err(|reason| format!("undecodable: {reason}")),
+        (None, Ok(())) => Err("undecodable: the subject matches no event of the group".to_owned()),
     };
     match decoded {
         Ok(event) => Ok(Delivery {
@@ -577,8 +591,7 @@ async fn decode<E: GroupEvent>(
             acker,
         }),
         Err(reason) => {
-            let reason = format!("undecodable: {reason}");
-            warn!(group = %policy.group, subject = %subject, reason = %reason, "terminating an undecodable event");
+            warn!(group = %policy.group, subject = %subject, reason = %reason, "terminating a rejected event");
             record(
                 runtime,
                 &acker,

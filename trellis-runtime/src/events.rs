@@ -62,6 +62,18 @@ pub enum EventError {
         /// Why.
         reason: String,
     },
+    /// A received message carries no proof by a service of the event's
+    /// contract (in a deployment that authenticates): it is not the event,
+    /// and the listener goes on with the next one.
+    #[error("a message on `{subject}` is not a genuine `{event}` event: {reason}")]
+    Unverified {
+        /// Event name.
+        event: String,
+        /// Its subject.
+        subject: String,
+        /// Why.
+        reason: String,
+    },
     /// A received event did not decode as the contract says; the listener
     /// goes on with the next one.
     #[error("a `{event}` event on `{subject}` does not decode: {reason}")]
@@ -191,6 +203,10 @@ impl<T: Serialize> EventPublisher<T> {
         headers.insert(EVENT_ID_HEADER, id.as_str());
         headers.insert("Nats-Msg-Id", id.as_str());
         headers.insert(EVENT_TIME_HEADER, crate::wire::ids::now_ms().to_string());
+        // Signed with the service's key: consumers tell a genuine event
+        // from one nats-server was made to deliver on someone's behalf.
+        self.runtime
+            .identify(&subject, &payload, &mut headers, false);
         let nats = |e: &dyn std::fmt::Display| EventError::Nats {
             event: self.spec.name.to_owned(),
             reason: e.to_string(),
@@ -316,21 +332,41 @@ impl<T: DeserializeOwned + Send + 'static> EventListener<T> {
         crate::wire::reply::confirm_subscriptions(client)
             .await
             .map_err(|e| nats(&e))?;
-        Ok(Box::pin(sub.map(move |message| {
-            let event =
-                serde_json::from_slice(&message.payload).map_err(|e| EventError::Decode {
-                    event: name.to_owned(),
+        let runtime = self.runtime.clone();
+        Ok(Box::pin(sub.then(move |message| {
+            let runtime = runtime.clone();
+            async move {
+                // A message delivered onto the subject on someone else's
+                // behalf is reported, never handed out as the event.
+                runtime
+                    .verify_event(
+                        runtime.contract_id(),
+                        &message.subject,
+                        message.headers.as_ref(),
+                        &message.payload,
+                    )
+                    .await
+                    .map_err(|e| EventError::Unverified {
+                        event: name.to_owned(),
+                        subject: message.subject.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                let event =
+                    serde_json::from_slice(&message.payload).map_err(|e| EventError::Decode {
+                        event: name.to_owned(),
+                        subject: message.subject.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                Ok(ReceivedEvent {
+                    event,
+                    id: crate::wire::headers::header(&message, EVENT_ID_HEADER)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    time_ms: crate::wire::headers::header_u64(&message, EVENT_TIME_HEADER)
+                        .unwrap_or(0),
                     subject: message.subject.to_string(),
-                    reason: e.to_string(),
-                })?;
-            Ok(ReceivedEvent {
-                event,
-                id: crate::wire::headers::header(&message, EVENT_ID_HEADER)
-                    .unwrap_or_default()
-                    .to_owned(),
-                time_ms: crate::wire::headers::header_u64(&message, EVENT_TIME_HEADER).unwrap_or(0),
-                subject: message.subject.to_string(),
-            })
+                })
+            }
         })))
     }
 }

@@ -406,6 +406,15 @@ pub enum ProofError {
     /// The reply subject is not the caller's inbox.
     #[error("the reply subject is not below the caller's inbox")]
     ReplyOutsideInbox,
+    /// The signer may not publish this (an event signed by a principal
+    /// that is not a service of the event's contract).
+    #[error("`{signer}` is not a service of `{contract}`")]
+    NotPublisher {
+        /// The signing principal.
+        signer: String,
+        /// The contract whose event it is.
+        contract: String,
+    },
     /// A proof field is malformed (too long, or outside its alphabet);
     /// refused before any lookup or cache.
     #[error("the request proof is malformed: {0}")]
@@ -437,6 +446,24 @@ impl Proof {
         now: u64,
         window: Duration,
     ) -> Result<(), ProofError> {
+        self.verify_signature(key, subject, payload)?;
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let skew_ms = now.abs_diff(self.issued_at);
+        if skew_ms > window_ms {
+            return Err(ProofError::Stale { skew_ms, window_ms });
+        }
+        Ok(())
+    }
+
+    /// Checks the payload digest and the signature over `subject` only:
+    /// events are verified whenever they are read, long after any skew
+    /// window.
+    pub(crate) fn verify_signature(
+        &self,
+        key: &nkeys::KeyPair,
+        subject: &str,
+        payload: &[u8],
+    ) -> Result<(), ProofError> {
         if payload_digest(payload) != self.payload_digest {
             return Err(ProofError::PayloadDigest);
         }
@@ -453,13 +480,7 @@ impl Proof {
             ),
             &signature,
         )
-        .map_err(|_| bad())?;
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        let skew_ms = now.abs_diff(self.issued_at);
-        if skew_ms > window_ms {
-            return Err(ProofError::Stale { skew_ms, window_ms });
-        }
-        Ok(())
+        .map_err(|_| bad())
     }
 }
 

@@ -129,6 +129,22 @@ impl ServiceRuntime {
         }
     }
 
+    /// Checks that an event of `contract` on `subject` was published by one
+    /// of that contract's services, in a deployment that authenticates
+    /// (always `Ok` without authentication).
+    pub(crate) async fn verify_event(
+        &self,
+        contract: &str,
+        subject: &str,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &[u8],
+    ) -> Result<(), crate::identity::ProofError> {
+        match &self.verifier {
+            Some(v) => v.verify_event(contract, subject, headers, payload).await,
+            None => Ok(()),
+        }
+    }
+
     /// Sets the ledger bucket the authority provisioned for this contract.
     pub(crate) fn with_ledger_bucket(mut self, bucket: Option<String>) -> Self {
         self.ledger_bucket = bucket;
@@ -168,7 +184,9 @@ impl ServiceRuntime {
             ledger: std::sync::Arc::default(),
             ledger_bucket: None,
             signer: self.signer.clone(),
-            verifier: None,
+            // Kept to verify the events of contract `id` it listens to; it
+            // serves no requests.
+            verifier: self.verifier.clone(),
             denials: self.denials.clone(),
         }
     }
