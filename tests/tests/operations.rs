@@ -361,3 +361,46 @@ async fn shutdown_answers_pending_long_polls() {
         other => panic!("expected NoResponders, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn operations_in_flight_are_bounded_and_refused_beyond() {
+    let stack = setup().await;
+    let alice = caller(&stack, "alice", &["jobs::run"]).await;
+    let serve = ServeOptions::default()
+        .operation_concurrency(1)
+        .max_operations_in_flight(3);
+    let (server, _) = provider_with(&stack, "a", serve).await;
+    // One runs, two wait for the handler slot: three in flight.
+    let running = start_endless(&alice).await;
+    let mut waiting = Vec::new();
+    for _ in 0..2 {
+        waiting.push(
+            alice
+                .operation
+                .jobs
+                .run
+                .input(job(100_000, 20))
+                .start()
+                .await
+                .expect("start"),
+        );
+    }
+    match alice.operation.jobs.run.input(job(1, 1)).start().await {
+        Err(OperationError::Refused { message, .. }) => {
+            assert!(message.contains("3 operations in flight"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Ending one frees its place.
+    running.cancel().await.expect("cancel");
+    eventually(
+        Duration::from_secs(10),
+        "a start to be accepted again",
+        || async { alice.operation.jobs.run.input(job(1, 1)).start().await.ok() },
+    )
+    .await;
+    for op in waiting {
+        op.cancel().await.expect("cancel");
+    }
+    assert!(server.shutdown(Duration::from_secs(5)).await);
+}

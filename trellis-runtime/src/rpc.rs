@@ -43,6 +43,10 @@ pub struct ServeOptions {
     pub transfer_chunk_size: usize,
     /// Chunks a sender may have unacknowledged.
     pub transfer_window: usize,
+    /// Operations this instance holds at once (recorded and not finished,
+    /// running or waiting for a handler slot); further starts are refused
+    /// with a typed error before anything is recorded.
+    pub max_operations_in_flight: usize,
     /// Send transfers this instance accepts at once (started and not yet
     /// stored); further starts are refused with a typed error.
     pub max_pending_transfers: usize,
@@ -59,6 +63,7 @@ impl Default for ServeOptions {
             transfer_idle_timeout: Duration::from_secs(30),
             transfer_chunk_size: 128 * 1024,
             transfer_window: 64,
+            max_operations_in_flight: 1024,
             max_pending_transfers: 128,
             max_pending_transfers_per_caller: 16,
         }
@@ -99,6 +104,12 @@ impl ServeOptions {
     /// Sets the transfer window (at least 1 chunk).
     pub fn transfer_window(mut self, chunks: usize) -> Self {
         self.transfer_window = chunks.max(1);
+        self
+    }
+
+    /// Sets how many operations this instance holds at once (at least 1).
+    pub fn max_operations_in_flight(mut self, n: usize) -> Self {
+        self.max_operations_in_flight = n.max(1);
         self
     }
 

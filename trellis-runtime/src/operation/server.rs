@@ -187,6 +187,8 @@ pub(crate) struct Shared {
     active: Mutex<HashMap<String, (u64, String)>>,
     changes: broadcast::Sender<String>,
     permits: Arc<Semaphore>,
+    /// Operations recorded and not finished by this instance.
+    in_flight: Arc<Semaphore>,
     /// Send transfers accepted and not yet stored, in all and by caller.
     transfers: Arc<Semaphore>,
     pending_by_caller: Mutex<HashMap<String, usize>>,
@@ -247,6 +249,7 @@ pub(crate) async fn serve(
         changes: broadcast::channel(1024).0,
         permits: Arc::new(Semaphore::new(options.operation_concurrency.max(1))),
         transfers: Arc::new(Semaphore::new(options.max_pending_transfers.max(1))),
+        in_flight: Arc::new(Semaphore::new(options.max_operations_in_flight.max(1))),
         pending_by_caller: Mutex::new(HashMap::new()),
         tasks: TaskTracker::new(),
         stop: CancellationToken::new(),
@@ -550,6 +553,15 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
                 return;
             }
         },
+    };
+    // Every operation this instance holds counts until it finishes.
+    let Ok(_in_flight) = shared.in_flight.clone().try_acquire_owned() else {
+        let body = Bytes::from(format!(
+            "the service holds {} operations in flight, its limit; try again later",
+            shared.options.max_operations_in_flight
+        ));
+        reply(client, to, "refused", HeaderMap::new(), body).await;
+        return;
     };
     // A start that will wait for bytes holds a transfer slot until they
     // are stored (or the transfer fails): bounded in all and per caller.
