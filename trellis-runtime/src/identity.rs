@@ -415,6 +415,10 @@ pub enum ProofError {
         /// The contract whose event it is.
         contract: String,
     },
+    /// The provider cannot record the request id now (its replay cache is
+    /// full of unexpired ids); retry shortly.
+    #[error("the provider is too busy to check the request id: {0}")]
+    Busy(String),
     /// A proof field is malformed (too long, or outside its alphabet);
     /// refused before any lookup or cache.
     #[error("the request proof is malformed: {0}")]

@@ -74,7 +74,7 @@ pub use store::{
 };
 pub use transfer::TransferError;
 pub use transfer::receive::{Download, DownloadStream, GrantError, Grants, ReceiveGrant};
-pub use verify::REVOCATION_BOUND;
+pub use verify::{MAX_REPLAY_ENTRIES, REVOCATION_BOUND};
 
 /// What the deployment authority (`trellis-authority`) shares with the
 /// runtime: serving an RPC surface, verifying request proofs, the subject

@@ -23,6 +23,11 @@ use crate::protocol::PrincipalRecord;
 use crate::wire::ids::now_ms;
 use crate::wire::limits::{MAX_REQUEST_ID_BYTES, is_token};
 
+/// Request ids kept at most (each under 200 bytes with its key and the
+/// map's overhead, so under 100 MiB in all): about 8,000 requests a second
+/// sustained over the 60 s an id can live.
+pub const MAX_REPLAY_ENTRIES: usize = 500_000;
+
 /// Length of an nkey public key.
 const MAX_KEY_BYTES: usize = 56;
 
@@ -55,24 +60,50 @@ impl Drop for Verifier {
     }
 }
 
-#[derive(Default)]
+/// Request ids seen within their window, by key. Entries are at most
+/// 56 + 64 bytes of key and id; there are at most `cap` of them.
 struct Replays {
     seen: HashMap<(String, String), u64>,
     pruned_ms: u64,
+    cap: usize,
+}
+
+impl Default for Replays {
+    fn default() -> Self {
+        Replays {
+            seen: HashMap::new(),
+            pruned_ms: 0,
+            cap: MAX_REPLAY_ENTRIES,
+        }
+    }
+}
+
+/// Why a request id could not be recorded.
+#[derive(Debug, PartialEq, Eq)]
+enum Replay {
+    /// Seen within its window.
+    Seen,
+    /// The cache is full of unexpired ids.
+    Full,
 }
 
 impl Replays {
-    /// Records a request id; `false` if it was seen within the window.
-    fn first_use(&mut self, key: &str, id: &str, expires_ms: u64, now: u64) -> bool {
-        if now.saturating_sub(self.pruned_ms) > 1000 {
+    /// Records a request id.
+    fn first_use(&mut self, key: &str, id: &str, expires_ms: u64, now: u64) -> Result<(), Replay> {
+        // Pruning scans every entry: once a second, or every 50 ms while
+        // full (never per request).
+        let since = now.saturating_sub(self.pruned_ms);
+        if since > 1000 || (self.seen.len() >= self.cap && since > 50) {
             self.seen.retain(|_, until| *until >= now);
             self.pruned_ms = now;
         }
+        let full = self.seen.len() >= self.cap;
         match self.seen.entry((key.to_owned(), id.to_owned())) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Occupied(_) => Err(Replay::Seen),
+            std::collections::hash_map::Entry::Vacant(_) if full => Err(Replay::Full),
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(expires_ms);
-                true
+                Ok(())
             }
         }
     }
@@ -229,13 +260,20 @@ impl Verifier {
         let expires = proof
             .issued_at
             .saturating_add(u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX));
-        let fresh = self
+        let recorded = self
             .replays
             .lock()
-            .map(|mut r| r.first_use(&proof.key, &proof.request_id, expires, now))
-            .unwrap_or(false);
-        if !fresh {
-            return Err(ProofError::Replayed(proof.request_id));
+            .map_err(|_| Replay::Full)
+            .and_then(|mut r| r.first_use(&proof.key, &proof.request_id, expires, now));
+        match recorded {
+            Ok(()) => {}
+            Err(Replay::Seen) => return Err(ProofError::Replayed(proof.request_id)),
+            Err(Replay::Full) => {
+                return Err(ProofError::Busy(format!(
+                    "{MAX_REPLAY_ENTRIES} requests were accepted within the skew window; \
+                     retry shortly"
+                )));
+            }
         }
         Ok(Principal::verified(&record))
     }
@@ -282,9 +320,28 @@ mod tests {
     #[test]
     fn replays_are_caught_and_pruned() {
         let mut r = Replays::default();
-        assert!(r.first_use("k", "a", 100, 10));
-        assert!(!r.first_use("k", "a", 100, 20));
-        assert!(r.first_use("j", "a", 100, 20));
-        assert!(r.first_use("k", "a", 5000, 2000), "pruned after expiry");
+        assert_eq!(r.first_use("k", "a", 100, 10), Ok(()));
+        assert_eq!(r.first_use("k", "a", 100, 20), Err(Replay::Seen));
+        assert_eq!(r.first_use("j", "a", 100, 20), Ok(()));
+        assert_eq!(
+            r.first_use("k", "a", 5000, 2000),
+            Ok(()),
+            "pruned after expiry"
+        );
+    }
+
+    #[test]
+    fn the_replay_cache_is_bounded() {
+        let mut r = Replays {
+            cap: 3,
+            ..Replays::default()
+        };
+        for id in ["a", "b", "c"] {
+            assert_eq!(r.first_use("k", id, 1000, 10), Ok(()));
+        }
+        assert_eq!(r.first_use("k", "d", 1000, 20), Err(Replay::Full));
+        assert_eq!(r.seen.len(), 3);
+        // Once entries expire, their room is reused.
+        assert_eq!(r.first_use("k", "d", 5000, 1001), Ok(()));
     }
 }
