@@ -160,6 +160,14 @@ async fn hostile_control_ids_are_refused_while_an_upload_completes() {
         other => panic!("the upload did not complete: {other:?}"),
     }
     list_works(&docs.client).await;
+    // nats-server closed no connection for a protocol violation.
+    let log = docs.stack.server.log().to_lowercase();
+    for closed in ["control line", "slow consumer", "protocol violation"] {
+        assert!(
+            !log.contains(closed),
+            "the server log reports `{closed}`:\n{log}"
+        );
+    }
     assert!(docs.server.shutdown(Duration::from_secs(5)).await);
 }
 
