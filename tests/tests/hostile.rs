@@ -661,3 +661,64 @@ async fn services_cannot_forge_requests_grants_or_events_through_the_server() {
         documents_service.record.capabilities
     );
 }
+
+#[tokio::test]
+async fn receive_grants_per_caller_are_bounded() {
+    let docs = documents_stack(ServeOptions::default()).await;
+    let op = docs
+        .client
+        .operation
+        .files
+        .upload
+        .input(documents::UploadInput {
+            key: "shared.txt".into(),
+            content_type: "text/plain".into(),
+            metadata: Default::default(),
+        })
+        .transfer(Bytes::from_static(b"shared"))
+        .start()
+        .await
+        .expect("upload");
+    assert!(matches!(
+        op.wait().await.expect("wait"),
+        Outcome::Completed(_)
+    ));
+    let key = documents::FileKey {
+        key: "shared.txt".into(),
+    };
+    for _ in 0..trellis_runtime::MAX_GRANTS_PER_CALLER {
+        docs.client
+            .rpc
+            .files
+            .download(&key)
+            .await
+            .expect("answered")
+            .expect("a grant");
+    }
+    match docs
+        .client
+        .rpc
+        .files
+        .download(&key)
+        .await
+        .expect("answered")
+    {
+        Err(documents::FilesError::InvalidRequest { reason }) => {
+            assert!(
+                reason.contains("unredeemed, unexpired receive grants"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Another caller is not affected.
+    let bob = documents::Client::connect(docs.stack.user("bob", DOCS_RW).await)
+        .await
+        .expect("bob");
+    bob.rpc
+        .files
+        .download(&key)
+        .await
+        .expect("answered")
+        .expect("bob's grant");
+}

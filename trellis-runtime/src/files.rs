@@ -62,6 +62,7 @@ impl From<GrantError> for FilesError {
         match e {
             GrantError::NotFound { key } => FilesError::NotFound { key },
             GrantError::Store(e) => e.into(),
+            GrantError::TooMany(reason) => FilesError::InvalidRequest { reason },
             other => FilesError::Unavailable {
                 reason: other.to_string(),
             },

@@ -74,3 +74,107 @@ pub(crate) async fn mutate_json<T: DeserializeOwned + Serialize>(
     }
     Err("writing the ledger: too many concurrent changes".to_owned())
 }
+
+/// Unexpired receive grants one caller may hold from one instance.
+pub const MAX_GRANTS_PER_CALLER: usize = 256;
+
+/// Callers whose grants one instance tracks at once.
+const MAX_GRANT_CALLERS: usize = 10_000;
+
+/// The receive grants this instance issued that are neither redeemed
+/// (here) nor expired, per caller: a caller holds at most
+/// [`MAX_GRANTS_PER_CALLER`], so neither the ledger nor this map grows with
+/// how often someone asks without downloading.
+#[derive(Debug, Default)]
+pub(crate) struct GrantQuota {
+    callers: std::sync::Mutex<std::collections::HashMap<String, Vec<(String, u64)>>>,
+}
+
+impl GrantQuota {
+    /// Counts grant `id` for `caller`, expiring at `expires_ms`, or says
+    /// why it may not be issued.
+    pub(crate) fn take(
+        &self,
+        caller: &str,
+        id: &str,
+        now_ms: u64,
+        expires_ms: u64,
+    ) -> Result<(), String> {
+        self.take_within(caller, id, now_ms, expires_ms, MAX_GRANTS_PER_CALLER)
+    }
+
+    /// Frees grant `id` of `caller` once it is redeemed.
+    pub(crate) fn release(&self, caller: &str, id: &str) {
+        let mut callers = self.callers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = callers.get_mut(caller) {
+            held.retain(|(held_id, _)| held_id != id);
+            if held.is_empty() {
+                callers.remove(caller);
+            }
+        }
+    }
+
+    fn take_within(
+        &self,
+        caller: &str,
+        id: &str,
+        now_ms: u64,
+        expires_ms: u64,
+        limit: usize,
+    ) -> Result<(), String> {
+        let mut callers = self.callers.lock().unwrap_or_else(|e| e.into_inner());
+        if !callers.contains_key(caller) && callers.len() >= MAX_GRANT_CALLERS {
+            callers.retain(|_, held| {
+                held.retain(|&(_, until)| until > now_ms);
+                !held.is_empty()
+            });
+            if callers.len() >= MAX_GRANT_CALLERS {
+                return Err(format!(
+                    "{MAX_GRANT_CALLERS} callers hold unexpired grants; try again later"
+                ));
+            }
+        }
+        let held = callers.entry(caller.to_owned()).or_default();
+        held.retain(|&(_, until)| until > now_ms);
+        if held.len() >= limit {
+            return Err(format!(
+                "`{caller}` holds {} unredeemed, unexpired receive grants (at most {limit}); \
+                 download or let some expire first",
+                held.len()
+            ));
+        }
+        held.push((id.to_owned(), expires_ms));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_per_caller_are_bounded_until_they_expire() {
+        let quota = GrantQuota::default();
+        for id in ["a", "b", "c"] {
+            assert!(quota.take_within("ann", id, 0, 100, 3).is_ok());
+        }
+        let refused = quota
+            .take_within("ann", "d", 10, 100, 3)
+            .expect_err("over the bound");
+        assert!(refused.contains("(at most 3)"), "{refused}");
+        assert!(
+            quota.take_within("bob", "e", 10, 100, 3).is_ok(),
+            "per caller"
+        );
+        quota.release("ann", "a");
+        assert!(
+            quota.take_within("ann", "f", 10, 100, 3).is_ok(),
+            "a redeemed one frees room"
+        );
+        assert!(quota.take_within("ann", "g", 10, 100, 3).is_err());
+        assert!(
+            quota.take_within("ann", "h", 101, 200, 3).is_ok(),
+            "expired ones free room"
+        );
+    }
+}

@@ -61,6 +61,7 @@ pub use consumer::{
 };
 pub use events::{EventError, EventListener, EventPublisher, EventStream, ReceivedEvent};
 pub use kv::{KvChange, KvEntry, KvError, KvHandle, KvWatch};
+pub use ledger::MAX_GRANTS_PER_CALLER;
 pub use operation::{
     OperationContext, OperationError, OperationEvents, OperationFailure, OperationRef,
     OperationStatus, Outcome, Snapshot, TransferProgress,

@@ -22,6 +22,7 @@ pub struct ServiceRuntime {
     principal: crate::principal::Principal,
     ledger: std::sync::Arc<tokio::sync::OnceCell<async_nats::jetstream::kv::Store>>,
     ledger_bucket: Option<String>,
+    grants: std::sync::Arc<crate::ledger::GrantQuota>,
     signer: Option<crate::identity::Signer>,
     verifier: Option<std::sync::Arc<crate::verify::Verifier>>,
     denials: Option<Denials>,
@@ -54,6 +55,7 @@ impl ServiceRuntime {
             principal,
             ledger: std::sync::Arc::default(),
             ledger_bucket: None,
+            grants: std::sync::Arc::default(),
             signer: None,
             verifier: None,
             denials: None,
@@ -145,6 +147,11 @@ impl ServiceRuntime {
         }
     }
 
+    /// The receive grants this service issued, per caller.
+    pub(crate) fn grant_quota(&self) -> &crate::ledger::GrantQuota {
+        &self.grants
+    }
+
     /// Sets the ledger bucket the authority provisioned for this contract.
     pub(crate) fn with_ledger_bucket(mut self, bucket: Option<String>) -> Self {
         self.ledger_bucket = bucket;
@@ -183,6 +190,7 @@ impl ServiceRuntime {
             principal: self.principal.clone(),
             ledger: std::sync::Arc::default(),
             ledger_bucket: None,
+            grants: std::sync::Arc::default(),
             signer: self.signer.clone(),
             // Kept to verify the events of contract `id` it listens to; it
             // serves no requests.

@@ -96,6 +96,9 @@ pub enum GrantError {
     /// Recording the grant failed.
     #[error("recording the grant failed: {0}")]
     State(String),
+    /// The caller holds too many unexpired grants from this service.
+    #[error("too many receive grants: {0}")]
+    TooMany(String),
 }
 
 /// Issues receive grants for the caller of one request.
@@ -151,16 +154,21 @@ impl Grants {
                 key: key.to_owned(),
             })?;
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let now = now_ms();
+        let id = crate::wire::ids::random_id();
+        self.runtime
+            .grant_quota()
+            .take(&self.principal.id, &id, now, now.saturating_add(ttl_ms))
+            .map_err(GrantError::TooMany)?;
         let record = GrantRecord {
             store: store.binding().clone(),
             key: key.to_owned(),
             principal: self.principal.id.clone(),
             size: info.size,
             digest: info.digest.clone(),
-            expires_at_ms: now_ms().saturating_add(ttl_ms),
+            expires_at_ms: now.saturating_add(ttl_ms),
             used: false,
         };
-        let id = crate::wire::ids::random_id();
         let state = self
             .runtime
             .ledger()
@@ -290,6 +298,7 @@ async fn send_download(runtime: &ServiceRuntime, state: &kv::Store, message: asy
         Ok(r) => r,
         Err(e) => return refuse(e).await,
     };
+    runtime.grant_quota().release(&principal.id, &request.grant);
     let js = async_nats::jetstream::new(client.clone());
     let handle = StoreHandle::new(js, record.store.clone());
     let object = match handle.open().await {
