@@ -236,7 +236,9 @@ async fn unknown_contract_is_a_typed_error() {
         options(&stack)
             .await
             .deployment("nowhere")
-            .request_timeout(Duration::from_millis(500)),
+            .request_timeout(Duration::from_millis(500))
+            // An absent authority is waited for up to the deadline.
+            .ready_deadline(Duration::from_secs(1)),
     )
     .await
     .expect_err("no authority");
@@ -251,9 +253,14 @@ async fn unknown_contract_is_a_typed_error() {
         "{err}"
     );
     let plain = plain_stack().await;
-    let err = v1::inventory::Service::connect(plain.options().deployment("nowhere"))
-        .await
-        .expect_err("no authority");
+    let err = v1::inventory::Service::connect(
+        plain
+            .options()
+            .deployment("nowhere")
+            .ready_deadline(Duration::from_secs(1)),
+    )
+    .await
+    .expect_err("no authority");
     assert!(err.to_string().contains("no deployment authority"), "{err}");
 }
 
@@ -397,7 +404,7 @@ async fn concurrent_reconcilers_drift_repair_and_detached_orphans() {
         .await
         .expect("accept");
     second.reconcile_now();
-    stack.authority.reconcile_now();
+    stack.authority.as_ref().expect("authority").reconcile_now();
     let state = ready(&stack.client, "inventory@v1", v1::inventory::DIGEST).await;
 
     // Exactly one stream per alias.
@@ -532,4 +539,38 @@ async fn failed_reconcile_keeps_last_good_bindings_and_running_services_work() {
     .await
     .expect_err("not ready");
     assert!(err.to_string().contains("discards"), "{err}");
+}
+
+#[tokio::test]
+async fn a_service_started_while_the_authority_is_down_connects_once_it_is_back() {
+    let mut stack = stack().await;
+    accept_ready(
+        &stack,
+        v1::inventory::MANIFEST_JSON,
+        "inventory@v1",
+        v1::inventory::DIGEST,
+    )
+    .await;
+    let options = options(&stack)
+        .await
+        .ready_deadline(Duration::from_secs(20));
+    stack.stop_authority().await;
+    let connecting = tokio::spawn(v1::inventory::Service::connect(options));
+    // Down long enough that a connect without retries would have failed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !connecting.is_finished(),
+        "connect gave up while the authority was down"
+    );
+    stack.start_authority().await;
+    let service = connecting
+        .await
+        .expect("connect task")
+        .expect("connects once the authority is back");
+    service
+        .kv
+        .levels
+        .put("back", &stock("back", 1))
+        .await
+        .expect("the service works");
 }

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
+use tracing::debug;
 
 use crate::bindings::{BindError, Bindings, Contract};
 use crate::client::{AuthorityClient, ClientError};
@@ -310,7 +311,7 @@ pub async fn connect_client(
     options: ConnectOptions,
     id: &str,
 ) -> Result<ServiceRuntime, ConnectError> {
-    let connected = nats(&options, &format!("{id} client")).await?;
+    let connected = nats_within(&options, &format!("{id} client"), Instant::now()).await?;
     Ok(ServiceRuntime::new(
         connected.client,
         &options.deployment,
@@ -322,17 +323,55 @@ pub async fn connect_client(
     .with_denials(connected.denials))
 }
 
+/// Connects to NATS, retrying with a bounded backoff until `deadline` has
+/// passed since `started`: with auth, nats-server refuses connections while
+/// the authority's callout is down (a restart, a rolling deploy), and a
+/// service starting then should wait for it rather than fail at once.
+async fn nats_within(
+    options: &ConnectOptions,
+    name: &str,
+    started: Instant,
+) -> Result<Connected, ConnectError> {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match nats(options, name).await {
+            Ok(connected) => return Ok(connected),
+            Err(e @ ConnectError::Nats { .. })
+                if started.elapsed() + delay <= options.ready_deadline =>
+            {
+                debug!(error = %e, ?delay, "NATS refused the connection; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Connects the service of contract `S`.
 pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectError> {
-    let mut connected = nats(&options, S::ID).await?;
+    let started = Instant::now();
+    let mut connected = nats_within(&options, S::ID, started).await?;
     let mut client = connected.client.clone();
     let authority = AuthorityClient::new(client.clone(), options.deployment.clone())
         .with_timeout(options.request_timeout);
-    let started = Instant::now();
     let mut delay = Duration::from_millis(20);
     let mut auth;
     let status = loop {
-        let reply = authority.bindings(S::ID, S::DIGEST).await?;
+        // An authority that is briefly away (restarting, electing its
+        // bucket's leader) is waited for within the same deadline.
+        let reply = match authority.bindings(S::ID, S::DIGEST).await {
+            Ok(reply) => reply,
+            Err(e @ (ClientError::Unavailable { .. } | ClientError::Timeout(_)))
+                if started.elapsed() + delay <= options.ready_deadline =>
+            {
+                debug!(error = %e, ?delay, "the authority does not answer yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(500));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         auth = reply.auth.clone();
         let Some(accepted) = reply.accepted_digest else {
             return Err(ConnectError::NotAccepted {

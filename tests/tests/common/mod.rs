@@ -17,7 +17,8 @@ use trellis_testing::NatsServer;
 /// from [`Stack::service`] / [`Stack::user`].
 pub struct Stack {
     pub server: NatsServer,
-    pub authority: Authority,
+    /// The running authority (`None` while a test has it stopped).
+    pub authority: Option<Authority>,
     pub client: AuthorityClient,
     /// The authority's configuration (auth settings included), for tests
     /// that start more instances.
@@ -26,6 +27,24 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// Stops the authority (its callout too: with auth, new connections
+    /// are refused until it is back).
+    pub async fn stop_authority(&mut self) {
+        if let Some(authority) = self.authority.take() {
+            authority.shutdown().await;
+        }
+    }
+
+    /// Starts an authority again with the stack's configuration.
+    pub async fn start_authority(&mut self) {
+        let client = self.server.client().await.expect("client");
+        self.authority = Some(
+            Authority::start(client, self.config.clone())
+                .await
+                .expect("authority starts again"),
+        );
+    }
+
     /// Connect options with no credentials (refused when auth is on).
     pub fn options(&self) -> ConnectOptions {
         ConnectOptions::new(self.server.url()).deployment("test")
@@ -169,7 +188,7 @@ async fn stack_on(server: NatsServer, config: AuthorityConfig) -> Stack {
     let client = AuthorityClient::new(server.client().await.expect("client"), "test");
     Stack {
         server,
-        authority,
+        authority: Some(authority),
         client,
         config,
         credentials: std::sync::Mutex::default(),
