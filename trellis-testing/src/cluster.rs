@@ -180,7 +180,12 @@ impl NatsCluster {
     fn spawn_node(&mut self, i: usize) -> Result<(), HarnessError> {
         let config = self.write_config(i)?;
         let node = &mut self.nodes[i];
-        node.child = Some(spawn_logged(&self.binary, &config, &node.log_path())?);
+        node.child = Some(spawn_logged(
+            &self.binary,
+            &config,
+            &node.log_path(),
+            std::process::Stdio::null(),
+        )?);
         Ok(())
     }
 
@@ -407,7 +412,7 @@ impl NatsCluster {
             let node = &self.nodes[i];
             let last_error =
                 match jetstream_answers(&node.url(), async_nats::ConnectOptions::new()).await {
-                    Ok(()) => match healthz(node.http_port).await {
+                    Ok(_) => match healthz(node.http_port).await {
                         Ok(()) => return Ok(()),
                         Err(e) => format!("{} /healthz: {e}", node.server_name),
                     },

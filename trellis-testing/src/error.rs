@@ -51,6 +51,29 @@ pub enum HarnessError {
         /// Every node's log.
         logs: String,
     },
+    /// Another process holds the server's store directory.
+    #[error(
+        "the JetStream store in {dir} is in use by another process{}; stop it (or use another \
+         --dir) and start again",
+        pid.map(|p| format!(" (nats-server pid {p})")).unwrap_or_default()
+    )]
+    StoreInUse {
+        /// The server directory.
+        dir: String,
+        /// The process recorded as its server, if known.
+        pid: Option<u32>,
+    },
+    /// Something else answers on the server's port.
+    #[error(
+        "another nats-server (`{found}`) answers on port {port}, not the one just started; \
+         stop it or pick another port"
+    )]
+    NotOurs {
+        /// Port.
+        port: u16,
+        /// The name the answering server reports.
+        found: String,
+    },
     /// Connecting a client failed.
     #[error("connecting to {url}: {source}")]
     Connect {

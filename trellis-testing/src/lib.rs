@@ -27,6 +27,7 @@ mod ports;
 mod probe;
 mod process;
 mod server;
+mod store_lock;
 
 pub use auth::ServerAuth;
 pub use binary::{ENV_VAR, nats_server_binary};

@@ -3,16 +3,17 @@
 use std::time::Duration;
 
 /// Whether a JetStream-enabled server at `url` accepts a connection and
-/// answers an account-info request.
+/// answers an account-info request; returns the server's name.
 pub(crate) async fn jetstream_answers(
     url: &str,
     options: async_nats::ConnectOptions,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let client = options.connect(url).await.map_err(|e| e.to_string())?;
+    let name = client.server_info().server_name;
     let js = async_nats::jetstream::new(client);
     js.query_account()
         .await
-        .map(|_| ())
+        .map(|_| name)
         .map_err(|e| e.to_string())
 }
 

@@ -12,11 +12,14 @@ pub(crate) fn kill_and_forget(mut child: Child) {
     let _ = child.wait();
 }
 
-/// Starts `binary -c config` with stdout and stderr appended to `log`.
+/// Starts `binary -c config` with stdout and stderr appended to `log`; the
+/// child inherits `stdin` (the locked store file, which it then holds for
+/// its whole life).
 pub(crate) fn spawn_logged(
     binary: &Path,
     config: &Path,
     log: &Path,
+    stdin: Stdio,
 ) -> Result<Child, HarnessError> {
     let out = std::fs::OpenOptions::new()
         .create(true)
@@ -27,7 +30,7 @@ pub(crate) fn spawn_logged(
     Command::new(binary)
         .arg("-c")
         .arg(config)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(out)
         .stderr(err)
         .spawn()

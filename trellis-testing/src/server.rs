@@ -10,6 +10,7 @@ use crate::error::{HarnessError, io};
 use crate::ports::free_port;
 use crate::probe::jetstream_answers;
 use crate::process::{kill_and_forget, kill_now, spawn_logged, stop_gracefully};
+use crate::store_lock::StoreLock;
 
 /// A running (or stopped) nats-server owned by a test.
 #[derive(Debug)]
@@ -20,6 +21,9 @@ pub struct NatsServer {
     child: Option<Child>,
     sync_always: bool,
     auth: Option<ServerAuth>,
+    /// The name this process gave its server (unique per start), to tell
+    /// it from another server on the same port.
+    name: String,
 }
 
 /// Where the server keeps config, log and store.
@@ -86,6 +90,7 @@ impl NatsServer {
             child: None,
             sync_always,
             auth,
+            name: String::new(),
         };
         server.spawn().await?;
         Ok(server)
@@ -116,6 +121,7 @@ impl NatsServer {
             child: None,
             sync_always: true,
             auth,
+            name: String::new(),
         };
         server.spawn().await?;
         Ok(server)
@@ -159,9 +165,10 @@ impl NatsServer {
             None => String::new(),
         };
         let text = format!(
-            "listen: \"127.0.0.1:{port}\"\nserver_name: \"trellis-test-{port}\"\n{auth}\
+            "listen: \"127.0.0.1:{port}\"\nserver_name: \"{name}\"\n{auth}\
              jetstream {{\n  store_dir: {store:?}\n{sync}}}\n",
             port = self.port,
+            name = self.name,
             store = self.store_dir().display().to_string(),
         );
         std::fs::write(&config, text).map_err(io("writing nats-server.conf"))?;
@@ -169,8 +176,24 @@ impl NatsServer {
     }
 
     async fn spawn(&mut self) -> Result<(), HarnessError> {
+        self.name = unique_name(self.port);
         let config = self.write_config()?;
-        self.child = Some(spawn_logged(&self.binary, &config, &self.log_path())?);
+        // One server per store: the child holds the lock for its whole
+        // life, so an orphan of a crashed parent still owns the store and
+        // is stopped (after checking it is ours) before a new one starts.
+        let lock = StoreLock::of(self.dir.path());
+        let locked = match lock.try_take()? {
+            Some(file) => file,
+            None => lock.reclaim(&config).await?,
+        };
+        let child = spawn_logged(
+            &self.binary,
+            &config,
+            &self.log_path(),
+            std::process::Stdio::from(locked),
+        )?;
+        lock.record(child.id())?;
+        self.child = Some(child);
         self.wait_ready(Duration::from_secs(10)).await
     }
 
@@ -188,7 +211,20 @@ impl NatsServer {
                 });
             }
             match jetstream_answers(&self.url(), self.options()).await {
-                Ok(()) => return Ok(()),
+                // Only our own server counts as ready.
+                Ok(name) if name == self.name => return Ok(()),
+                Ok(found) => {
+                    if let Some(child) = self.child.as_mut()
+                        && let Ok(Some(_)) = child.try_wait()
+                    {
+                        self.child = None;
+                        return Err(HarnessError::NotOurs {
+                            port: self.port,
+                            found,
+                        });
+                    }
+                    last_error = format!("`{found}` answers, not `{}`", self.name);
+                }
                 Err(e) => last_error = e,
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -257,6 +293,17 @@ impl NatsServer {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// A server name no other start uses: port, this process and a counter.
+fn unique_name(port: u16) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STARTS: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "trellis-{port}-{}-{}",
+        std::process::id(),
+        STARTS.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 impl Drop for NatsServer {

@@ -1,0 +1,138 @@
+//! `trellis dev` survives its own crash: SIGKILL leaves its nats-server
+//! running with the store; the next `trellis dev` on the same directory
+//! stops that orphan (it still holds the store's lock), takes the store
+//! over and loses nothing written before or after.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `trellis dev`, interrupted (like Ctrl-C) when dropped.
+struct Dev(Child);
+
+impl Dev {
+    fn start(port: u16, dir: &Path) -> Dev {
+        Dev(Command::new(env!("CARGO_BIN_EXE_trellis"))
+            .args(["dev", "--port", &port.to_string(), "--dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("trellis dev starts"))
+    }
+
+    /// SIGKILL to its own pid: a crash, no clean-up.
+    fn crash(mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn trellis(url: &str, creds: &Path, args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_trellis"))
+        .args(args)
+        .env("TRELLIS_URL", url)
+        .env("TRELLIS_CREDENTIALS", creds)
+        .output()
+        .expect("run trellis");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn wait_up(url: &str, creds: &Path) {
+    let started = Instant::now();
+    while !trellis(url, creds, &["status"]).0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "trellis dev did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn manifest(example: &str, id: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(example)
+        .join("contracts")
+        .join(format!("{id}.json"))
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn a_crashed_dev_stack_leaves_no_orphan_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = trellis_testing::free_port().expect("free port");
+    let url = format!("nats://127.0.0.1:{port}");
+    let operator = dir.path().join("operator.creds.json");
+
+    let dev = Dev::start(port, dir.path());
+    wait_up(&url, &operator);
+    let items = manifest("items", "items@v1");
+    let (ok, out) = trellis(
+        &url,
+        &operator,
+        &["contract", "accept", &items.display().to_string()],
+    );
+    assert!(ok, "{out}");
+    let orphan: u32 = std::fs::read_to_string(dir.path().join("nats-server.pid"))
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    dev.crash();
+    assert!(alive(orphan), "the crash leaves its nats-server running");
+
+    // The next start stops the orphan and takes its store over.
+    let dev = Dev::start(port, dir.path());
+    wait_up(&url, &operator);
+    let started = Instant::now();
+    while alive(orphan) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the orphaned nats-server {orphan} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (ok, out) = trellis(&url, &operator, &["status"]);
+    assert!(
+        ok && out.contains("items@v1"),
+        "written before the crash: {out}"
+    );
+    let documents = manifest("documents", "documents@v1");
+    let (ok, out) = trellis(
+        &url,
+        &operator,
+        &["contract", "accept", &documents.display().to_string()],
+    );
+    assert!(ok, "{out}");
+    drop(dev);
+
+    // A clean restart keeps what was written before and after the crash.
+    let _dev = Dev::start(port, dir.path());
+    wait_up(&url, &operator);
+    let (ok, out) = trellis(&url, &operator, &["status"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("items@v1") && out.contains("documents@v1"),
+        "{out}"
+    );
+}
