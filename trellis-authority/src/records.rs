@@ -99,21 +99,33 @@ impl Records {
             ttl_ms: 0,
             max_value_bytes: None,
         };
-        let kv = match js.get_key_value(&bucket).await {
-            Ok(kv) => kv,
-            Err(_) => {
+        // Creating a replicated stream right after a cluster forms (or
+        // while it is loaded) can time out before the meta leader answers:
+        // retried for a bounded time, the last error is reported.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let kv = loop {
+            let attempt = async {
+                if let Ok(kv) = js.get_key_value(&bucket).await {
+                    return Ok(kv);
+                }
                 js.get_or_create_stream(trellis_runtime::layout::kv_stream_config(
                     &binding, replicas,
                 ))
                 .await
-                .map_err(|e| AuthorityError::Storage {
-                    message: format!("cannot create the records bucket `{bucket}`: {e}"),
-                })?;
+                .map_err(|e| format!("cannot create the authority bucket `{bucket}`: {e}"))?;
                 js.get_key_value(&bucket)
                     .await
-                    .map_err(|e| AuthorityError::Storage {
-                        message: format!("cannot open the records bucket `{bucket}`: {e}"),
-                    })?
+                    .map_err(|e| format!("cannot open the authority bucket `{bucket}`: {e}"))
+            };
+            match attempt.await {
+                Ok(kv) => break kv,
+                Err(message) if std::time::Instant::now() >= deadline => {
+                    return Err(AuthorityError::Storage { message });
+                }
+                Err(message) => {
+                    tracing::debug!(%message, "retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
             }
         };
         let keys = trellis_runtime::internal::kv_handle(kv.clone(), binding);
@@ -123,7 +135,7 @@ impl Records {
         while let Err(e) = kv.entry("lock.probe").await {
             if std::time::Instant::now() >= deadline {
                 return Err(AuthorityError::Storage {
-                    message: format!("the records bucket `{bucket}` does not answer: {e}"),
+                    message: format!("the authority bucket `{bucket}` does not answer: {e}"),
                 });
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
