@@ -574,3 +574,40 @@ async fn a_service_started_while_the_authority_is_down_connects_once_it_is_back(
         .await
         .expect("the service works");
 }
+
+#[tokio::test]
+async fn a_service_connects_through_any_listed_server() {
+    let stack = stack().await;
+    accept_ready(
+        &stack,
+        v1::inventory::MANIFEST_JSON,
+        "inventory@v1",
+        v1::inventory::DIGEST,
+    )
+    .await;
+    // Three listed servers refuse (nobody listens there) and one answers;
+    // the list is tried in random order, so several connects each have to
+    // get past the dead ones.
+    let dead: Vec<String> = (0..3)
+        .map(|_| {
+            let port = trellis_testing::free_port().expect("free port");
+            format!("nats://127.0.0.1:{port}")
+        })
+        .collect();
+    for _ in 0..4 {
+        let options = options(&stack)
+            .await
+            .server(dead.join(","))
+            .ready_deadline(Duration::from_secs(5));
+        assert_eq!(options.servers().len(), 4);
+        let service = v1::inventory::Service::connect(options)
+            .await
+            .expect("connects through the live server");
+        service
+            .kv
+            .levels
+            .put("listed", &stock("listed", 1))
+            .await
+            .expect("works");
+    }
+}

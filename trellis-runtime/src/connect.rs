@@ -18,10 +18,19 @@ use crate::verify::Verifier;
 /// The environment variable naming a credential file.
 pub const CREDENTIALS_ENV: &str = "TRELLIS_CREDENTIALS";
 
+/// Server URLs from a comma-separated list (blank entries dropped).
+pub fn split_servers(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// How a service connects.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
-    url: String,
+    servers: Vec<String>,
     deployment: String,
     name: Option<String>,
     ready_deadline: Duration,
@@ -32,10 +41,13 @@ pub struct ConnectOptions {
 }
 
 impl ConnectOptions {
-    /// Connect to the NATS server at `url`, deployment `dev`.
+    /// Connect to the NATS server at `url`, deployment `dev`. A
+    /// comma-separated list names several servers of one cluster (as
+    /// `TRELLIS_URL=nats://a:4222,nats://b:4222`): the connection takes any
+    /// that answers and moves to another when it fails.
     pub fn new(url: impl Into<String>) -> Self {
         ConnectOptions {
-            url: url.into(),
+            servers: split_servers(&url.into()),
             deployment: "dev".to_owned(),
             name: None,
             ready_deadline: Duration::from_secs(30),
@@ -44,6 +56,17 @@ impl ConnectOptions {
             credentials: None,
             credentials_file: None,
         }
+    }
+
+    /// Adds server `url` to the ones the connection may use.
+    pub fn server(mut self, url: impl Into<String>) -> Self {
+        self.servers.extend(split_servers(&url.into()));
+        self
+    }
+
+    /// The servers the connection may use.
+    pub fn servers(&self) -> &[String] {
+        &self.servers
     }
 
     /// Authenticates as the principal of `credentials`: the connection
@@ -283,10 +306,10 @@ async fn nats(options: &ConnectOptions, default_name: &str) -> Result<Connected,
     }
     nats = nats.name(options.name.as_deref().unwrap_or(default_name));
     let client = nats
-        .connect(options.url.as_str())
+        .connect(options.servers.as_slice())
         .await
         .map_err(|source| ConnectError::Nats {
-            url: options.url.clone(),
+            url: options.servers.join(","),
             source,
         })?;
     Ok(match credentials {

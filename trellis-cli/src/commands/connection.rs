@@ -23,12 +23,15 @@ pub(crate) async fn client(conn: &ConnArgs) -> anyhow::Result<AuthorityClient> {
         Some(path) => trellis_runtime::identity::Credentials::load(path)?.nats_options(),
         None => async_nats::ConnectOptions::new(),
     };
-    let nats = options.connect(conn.url.as_str()).await.with_context(|| {
-        format!(
-            "connecting to NATS at {} (is `trellis dev` running? with auth, pass \
+    let nats = options
+        .connect(trellis_runtime::split_servers(&conn.url))
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to NATS at {} (is `trellis dev` running? with auth, pass \
                  --credentials or set TRELLIS_CREDENTIALS to an operator credential file)",
-            conn.url
-        )
-    })?;
+                conn.url
+            )
+        })?;
     Ok(AuthorityClient::new(nats, conn.deployment.clone()))
 }
