@@ -179,51 +179,12 @@ impl Verifier {
         Ok(decoded)
     }
 
-    /// Verifies that an event was published by a service of `contract`:
-    /// its proof (digest and signature over the subject) must come from a
-    /// registered, unrevoked service principal of that contract. No skew
-    /// window or replay cache: events are read long after they are
-    /// published, and redelivered.
-    pub(crate) async fn verify_event(
+    /// The proof in `headers` and the registered, unrevoked principal it
+    /// names; its fields are bounded before any lookup or cache.
+    async fn signer(
         &self,
-        contract: &str,
-        subject: &str,
         headers: Option<&async_nats::HeaderMap>,
-        payload: &[u8],
-    ) -> Result<(), ProofError> {
-        let proof = Proof::read(headers).ok_or(ProofError::Missing)?;
-        if proof.key.len() > MAX_KEY_BYTES || !is_token(&proof.request_id, MAX_REQUEST_ID_BYTES) {
-            return Err(ProofError::Malformed(
-                "an oversized key or event id".to_owned(),
-            ));
-        }
-        let record = self
-            .record(&proof.key)
-            .await?
-            .ok_or_else(|| ProofError::UnknownKey(proof.key.clone()))?;
-        if record.revoked {
-            return Err(ProofError::Revoked(record.id.clone()));
-        }
-        if record.kind != crate::identity::PrincipalKind::Service
-            || record.contract.as_deref() != Some(contract)
-        {
-            return Err(ProofError::NotPublisher {
-                signer: record.id.clone(),
-                contract: contract.to_owned(),
-            });
-        }
-        let key = self.decoded(&proof.key)?;
-        proof.verify_signature(&key, subject, payload)
-    }
-
-    /// Verifies a request and returns its caller.
-    pub(crate) async fn verify(
-        &self,
-        subject: &str,
-        reply: Option<&str>,
-        headers: Option<&async_nats::HeaderMap>,
-        payload: &[u8],
-    ) -> Result<Principal, ProofError> {
+    ) -> Result<(Proof, Arc<PrincipalRecord>), ProofError> {
         let proof = Proof::read(headers).ok_or(ProofError::Missing)?;
         if !is_token(&proof.request_id, MAX_REQUEST_ID_BYTES) {
             return Err(ProofError::Malformed(format!(
@@ -245,6 +206,43 @@ impl Verifier {
         if record.revoked {
             return Err(ProofError::Revoked(record.id.clone()));
         }
+        Ok((proof, record))
+    }
+
+    /// Verifies that an event was published by a service of `contract`:
+    /// its proof (digest and signature over the subject) must come from a
+    /// registered, unrevoked service principal of that contract. No skew
+    /// window or replay cache: events are read long after they are
+    /// published, and redelivered.
+    pub(crate) async fn verify_event(
+        &self,
+        contract: &str,
+        subject: &str,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &[u8],
+    ) -> Result<(), ProofError> {
+        let (proof, record) = self.signer(headers).await?;
+        if record.kind != crate::identity::PrincipalKind::Service
+            || record.contract.as_deref() != Some(contract)
+        {
+            return Err(ProofError::NotPublisher {
+                signer: record.id.clone(),
+                contract: contract.to_owned(),
+            });
+        }
+        let key = self.decoded(&proof.key)?;
+        proof.verify_signature(&key, subject, payload)
+    }
+
+    /// Verifies a request and returns its caller.
+    pub(crate) async fn verify(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &[u8],
+    ) -> Result<Principal, ProofError> {
+        let (proof, record) = self.signer(headers).await?;
         let now = now_ms();
         let key = self.decoded(&proof.key)?;
         proof.verify_with(&key, subject, payload, now, self.window)?;

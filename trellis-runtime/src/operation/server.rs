@@ -533,54 +533,39 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
             return;
         }
     };
-    // Transfers are planned (limits, key) before anything is recorded.
-    let plan = match &spec.transfer {
-        None => None,
-        Some(transfer) => match transfer
-            .plan(&message.payload, message.headers.as_ref(), &shared.options)
-            .await
-        {
-            Ok(plan) => Some(plan),
-            Err(refusal) => {
-                reply(
-                    client,
-                    to,
-                    "refused",
-                    HeaderMap::new(),
-                    Bytes::from(refusal),
-                )
-                .await;
-                return;
-            }
-        },
+    // Admission, before anything is recorded: the transfer is planned
+    // (limits, key); every operation this instance holds counts until it
+    // finishes; a start that will wait for bytes holds a transfer slot
+    // until they are stored (or the transfer fails), bounded in all and
+    // per caller. The first refusal is answered.
+    let admitted = async {
+        let plan = match &spec.transfer {
+            None => None,
+            Some(transfer) => Some(
+                transfer
+                    .plan(&message.payload, message.headers.as_ref(), &shared.options)
+                    .await?,
+            ),
+        };
+        let in_flight = shared.in_flight.clone().try_acquire_owned().map_err(|_| {
+            format!(
+                "the service holds {} operations in flight, its limit; try again later",
+                shared.options.max_operations_in_flight
+            )
+        })?;
+        let slot = match &plan {
+            None => None,
+            Some(_) => Some(TransferSlot::take(shared, &principal.id)?),
+        };
+        Ok::<_, String>((plan, in_flight, slot))
     };
-    // Every operation this instance holds counts until it finishes.
-    let Ok(_in_flight) = shared.in_flight.clone().try_acquire_owned() else {
-        let body = Bytes::from(format!(
-            "the service holds {} operations in flight, its limit; try again later",
-            shared.options.max_operations_in_flight
-        ));
-        reply(client, to, "refused", HeaderMap::new(), body).await;
-        return;
-    };
-    // A start that will wait for bytes holds a transfer slot until they
-    // are stored (or the transfer fails): bounded in all and per caller.
-    let slot = match &plan {
-        None => None,
-        Some(_) => match TransferSlot::take(shared, &principal.id) {
-            Ok(slot) => Some(slot),
-            Err(refusal) => {
-                reply(
-                    client,
-                    to,
-                    "refused",
-                    HeaderMap::new(),
-                    Bytes::from(refusal),
-                )
-                .await;
-                return;
-            }
-        },
+    let (plan, _in_flight, slot) = match admitted.await {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            let body = Bytes::from(refusal);
+            reply(client, to, "refused", HeaderMap::new(), body).await;
+            return;
+        }
     };
     let now = now_ms();
     let lease = u64::try_from(shared.options.operation_lease.as_millis()).unwrap_or(u64::MAX);

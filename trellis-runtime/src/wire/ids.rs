@@ -58,10 +58,7 @@ pub fn now_ms() -> u64 {
 
 /// Whether `id` has the shape of a [`random_id`] (also a valid subject token).
 pub(crate) fn is_id(id: &str) -> bool {
-    (16..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    id.len() >= 16 && crate::wire::limits::is_token(id, 64)
 }
 
 #[cfg(test)]
