@@ -12,46 +12,10 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use common::*;
-use documents_example::DocumentsService;
 use documents_example::documents;
-use trellis::{CallError, Outcome, RpcServer, ServeOptions};
+use trellis::{CallError, Outcome, ServeOptions};
 use trellis_runtime::rpc::surface_subject;
 use trellis_tests::ledger;
-
-/// Both documents capabilities.
-const DOCS_RW: &[&str] = &["documents::read", "documents::write"];
-
-struct Docs {
-    stack: Stack,
-    server: RpcServer,
-    client: documents::Client,
-}
-
-async fn documents_stack(options: ServeOptions) -> Docs {
-    let stack = stack().await;
-    accept_ready(
-        &stack,
-        documents::MANIFEST_JSON,
-        documents::ID,
-        documents::DIGEST,
-    )
-    .await;
-    let service = documents::Service::connect(stack.service(documents::ID).await)
-        .await
-        .expect("service");
-    let server = service
-        .serve(DocumentsService::new(&service), options)
-        .await
-        .expect("serve");
-    let client = documents::Client::connect(stack.user("alice", DOCS_RW).await)
-        .await
-        .expect("client");
-    Docs {
-        stack,
-        server,
-        client,
-    }
-}
 
 /// The concrete subject of the upload operation.
 fn upload_subject() -> String {
@@ -91,7 +55,7 @@ async fn list_works(client: &documents::Client) {
 
 #[tokio::test]
 async fn hostile_control_ids_are_refused_while_an_upload_completes() {
-    let docs = documents_stack(ServeOptions::default()).await;
+    let docs = documents_stack(Duration::ZERO, ServeOptions::default()).await;
     let (raw, signer) = docs.stack.raw_user("mallory", &[]).await;
     let signer = signer.expect("auth is on");
     let control = format!("{}.control", upload_subject());
@@ -173,7 +137,7 @@ async fn hostile_control_ids_are_refused_while_an_upload_completes() {
 
 #[tokio::test]
 async fn starts_without_a_reply_subject_create_no_records() {
-    let docs = documents_stack(ServeOptions::default()).await;
+    let docs = documents_stack(Duration::ZERO, ServeOptions::default()).await;
     let (raw, signer) = docs.stack.raw_user("alice", DOCS_RW).await;
     let signer = signer.expect("auth is on");
     let subject = upload_subject();
@@ -226,7 +190,7 @@ fn rss() -> u64 {
 
 #[tokio::test]
 async fn oversized_request_ids_and_headers_are_refused_with_a_reason() {
-    let docs = documents_stack(ServeOptions::default()).await;
+    let docs = documents_stack(Duration::ZERO, ServeOptions::default()).await;
     let (raw, signer) = docs.stack.raw_user("alice", DOCS_RW).await;
     let signer = signer.expect("auth is on");
     let manifest: serde_json::Value =
@@ -294,7 +258,7 @@ async fn oversized_request_ids_and_headers_are_refused_with_a_reason() {
 
 #[tokio::test]
 async fn a_page_over_the_payload_limit_is_a_typed_error() {
-    let docs = documents_stack(ServeOptions::default()).await;
+    let docs = documents_stack(Duration::ZERO, ServeOptions::default()).await;
     for key in ["heavy-a", "heavy-b"] {
         let op = docs
             .client
@@ -350,7 +314,7 @@ async fn upload_starts_that_never_send_are_bounded_per_caller_and_in_all() {
     let options = ServeOptions::default()
         .transfer_idle_timeout(Duration::from_secs(3))
         .max_pending_transfers(12, 4);
-    let docs = documents_stack(options).await;
+    let docs = documents_stack(Duration::ZERO, options).await;
     let subject = upload_subject();
     let start = |key: String| {
         Bytes::from(serde_json::json!({"key": key, "contentType": "text/plain"}).to_string())
@@ -482,31 +446,14 @@ async fn inject(
 
 #[tokio::test]
 async fn services_cannot_forge_requests_grants_or_events_through_the_server() {
-    let docs = documents_stack(ServeOptions::default()).await;
+    let docs = documents_stack(Duration::ZERO, ServeOptions::default()).await;
     let stack = &docs.stack;
     accept_ready(stack, ledger::MANIFEST_JSON, ledger::ID, ledger::DIGEST).await;
     let ledger_service = ledger::Service::connect(stack.service(ledger::ID).await)
         .await
         .expect("ledger service");
     // A document the forged delete aims at.
-    let op = docs
-        .client
-        .operation
-        .files
-        .upload
-        .input(documents::UploadInput {
-            key: "keep.txt".into(),
-            content_type: "text/plain".into(),
-            metadata: Default::default(),
-        })
-        .transfer(Bytes::from_static(b"precious"))
-        .start()
-        .await
-        .expect("upload");
-    assert!(matches!(
-        op.wait().await.expect("wait"),
-        Outcome::Completed(_)
-    ));
+    upload(&docs.client, "keep.txt", Bytes::from_static(b"precious")).await;
     // The ledger's projector records what it handles.
     let seen: std::sync::Arc<std::sync::Mutex<Vec<u64>>> = Default::default();
     let s = seen.clone();
@@ -664,25 +611,8 @@ async fn services_cannot_forge_requests_grants_or_events_through_the_server() {
 
 #[tokio::test]
 async fn receive_grants_per_caller_are_bounded() {
-    let docs = documents_stack(ServeOptions::default()).await;
-    let op = docs
-        .client
-        .operation
-        .files
-        .upload
-        .input(documents::UploadInput {
-            key: "shared.txt".into(),
-            content_type: "text/plain".into(),
-            metadata: Default::default(),
-        })
-        .transfer(Bytes::from_static(b"shared"))
-        .start()
-        .await
-        .expect("upload");
-    assert!(matches!(
-        op.wait().await.expect("wait"),
-        Outcome::Completed(_)
-    ));
+    let docs = documents_stack(Duration::ZERO, ServeOptions::default()).await;
+    upload(&docs.client, "shared.txt", Bytes::from_static(b"shared")).await;
     let key = documents::FileKey {
         key: "shared.txt".into(),
     };

@@ -27,73 +27,10 @@ fn options(url: &str) -> ConnectOptions {
     ConnectOptions::new(url).deployment("test")
 }
 
-/// Both documents capabilities.
-const DOCS_RW: &[&str] = &["documents::read", "documents::write"];
-
 fn serve_options() -> ServeOptions {
     ServeOptions::default()
         .transfer_idle_timeout(Duration::from_secs(2))
         .operation_lease(Duration::from_secs(2))
-}
-
-struct Docs {
-    stack: Stack,
-    server: RpcServer,
-    store: StoreHandle,
-    client: documents::Client,
-}
-
-async fn documents_stack(processing: Duration) -> Docs {
-    let stack = stack().await;
-    accept_ready(
-        &stack,
-        documents::MANIFEST_JSON,
-        documents::ID,
-        documents::DIGEST,
-    )
-    .await;
-    let service = documents::Service::connect(stack.service(documents::ID).await)
-        .await
-        .expect("service");
-    let store = service.store.uploads.clone();
-    let handlers = DocumentsService::new(&service).with_processing(processing);
-    let server = service
-        .serve(handlers, serve_options())
-        .await
-        .expect("serve");
-    let client = documents::Client::connect(stack.user("alice", DOCS_RW).await)
-        .await
-        .expect("client");
-    Docs {
-        stack,
-        server,
-        store,
-        client,
-    }
-}
-
-fn upload_input(key: &str) -> documents::UploadInput {
-    documents::UploadInput {
-        key: key.into(),
-        content_type: "application/octet-stream".into(),
-        metadata: [("origin".to_owned(), "test".to_owned())].into(),
-    }
-}
-
-async fn upload(client: &documents::Client, key: &str, data: Bytes) -> documents::UploadOutput {
-    let op = client
-        .operation
-        .files
-        .upload
-        .input(upload_input(key))
-        .transfer(data)
-        .start()
-        .await
-        .unwrap_or_else(|e| panic!("upload {key}: {e}"));
-    match op.wait().await.expect("wait") {
-        Outcome::Completed(out) => out,
-        other => panic!("upload {key} ended {other:?}"),
-    }
 }
 
 async fn download(client: &documents::Client, key: &str) -> Bytes {
@@ -124,7 +61,7 @@ async fn absent(store: &StoreHandle, key: &str) -> bool {
 
 #[tokio::test]
 async fn uploads_of_every_size_verify_end_to_end() {
-    let docs = documents_stack(Duration::ZERO).await;
+    let docs = documents_stack(Duration::ZERO, serve_options()).await;
     for (i, size) in [0, 1, 10 * MIB, 256 * MIB].into_iter().enumerate() {
         let data = content(size, i as u8);
         let key = format!("sizes/{size}.bin");
@@ -192,7 +129,7 @@ async fn uploads_of_every_size_verify_end_to_end() {
 
 #[tokio::test]
 async fn sixteen_concurrent_uploads_of_8_mib_all_verify() {
-    let docs = documents_stack(Duration::ZERO).await;
+    let docs = documents_stack(Duration::ZERO, serve_options()).await;
     let uploads = (0..16u8).map(|i| {
         let client = docs.client.clone();
         async move {
@@ -207,7 +144,7 @@ async fn sixteen_concurrent_uploads_of_8_mib_all_verify() {
 
 #[tokio::test]
 async fn limits_refuse_and_leave_nothing_stored() {
-    let docs = documents_stack(Duration::ZERO).await;
+    let docs = documents_stack(Duration::ZERO, serve_options()).await;
     // Declared over the contract's max_bytes: refused before any byte.
     let body = Body::from_reader(tokio::io::empty()).with_size(2 << 30);
     match docs
@@ -543,7 +480,7 @@ async fn a_vanished_caller_leaves_no_object() {
 
 #[tokio::test]
 async fn cancel_stops_the_transfer_or_the_handler() {
-    let docs = documents_stack(Duration::from_secs(60)).await;
+    let docs = documents_stack(Duration::from_secs(60), serve_options()).await;
     let other = documents::Client::connect(docs.stack.user("alice", DOCS_RW).await)
         .await
         .expect("client");
@@ -695,7 +632,7 @@ async fn a_nats_restart_mid_transfer_ends_verified_or_refused() {
 
 #[tokio::test]
 async fn grants_are_bounded_single_use_and_bound_to_their_caller() {
-    let docs = documents_stack(Duration::ZERO).await;
+    let docs = documents_stack(Duration::ZERO, serve_options()).await;
     let data = content(300_000, 4);
     upload(&docs.client, "granted", data.clone()).await;
     let grant = docs
@@ -773,7 +710,7 @@ async fn grants_are_bounded_single_use_and_bound_to_their_caller() {
 
 #[tokio::test]
 async fn two_thousand_downloads_from_one_store() {
-    let docs = documents_stack(Duration::ZERO).await;
+    let docs = documents_stack(Duration::ZERO, serve_options()).await;
     let data = content(4096, 5);
     upload(&docs.client, "popular", data.clone()).await;
     let started = Instant::now();
@@ -793,7 +730,7 @@ async fn two_thousand_downloads_from_one_store() {
 #[tokio::test]
 async fn killing_the_caller_process_mid_transfer_leaves_no_object() {
     use std::io::BufRead as _;
-    let docs = documents_stack(Duration::ZERO).await;
+    let docs = documents_stack(Duration::ZERO, serve_options()).await;
     let _ = docs.stack.user("slow-uploader", DOCS_RW).await;
     let creds_dir = tempfile::tempdir().expect("temp dir");
     let creds = creds_dir.path().join("uploader.creds.json");

@@ -3,41 +3,13 @@
 //! stops that orphan (it still holds the store's lock), takes the store
 //! over and loses nothing written before or after.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A running `trellis dev`, interrupted (like Ctrl-C) when dropped.
-struct Dev(Child);
-
-impl Dev {
-    fn start(port: u16, dir: &Path) -> Dev {
-        Dev(Command::new(env!("CARGO_BIN_EXE_trellis"))
-            .args(["dev", "--port", &port.to_string(), "--dir"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("trellis dev starts"))
-    }
-
-    /// SIGKILL to its own pid: a crash, no clean-up.
-    fn crash(mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
+use common::Dev;
 
 fn trellis(url: &str, creds: &Path, args: &[&str]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_trellis"))

@@ -1,20 +1,13 @@
 //! `trellis dev` with auth, driven through the binary: the operator's
 //! credential file administers principals; everything else is refused.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-struct Dev(Child);
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
+use common::Dev;
 
 fn trellis(url: &str, creds: Option<&Path>, args: &[&str]) -> (i32, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_trellis"));
@@ -40,12 +33,7 @@ fn dev_runs_with_auth_and_the_operator_manages_principals() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = trellis_testing::free_port().expect("free port");
     let url = format!("nats://127.0.0.1:{port}");
-    let _dev = Dev(Command::new(env!("CARGO_BIN_EXE_trellis"))
-        .args(["dev", "--port", &port.to_string(), "--dir"])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("trellis dev starts"));
+    let _dev = Dev::start(port, dir.path());
     let operator = dir.path().join("operator.creds.json");
     let started = Instant::now();
     while trellis(&url, Some(&operator), &["status"]).0 != 0 {

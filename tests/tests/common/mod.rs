@@ -5,11 +5,16 @@ use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use documents_example::DocumentsService;
+use documents_example::documents;
 use trellis_authority::{Authority, AuthorityConfig};
 use trellis_runtime::identity::{Credentials, PrincipalKind};
 use trellis_runtime::protocol::{ContractStatus, Phase, StatusReply};
 use trellis_runtime::{AuthorityClient, ConnectOptions};
 use trellis_testing::NatsServer;
+
+/// Both documents capabilities.
+pub const DOCS_RW: &[&str] = &["documents::read", "documents::write"];
 
 /// A server, one authority and a client of it (deployment `test`). By
 /// default the server authenticates through the authority's auth callout
@@ -412,4 +417,71 @@ pub async fn upload_document(
         .await
         .expect("upload starts");
     op.wait().await.expect("upload completes");
+}
+
+/// A documents service serving on an auth stack, and alice's client
+/// holding both documents capabilities.
+pub struct Docs {
+    pub stack: Stack,
+    pub server: trellis::RpcServer,
+    pub store: trellis::StoreHandle,
+    pub client: documents::Client,
+}
+
+/// Accepts documents, serves it (handlers taking `processing` per upload)
+/// with `options`, and connects alice.
+pub async fn documents_stack(processing: Duration, options: trellis::ServeOptions) -> Docs {
+    let stack = stack().await;
+    accept_ready(
+        &stack,
+        documents::MANIFEST_JSON,
+        documents::ID,
+        documents::DIGEST,
+    )
+    .await;
+    let service = documents::Service::connect(stack.service(documents::ID).await)
+        .await
+        .expect("service");
+    let store = service.store.uploads.clone();
+    let handlers = DocumentsService::new(&service).with_processing(processing);
+    let server = service.serve(handlers, options).await.expect("serve");
+    let client = documents::Client::connect(stack.user("alice", DOCS_RW).await)
+        .await
+        .expect("client");
+    Docs {
+        stack,
+        server,
+        store,
+        client,
+    }
+}
+
+/// An upload of `key` with one metadata entry.
+pub fn upload_input(key: &str) -> documents::UploadInput {
+    documents::UploadInput {
+        key: key.into(),
+        content_type: "application/octet-stream".into(),
+        metadata: [("origin".to_owned(), "test".to_owned())].into(),
+    }
+}
+
+/// Uploads `data` as `key` and waits until it is stored.
+pub async fn upload(
+    client: &documents::Client,
+    key: &str,
+    data: bytes::Bytes,
+) -> documents::UploadOutput {
+    let op = client
+        .operation
+        .files
+        .upload
+        .input(upload_input(key))
+        .transfer(data)
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("upload {key}: {e}"));
+    match op.wait().await.expect("wait") {
+        trellis::Outcome::Completed(out) => out,
+        other => panic!("upload {key} ended {other:?}"),
+    }
 }
