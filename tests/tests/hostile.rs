@@ -13,9 +13,14 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use common::*;
 use documents_example::documents;
+use futures::StreamExt;
 use trellis::{CallError, Outcome, ServeOptions};
 use trellis_runtime::rpc::surface_subject;
 use trellis_tests::ledger;
+
+/// Held by the tests that measure this process's RSS and by the one that
+/// holds a 256 MiB upload, so no measurement sees another test's memory.
+static MEMORY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The concrete subject of the upload operation.
 fn upload_subject() -> String {
@@ -55,12 +60,14 @@ async fn list_works(client: &documents::Client) {
 
 #[tokio::test]
 async fn hostile_control_ids_are_refused_while_an_upload_completes() {
+    let _memory = MEMORY.lock().await;
     let docs = documents_stack(Duration::ZERO, ServeOptions::default()).await;
     let (raw, signer) = docs.stack.raw_user("mallory", &[]).await;
     let signer = signer.expect("auth is on");
     let control = format!("{}.control", upload_subject());
 
-    // A 32 MiB upload runs while the hostile requests arrive.
+    // A 256 MiB upload runs while the hostile requests arrive.
+    const SIZE: usize = 256 * 1024 * 1024;
     let client = docs.client.clone();
     let upload = tokio::spawn(async move {
         let op = client
@@ -72,7 +79,7 @@ async fn hostile_control_ids_are_refused_while_an_upload_completes() {
                 content_type: "application/octet-stream".into(),
                 metadata: Default::default(),
             })
-            .transfer(Bytes::from(vec![7u8; 32 * 1024 * 1024]))
+            .transfer(Bytes::from(vec![7u8; SIZE]))
             .start()
             .await
             .expect("upload starts");
@@ -89,10 +96,11 @@ async fn hostile_control_ids_are_refused_while_an_upload_completes() {
         "an id with spaces".to_owned(),
         "a..b".to_owned(),
     ];
-    // Ten a second for three seconds, each answered `bad-request` naming
-    // the field; a list keeps answering in between.
-    for round in 0..30 {
-        let id = &ids[round % ids.len()];
+    // Ten rounds a second for ten seconds, each answered `bad-request`
+    // naming the field; a list keeps answering in between.
+    let started = std::time::Instant::now();
+    for round in 0..100u64 {
+        let id = &ids[round as usize % ids.len()];
         for op in ["get", "cancel", "wait"] {
             let payload = Bytes::from(
                 serde_json::json!({"op": op, "id": id, "after": 0, "timeoutMs": 10}).to_string(),
@@ -117,13 +125,22 @@ async fn hostile_control_ids_are_refused_while_an_upload_completes() {
         if round % 10 == 0 {
             list_works(&docs.client).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep_until((started + Duration::from_millis(100 * (round + 1))).into()).await;
     }
     match upload.await.expect("upload task") {
-        Outcome::Completed(out) => assert_eq!(out.file.size, 32 * 1024 * 1024),
+        Outcome::Completed(out) => assert_eq!(out.file.size, SIZE as u64),
         other => panic!("the upload did not complete: {other:?}"),
     }
     list_works(&docs.client).await;
+    // Neither the service's nor the caller's connection ever reconnected
+    // (a disconnect is followed by a reconnect, counted here).
+    let connects = |c: &async_nats::Client| {
+        c.statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!(connects(&docs.service_nats), 1, "the service reconnected");
+    assert_eq!(connects(&raw), 1, "the hostile caller was disconnected");
     // nats-server closed no connection for a protocol violation.
     let log = docs.stack.server.log().to_lowercase();
     for closed in ["control line", "slow consumer", "protocol violation"] {
@@ -190,6 +207,7 @@ fn rss() -> u64 {
 
 #[tokio::test]
 async fn oversized_request_ids_and_headers_are_refused_with_a_reason() {
+    let _memory = MEMORY.lock().await;
     let docs = documents_stack(Duration::ZERO, ServeOptions::default()).await;
     let (raw, signer) = docs.stack.raw_user("alice", DOCS_RW).await;
     let signer = signer.expect("auth is on");
@@ -376,6 +394,62 @@ async fn upload_starts_that_never_send_are_bounded_per_caller_and_in_all() {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn eight_thousand_idle_starts_stay_within_the_default_bounds() {
+    let _memory = MEMORY.lock().await;
+    // Default bounds: 128 pending transfers in all, 16 per caller.
+    let docs = documents_stack(Duration::ZERO, ServeOptions::default()).await;
+    let subject = upload_subject();
+    let before = rss();
+    let mut callers = Vec::new();
+    for c in 0..10 {
+        let (raw, signer) = docs.stack.raw_user(&format!("flood{c}"), DOCS_RW).await;
+        callers.push((raw, signer.expect("auth is on")));
+    }
+    let started = std::time::Instant::now();
+    let starts = futures::stream::iter(0..8000).map(|i| {
+        let (raw, signer) = &callers[i % callers.len()];
+        let subject = subject.clone();
+        async move {
+            let payload = Bytes::from(
+                serde_json::json!({"key": format!("idle-{i}"), "contentType": "text/plain"})
+                    .to_string(),
+            );
+            let answer = raw_request(raw, Some(signer), subject, payload).await;
+            (status(&answer).to_owned(), text(&answer))
+        }
+    });
+    let answers: Vec<(String, String)> = starts.buffer_unordered(64).collect().await;
+    let elapsed = started.elapsed();
+    let accepted = answers.iter().filter(|(s, _)| s == "ok").count();
+    let refused: Vec<_> = answers.iter().filter(|(s, _)| s == "refused").collect();
+    // Eight callers fill their 16 slots; the service holds 128 in all, and
+    // every other start is refused with the bound it hit.
+    assert_eq!(accepted, 128, "in {elapsed:?}");
+    assert_eq!(refused.len(), 8000 - 128, "other answers: {answers:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|(_, t)| t.contains("at most") || t.contains("its limit")),
+        "{refused:?}"
+    );
+    // Valid calls keep succeeding meanwhile.
+    list_works(&docs.client).await;
+    // 8,000 held starts grew an unbounded service by 352 MiB; bounded, the
+    // whole process (the service, the test's callers and their 8,000
+    // requests) stays well under that.
+    let grown = rss().saturating_sub(before);
+    eprintln!(
+        "8000 starts in {elapsed:?}: RSS grew by {} KiB",
+        grown / 1024
+    );
+    assert!(
+        grown < 48 * 1024 * 1024,
+        "RSS grew by {} MiB",
+        grown / 1024 / 1024
+    );
 }
 
 /// What one service can make nats-server deliver on its behalf: a message

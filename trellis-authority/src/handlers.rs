@@ -56,9 +56,9 @@ impl Inner {
     }
 }
 
-/// Where every client's replies arrive (`_INBOX.` or, with auth, the
-/// principal's own `_INBOX.<key>.`).
-const INBOX_PREFIX: &str = "_INBOX.";
+/// Where every client's replies arrive (with auth, the principal's own
+/// prefix below it).
+const INBOX_PREFIX: &str = trellis_runtime::identity::INBOXES;
 
 fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, AuthorityError> {
     serde_json::from_slice(payload).map_err(|e| AuthorityError::BadRequest {

@@ -132,7 +132,7 @@ pub(crate) fn compute(
     // Replies, download credits and probes go to inboxes: anyone may
     // publish there, only the owner may subscribe (and providers reply
     // only below the verified caller's prefix).
-    b.publish("_INBOX.>");
+    b.publish(format!("{}>", trellis_runtime::identity::INBOXES));
     // Public state is built in: every principal reads its own namespace.
     for spec in [
         trellis_runtime::state::GET,

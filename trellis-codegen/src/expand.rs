@@ -189,6 +189,13 @@ fn generate(c: &Contract) -> TokenStream {
                 ) -> ::core::result::Result<Self, ::trellis::ConnectError> {
                     ::trellis::__private::connect::<Self>(options).await
                 }
+
+                /// The NATS connection this service runs on: its statistics,
+                /// or subjects the contract does not describe but the
+                /// service's principal may use.
+                pub fn nats(&self) -> &::trellis::async_nats::Client {
+                    self.__runtime.nats()
+                }
             }
 
             impl ::trellis::__private::Contract for Service {

@@ -264,10 +264,14 @@ pub fn write_secret(path: &Path, text: &str) -> Result<(), IdentityError> {
     std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io)
 }
 
+/// Where every client's replies arrive: `_INBOX.` and, with auth, the
+/// principal's own prefix below it.
+pub const INBOXES: &str = "_INBOX.";
+
 /// The inbox prefix of a principal's connections; its NATS user may only
 /// subscribe below it, and providers only reply below it.
 pub fn inbox_prefix(public_key: &str) -> String {
-    format!("_INBOX.{public_key}")
+    format!("{INBOXES}{public_key}")
 }
 
 /// SHA-256 of a payload, as the digest header carries it.

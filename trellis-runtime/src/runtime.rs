@@ -199,8 +199,9 @@ impl ServiceRuntime {
         }
     }
 
-    /// The NATS connection.
-    pub(crate) fn nats(&self) -> &async_nats::Client {
+    /// The NATS connection this runtime uses (statistics, flush, or
+    /// subjects the contract does not describe but the principal may use).
+    pub fn nats(&self) -> &async_nats::Client {
         &self.client
     }
 

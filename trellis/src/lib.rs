@@ -2,6 +2,8 @@
 //!
 //! [`REVOCATION_BOUND`]: crate::REVOCATION_BOUND
 
+/// The NATS client every connection is made with.
+pub use async_nats;
 pub use trellis_macros::contract;
 pub use trellis_runtime::identity::{Credentials, PrincipalKind};
 pub use trellis_runtime::{

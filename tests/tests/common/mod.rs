@@ -426,6 +426,8 @@ pub struct Docs {
     pub server: trellis::RpcServer,
     pub store: trellis::StoreHandle,
     pub client: documents::Client,
+    /// The service's own NATS connection (its statistics count reconnects).
+    pub service_nats: trellis::async_nats::Client,
 }
 
 /// Accepts documents, serves it (handlers taking `processing` per upload)
@@ -443,6 +445,7 @@ pub async fn documents_stack(processing: Duration, options: trellis::ServeOption
         .await
         .expect("service");
     let store = service.store.uploads.clone();
+    let service_nats = service.nats().clone();
     let handlers = DocumentsService::new(&service).with_processing(processing);
     let server = service.serve(handlers, options).await.expect("serve");
     let client = documents::Client::connect(stack.user("alice", DOCS_RW).await)
@@ -453,6 +456,7 @@ pub async fn documents_stack(processing: Duration, options: trellis::ServeOption
         server,
         store,
         client,
+        service_nats,
     }
 }
 
