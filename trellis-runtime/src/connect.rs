@@ -38,6 +38,7 @@ pub struct ConnectOptions {
     principal: Option<Principal>,
     credentials: Option<Credentials>,
     credentials_file: Option<std::path::PathBuf>,
+    tls: crate::tls::Tls,
 }
 
 impl ConnectOptions {
@@ -55,7 +56,29 @@ impl ConnectOptions {
             principal: None,
             credentials: None,
             credentials_file: None,
+            tls: crate::tls::Tls::new(),
         }
+    }
+
+    /// Connects with TLS: trusts `tls`'s CA and presents its client
+    /// certificate, and refuses servers that do not speak TLS.
+    pub fn tls(mut self, tls: crate::tls::Tls) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Uses the TLS files named by `TRELLIS_TLS_CA`, `TRELLIS_TLS_CERT`
+    /// and `TRELLIS_TLS_KEY`, when set.
+    pub fn tls_from_env(self) -> Self {
+        let tls = crate::tls::Tls::from_env();
+        if tls.is_set() { self.tls(tls) } else { self }
+    }
+
+    /// [`ConnectOptions::credentials_from_env`] and
+    /// [`ConnectOptions::tls_from_env`]: how a deployment hands a service
+    /// its identity and trust without code changes.
+    pub fn from_env(self) -> Self {
+        self.credentials_from_env().tls_from_env()
     }
 
     /// Adds server `url` to the ones the connection may use.
@@ -233,6 +256,9 @@ pub enum ConnectError {
     /// The credentials could not be loaded.
     #[error(transparent)]
     Credentials(#[from] crate::identity::IdentityError),
+    /// A TLS file is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The deployment authenticates, but the caller verification could not
     /// start.
     #[error("starting caller verification failed: {0}")]
@@ -279,6 +305,7 @@ struct Connected {
 
 async fn nats(options: &ConnectOptions, default_name: &str) -> Result<Connected, ConnectError> {
     let credentials = options.load_credentials()?;
+    options.tls.check()?;
     let denials = credentials
         .as_ref()
         .map(|_| tokio::sync::broadcast::channel::<String>(64).0);
@@ -304,7 +331,10 @@ async fn nats(options: &ConnectOptions, default_name: &str) -> Result<Connected,
             }
         });
     }
-    nats = nats.name(options.name.as_deref().unwrap_or(default_name));
+    nats = options
+        .tls
+        .apply(nats)
+        .name(options.name.as_deref().unwrap_or(default_name));
     let client = nats
         .connect(options.servers.as_slice())
         .await

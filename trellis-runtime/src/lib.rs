@@ -49,6 +49,7 @@ mod serve;
 pub mod state;
 pub mod store;
 pub mod surface;
+pub mod tls;
 pub mod transfer;
 mod verify;
 mod wire;
@@ -73,6 +74,7 @@ pub use store::{
     Body, ListOptions, ListPage, Object, ObjectInfo, PutOptions, Store, StoreError, StoreHandle,
     StoreStatus,
 };
+pub use tls::{Tls, TlsError};
 pub use transfer::TransferError;
 pub use transfer::receive::{Download, DownloadStream, GrantError, Grants, ReceiveGrant};
 pub use verify::{MAX_REPLAY_ENTRIES, REVOCATION_BOUND};

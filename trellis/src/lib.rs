@@ -16,8 +16,8 @@ pub use trellis_runtime::{
     KvError, KvHandle, ListOptions, ListPage, Object, ObjectInfo, OperationContext, OperationError,
     OperationEvents, OperationFailure, OperationRef, OperationStatus, Outcome, Principal,
     PutOptions, ReceiveGrant, ReceivedEvent, RpcServer, ServeError, ServeOptions, Snapshot, Store,
-    StoreError, StoreHandle, StoreStatus, TransferError, TransferProgress, Unready, events, files,
-    kv, operation, rpc, store, transfer,
+    StoreError, StoreHandle, StoreStatus, Tls, TlsError, TransferError, TransferProgress, Unready,
+    events, files, kv, operation, rpc, store, transfer,
 };
 pub use trellis_runtime::{REVOCATION_BOUND, identity, state};
 

@@ -1,5 +1,6 @@
 //! The indexer service. Reads `TRELLIS_URL` (default
-//! `nats://127.0.0.1:4222`) and `TRELLIS_DEPLOYMENT` (default `dev`);
+//! `nats://127.0.0.1:4222`), `TRELLIS_DEPLOYMENT` (default `dev`),
+//! `TRELLIS_CREDENTIALS` and `TRELLIS_TLS_CA` (optional);
 //! indexes created documents until Ctrl-C.
 
 use std::io::Write as _;
@@ -18,12 +19,8 @@ async fn main() -> anyhow::Result<()> {
     let url = std::env::var("TRELLIS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
     let deployment = std::env::var("TRELLIS_DEPLOYMENT").unwrap_or_else(|_| "dev".to_owned());
     let service = Arc::new(
-        indexer::Service::connect(
-            ConnectOptions::new(url)
-                .deployment(deployment)
-                .credentials_from_env(),
-        )
-        .await?,
+        indexer::Service::connect(ConnectOptions::new(url).deployment(deployment).from_env())
+            .await?,
     );
     let task = indexer_example::run(service, |entry| {
         println!(

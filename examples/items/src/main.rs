@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
     let service = items::Service::connect(
         ConnectOptions::new(&url)
             .deployment(&deployment)
-            .credentials_from_env()
+            .from_env()
             .ready_deadline(Duration::from_secs(20)),
     )
     .await

@@ -1,5 +1,5 @@
 //! Reaching the deployment authority: the async runtime a command runs on
-//! and the authority client for `--url` / `--credentials`.
+//! and the authority client for `--url`, `--credentials` and `--tls-*`.
 
 use std::future::Future;
 
@@ -23,7 +23,16 @@ pub(crate) async fn client(conn: &ConnArgs) -> anyhow::Result<AuthorityClient> {
         Some(path) => trellis_runtime::identity::Credentials::load(path)?.nats_options(),
         None => async_nats::ConnectOptions::new(),
     };
-    let nats = options
+    let mut tls = trellis_runtime::Tls::new();
+    if let Some(ca) = &conn.tls_ca {
+        tls = tls.ca_file(ca);
+    }
+    if let (Some(cert), Some(key)) = (&conn.tls_cert, &conn.tls_key) {
+        tls = tls.client_certificate(cert, key);
+    }
+    tls.check()?;
+    let nats = tls
+        .apply(options)
         .connect(trellis_runtime::split_servers(&conn.url))
         .await
         .with_context(|| {

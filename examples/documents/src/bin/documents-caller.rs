@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
             // key is verified and its granted capabilities apply.
             .principal("documents-caller")
             .capabilities(["documents::read", "documents::write"])
-            .credentials_from_env(),
+            .from_env(),
     )
     .await
     .with_context(|| format!("connecting to {url} ({deployment})"))?;
