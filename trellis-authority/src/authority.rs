@@ -8,7 +8,9 @@ use async_nats::jetstream;
 use futures::StreamExt as _;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tracing::warn;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
 
 use crate::callout::CALLOUT_SUBJECT;
 use crate::config::AuthorityConfig;
@@ -54,6 +56,11 @@ pub struct Authority {
     wake: Arc<Notify>,
     inner: Arc<Inner>,
     public_state: Option<trellis_runtime::RpcServer>,
+    /// Ends the request, callout and reconcile loops (they unsubscribe or
+    /// finish their pass first).
+    stop: CancellationToken,
+    /// Every request and callout being handled.
+    handlers: TaskTracker,
 }
 
 impl std::fmt::Debug for Authority {
@@ -105,49 +112,62 @@ impl Authority {
             sessions: std::sync::Mutex::default(),
         });
         let subject = authority_subject(&config.deployment, "*");
-        let mut requests = client
+        let requests = client
             .queue_subscribe(subject, format!("trellis-authority-{}", config.deployment))
             .await?;
         let mut tasks = Vec::new();
+        let stop = CancellationToken::new();
+        let handlers = TaskTracker::new();
         if config.auth.is_some() {
-            let mut callouts = client
+            let callouts = client
                 .queue_subscribe(
                     CALLOUT_SUBJECT,
                     format!("trellis-callout-{}", config.deployment),
                 )
                 .await?;
             let inner = inner.clone();
-            tasks.push(tokio::spawn(async move {
-                while let Some(message) = callouts.next().await {
+            tasks.push(tokio::spawn(serve_until(
+                callouts,
+                stop.clone(),
+                handlers.clone(),
+                move |message| {
                     let inner = inner.clone();
-                    tokio::spawn(async move { inner.callout(message).await });
-                }
-            }));
+                    async move { inner.callout(message).await }
+                },
+            )));
         }
         trellis_runtime::internal::confirm_subscriptions(&client)
             .await
             .map_err(|e| StartError::Confirm(e.to_string()))?;
         let server = {
             let inner = inner.clone();
-            tokio::spawn(async move {
-                while let Some(message) = requests.next().await {
+            tokio::spawn(serve_until(
+                requests,
+                stop.clone(),
+                handlers.clone(),
+                move |message| {
                     let inner = inner.clone();
-                    tokio::spawn(async move { inner.handle(message).await });
-                }
-            })
+                    async move { inner.handle(message).await }
+                },
+            ))
         };
         let reconciler = {
             let inner = inner.clone();
+            let stop = stop.clone();
             tokio::spawn(async move {
-                loop {
+                // A pass is never cut short by a drain: it ends, then the
+                // loop stops.
+                while !stop.is_cancelled() {
                     if let Err(e) = inner.reconciler.pass().await {
                         warn!(error = %e, "reconcile pass failed");
                     }
-                    let _ = tokio::time::timeout(
-                        inner.config.reconcile_interval,
-                        inner.wake.notified(),
-                    )
-                    .await;
+                    tokio::select! {
+                        _ = tokio::time::timeout(
+                            inner.config.reconcile_interval,
+                            inner.wake.notified(),
+                        ) => {}
+                        () = stop.cancelled() => {}
+                    }
                 }
             })
         };
@@ -159,6 +179,8 @@ impl Authority {
             wake,
             inner,
             public_state,
+            stop,
+            handlers,
         })
     }
 
@@ -177,8 +199,41 @@ impl Authority {
         self.wake.notify_one();
     }
 
-    /// Stops serving and reconciling.
+    /// Stops gracefully: unsubscribes (other instances take new requests
+    /// and callouts), handles what was already received, lets the current
+    /// reconcile pass end, and stops the public state service; waits up to
+    /// `grace` in all, then aborts the rest. Returns whether everything
+    /// finished in time.
+    pub async fn drain(mut self, grace: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + grace;
+        self.stop.cancel();
+        let mut finished = true;
+        for task in self.tasks.drain(..) {
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                abort.abort();
+                finished = false;
+            }
+        }
+        self.handlers.close();
+        if tokio::time::timeout_at(deadline, self.handlers.wait())
+            .await
+            .is_err()
+        {
+            finished = false;
+        }
+        if let Some(server) = self.public_state.take() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            finished &= server.shutdown(left).await;
+        }
+        info!(finished, "authority drained");
+        finished
+    }
+
+    /// Stops serving and reconciling at once (in-flight requests are
+    /// dropped; see [`Authority::drain`]).
     pub async fn shutdown(mut self) {
+        self.stop.cancel();
         if let Some(server) = self.public_state.take() {
             server.abort();
         }
@@ -238,6 +293,42 @@ async fn start_public_state(
     public_state::serve(&runtime, data, authority_records.clone())
         .await
         .map_err(|e| StartError::PublicState(e.to_string()))
+}
+
+/// Hands every message of `subscription` to `handle` (tracked by
+/// `handlers`) until `stop`; then unsubscribes and still handles what the
+/// subscription had already received, so nothing accepted is dropped.
+async fn serve_until<F, Fut>(
+    mut subscription: async_nats::Subscriber,
+    stop: CancellationToken,
+    handlers: TaskTracker,
+    handle: F,
+) where
+    F: Fn(async_nats::Message) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        tokio::select! {
+            message = subscription.next() => match message {
+                Some(message) => {
+                    handlers.spawn(handle(message));
+                }
+                None => return,
+            },
+            () = stop.cancelled() => break,
+        }
+    }
+    if let Err(e) = subscription.unsubscribe().await {
+        warn!(error = %e, "unsubscribing at drain failed");
+        return;
+    }
+    // Already delivered to this instance: handle it (bounded by what the
+    // server sent before the unsubscribe).
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_millis(200), subscription.next()).await
+    {
+        handlers.spawn(handle(message));
+    }
 }
 
 fn next_instance() -> u64 {

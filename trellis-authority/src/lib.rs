@@ -30,6 +30,8 @@ pub mod provision;
 pub mod public_state;
 mod reconcile;
 pub(crate) mod records;
+pub mod settings;
 
 pub use authority::{Authority, StartError};
 pub use config::AuthorityConfig;
+pub use settings::{Settings, SettingsError};

@@ -43,14 +43,92 @@ pub enum Command {
     Revoke(RevokeArgs),
     /// Delete a detached (orphaned) resource and its data.
     Purge(PurgeArgs),
+    /// Run the deployment authority against an existing NATS deployment,
+    /// or write the keys and configuration to start one.
+    Authority {
+        /// The authority command.
+        #[command(subcommand)]
+        command: AuthorityCommand,
+    },
+}
+
+/// `trellis authority ...` commands.
+#[derive(Debug, Subcommand)]
+pub enum AuthorityCommand {
+    /// Run the authority from a settings file until SIGTERM or Ctrl-C
+    /// (in-flight requests and the current reconcile pass finish first).
+    Run(AuthorityRunArgs),
+    /// Write keys, an `authority.toml` and nats-server configurations for
+    /// a new deployment.
+    Init(AuthorityInitArgs),
+}
+
+/// Arguments of `trellis authority run`.
+#[derive(Debug, Args)]
+pub struct AuthorityRunArgs {
+    /// The settings file (see `docs/deploy.md`); `TRELLIS_AUTHORITY_*`
+    /// environment variables override its values.
+    #[arg(long, value_name = "FILE", default_value = "authority.toml")]
+    pub config: PathBuf,
+}
+
+/// Arguments of `trellis authority init`.
+#[derive(Debug, Args)]
+pub struct AuthorityInitArgs {
+    /// Directory to write into (created; existing files are never
+    /// overwritten).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Number of nats-servers (1, or 3 and more for a JetStream cluster).
+    #[arg(long, default_value_t = 1)]
+    pub servers: usize,
+    /// Also write a CA and server and client certificates, and turn TLS
+    /// on for clients and routes.
+    #[arg(long)]
+    pub tls: bool,
+    /// Deployment name.
+    #[arg(long, default_value = "main")]
+    pub deployment: String,
+    /// Host the servers listen on and are reached at (also in the
+    /// certificates).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Client port of the first server; server `i` listens on this + i.
+    #[arg(long, default_value_t = 4222)]
+    pub client_port: u16,
+    /// Route port of the first server (clusters).
+    #[arg(long, default_value_t = 6222)]
+    pub cluster_port: u16,
+    /// Monitoring (HTTP) port of the first server.
+    #[arg(long, default_value_t = 8222)]
+    pub http_port: u16,
 }
 
 /// Where the deployment authority is reached.
 #[derive(Debug, Clone, Args)]
 pub struct ConnArgs {
-    /// NATS server URL.
+    /// NATS server URL (a comma-separated list names several servers).
     #[arg(long, env = "TRELLIS_URL", default_value = "nats://127.0.0.1:4222")]
     pub url: String,
+    /// CA certificate (PEM) to trust for TLS connections; implies TLS.
+    #[arg(long, env = "TRELLIS_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for servers that verify clients.
+    #[arg(
+        long,
+        env = "TRELLIS_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Key (PEM) of the client certificate.
+    #[arg(
+        long,
+        env = "TRELLIS_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
     /// Deployment name.
     #[arg(long, env = "TRELLIS_DEPLOYMENT", default_value = "dev")]
     pub deployment: String,

@@ -8,6 +8,8 @@
 //! trellis status | purge <physical>
 //! trellis principal add <kind> <id> --out <file> [--user U] [--contract C]
 //! trellis principal list | grant <principal> <cap>... [--remove] | revoke <principal>
+//! trellis authority init --out <dir> [--servers N] [--tls]
+//! trellis authority run --config authority.toml
 //! ```
 //!
 //! `trellis dev` starts a loopback nats-server through `trellis-testing`,
@@ -25,7 +27,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use crate::cli::{Cli, Command, ContractCommand, PrincipalCommand};
+use crate::cli::{AuthorityCommand, Cli, Command, ContractCommand, PrincipalCommand};
 use crate::outcome::Outcome;
 
 fn main() -> ExitCode {
@@ -53,6 +55,12 @@ fn main() -> ExitCode {
         Command::Grant(args) => commands::connection::block_on(commands::principals::grant(args)),
         Command::Revoke(args) => commands::connection::block_on(commands::principals::revoke(args)),
         Command::Purge(args) => commands::connection::block_on(commands::authority::purge(args)),
+        Command::Authority {
+            command: AuthorityCommand::Run(args),
+        } => commands::run::run(&args),
+        Command::Authority {
+            command: AuthorityCommand::Init(args),
+        } => commands::init::run(&args),
         #[cfg(feature = "dev")]
         Command::Dev(args) => commands::connection::block_on(commands::dev::run(args)),
     };

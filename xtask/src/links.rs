@@ -2,8 +2,9 @@
 //!
 //! A service binary links `trellis-runtime`; it must not compile the Rust
 //! parser, the code generator, the manifest model or the control plane. An
-//! operator build of the CLI (`--no-default-features`) must not link the
-//! test harness or the in-process authority that only `trellis dev` uses.
+//! operator build of the CLI (`--no-default-features`) runs the authority
+//! (`trellis authority run`) but must not link the test harness that only
+//! `trellis dev` uses.
 //! Proc macros run at build time and are not linked, so they are left out
 //! (`-e normal,no-proc-macro`).
 
@@ -45,12 +46,7 @@ const RULES: &[Rule] = &[
     Rule {
         package: "trellis-cli",
         features: &["--no-default-features"],
-        forbidden: &[
-            "syn",
-            "trellis-codegen",
-            "trellis-testing",
-            "trellis-authority",
-        ],
+        forbidden: &["syn", "trellis-codegen", "trellis-testing"],
         why: "an operator build of the CLI; only the `dev` feature links the harness",
     },
 ];

@@ -15,4 +15,6 @@ pub mod authority;
 pub mod connection;
 #[cfg(feature = "dev")]
 pub mod dev;
+pub mod init;
 pub mod principals;
+pub mod run;
