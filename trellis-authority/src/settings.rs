@@ -323,6 +323,7 @@ impl Settings {
                 .tls
                 .apply(options)
                 .name(format!("trellis-authority-{}", self.deployment))
+                .ping_interval(trellis_runtime::DEFAULT_PING_INTERVAL)
                 .max_reconnects(None);
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let error =

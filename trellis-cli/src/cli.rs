@@ -90,10 +90,12 @@ pub struct AuthorityInitArgs {
     #[arg(long, default_value = "main")]
     pub deployment: String,
     /// Host the servers listen on and are reached at (also in the
-    /// certificates).
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
-    /// Client port of the first server; server `i` listens on this + i.
+    /// certificates): one for every server, or one per server
+    /// (comma-separated or repeated, in server order).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+    pub host: Vec<String>,
+    /// Client port of the first server on a host; each further server on
+    /// the same host uses the next port.
     #[arg(long, default_value_t = 4222)]
     pub client_port: u16,
     /// Route port of the first server (clusters).

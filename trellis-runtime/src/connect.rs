@@ -39,7 +39,13 @@ pub struct ConnectOptions {
     credentials: Option<Credentials>,
     credentials_file: Option<std::path::PathBuf>,
     tls: crate::tls::Tls,
+    ping_interval: Duration,
 }
+
+/// How often a connection pings its server by default: a server cut off
+/// by a partition (no reset, just silence) is noticed after two missed
+/// pings, and the connection moves to another server.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
 
 impl ConnectOptions {
     /// Connect to the NATS server at `url`, deployment `dev`. A
@@ -57,7 +63,16 @@ impl ConnectOptions {
             credentials: None,
             credentials_file: None,
             tls: crate::tls::Tls::new(),
+            ping_interval: DEFAULT_PING_INTERVAL,
         }
+    }
+
+    /// How often the connection pings its server (default
+    /// [`DEFAULT_PING_INTERVAL`]); two unanswered pings make it reconnect
+    /// elsewhere.
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval;
+        self
     }
 
     /// Connects with TLS: trusts `tls`'s CA and presents its client
@@ -334,6 +349,7 @@ async fn nats(options: &ConnectOptions, default_name: &str) -> Result<Connected,
     nats = options
         .tls
         .apply(nats)
+        .ping_interval(options.ping_interval)
         .name(options.name.as_deref().unwrap_or(default_name));
     let client = nats
         .connect(options.servers.as_slice())

@@ -31,23 +31,104 @@ pub(crate) async fn open(
         })
 }
 
-/// Reads the JSON value under `key`, with its revision.
+/// How long a ledger read or write keeps retrying a failure that a
+/// failover explains (a timeout, no responders, a leaderless stream): a
+/// stream elects a new leader within seconds of losing a node, and an
+/// operation whose record cannot move from one state to the next would
+/// otherwise stay stuck in it.
+pub(crate) const TRANSIENT_WINDOW: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Runs `attempt` until it succeeds or fails for a reason other than a
+/// transient one, retrying transient failures with backoff for at most
+/// [`TRANSIENT_WINDOW`].
+pub(crate) async fn retry_transient<T, F, Fut>(mut attempt: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Attempt>>,
+{
+    let deadline = tokio::time::Instant::now() + TRANSIENT_WINDOW;
+    let mut pause = std::time::Duration::from_millis(50);
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(Attempt::Final(e)) => return Err(e),
+            Err(Attempt::Transient(e)) => {
+                if tokio::time::Instant::now() + pause >= deadline {
+                    return Err(e);
+                }
+                tracing::debug!(error = %e, "ledger unavailable; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// How one ledger request failed.
+pub(crate) enum Attempt {
+    /// Worth retrying: the cluster is electing a leader or a server died.
+    Transient(String),
+    /// Not worth retrying.
+    Final(String),
+}
+
+impl Attempt {
+    /// Classifies a JetStream error by its text: timeouts, missing
+    /// responders and leaderless streams are transient.
+    pub(crate) fn of(what: &str, e: &dyn std::fmt::Display) -> Attempt {
+        let text = format!("{what}: {e}");
+        let lower = text.to_lowercase();
+        if [
+            "timed out",
+            "no responders",
+            "no leader",
+            "not current",
+            "unavailable",
+        ]
+        .iter()
+        .any(|w| lower.contains(w))
+        {
+            Attempt::Transient(text)
+        } else {
+            Attempt::Final(text)
+        }
+    }
+}
+
+/// Reads the JSON value under `key`, with its revision, from the stream
+/// leader: read-your-writes across a cluster. A direct get may be served
+/// by a replica that has not applied the latest write yet, and a reader
+/// woken by that write (an operation's `wait`) would then sleep through it.
+/// Transient failures are retried (see [`TRANSIENT_WINDOW`]).
 pub(crate) async fn read_json<T: DeserializeOwned>(
     kv: &kv::Store,
     key: &str,
 ) -> Result<Option<(u64, T)>, String> {
-    let entry = kv
-        .entry(key)
-        .await
-        .map_err(|e| format!("reading the ledger: {e}"))?;
-    match entry {
-        Some(entry) if entry.operation == kv::Operation::Put => {
-            let value = serde_json::from_slice(&entry.value)
-                .map_err(|e| format!("ledger record `{key}` does not decode: {e}"))?;
-            Ok(Some((entry.revision, value)))
+    let subject = format!("{}{key}", kv.prefix);
+    let found = retry_transient(|| async {
+        match kv.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => Ok(Some(message)),
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+                Ok(None)
+            }
+            Err(e) => Err(Attempt::of("reading the ledger", &e)),
         }
-        _ => Ok(None),
+    })
+    .await?;
+    let Some(message) = found else {
+        return Ok(None);
+    };
+    // Deletes and purges leave a marker whose operation header says so.
+    if message
+        .headers
+        .get("KV-Operation")
+        .is_some_and(|op| matches!(op.as_str(), "DEL" | "PURGE"))
+    {
+        return Ok(None);
     }
+    let value = serde_json::from_slice(&message.payload)
+        .map_err(|e| format!("ledger record `{key}` does not decode: {e}"))?;
+    Ok(Some((message.sequence, value)))
 }
 
 /// Applies `change` to the JSON value under `key` with compare-and-set,
@@ -65,11 +146,21 @@ pub(crate) async fn mutate_json<T: DeserializeOwned + Serialize>(
         if !change(&mut value) {
             return Ok(Some((revision, value)));
         }
-        let bytes = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
-        match kv.update(key, bytes.into(), revision).await {
-            Ok(revision) => return Ok(Some((revision, value))),
-            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
-            Err(e) => return Err(format!("writing the ledger: {e}")),
+        let bytes = bytes::Bytes::from(serde_json::to_vec(&value).map_err(|e| e.to_string())?);
+        // A write that timed out may still have been applied: the retry
+        // then meets a newer revision and re-reads (the change is applied
+        // to the current value, never twice to a stale one).
+        let written = retry_transient(|| async {
+            match kv.update(key, bytes.clone(), revision).await {
+                Ok(revision) => Ok(Some(revision)),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+                Err(e) => Err(Attempt::of("writing the ledger", &e)),
+            }
+        })
+        .await?;
+        match written {
+            Some(revision) => return Ok(Some((revision, value))),
+            None => continue,
         }
     }
     Err("writing the ledger: too many concurrent changes".to_owned())

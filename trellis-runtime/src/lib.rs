@@ -56,7 +56,7 @@ mod wire;
 
 pub use bindings::{BindError, Bindings};
 pub use client::{AuthorityClient, ClientError};
-pub use connect::{ConnectError, ConnectOptions, Unready, split_servers};
+pub use connect::{ConnectError, ConnectOptions, DEFAULT_PING_INTERVAL, Unready, split_servers};
 pub use consumer::{
     Acker, Consumed, ConsumerError, ConsumerTask, Deliveries, Delivery, EventConsumer, Rejected,
 };

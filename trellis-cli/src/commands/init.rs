@@ -72,7 +72,7 @@ fn outputs(plan: &Plan, dir: &str) -> anyhow::Result<(Vec<Output>, String)> {
     }
     let mut expires = None;
     if plan.tls {
-        let certs = tls::generate(&plan.deployment, &plan.host)?;
+        let certs = tls::generate(&plan.deployment, &plan.hosts())?;
         out.extend([
             Output::public("tls/ca.pem", certs.ca),
             Output::secret("tls/ca-key.pem", certs.ca_key),

@@ -1,5 +1,9 @@
-//! Shared by the CLI tests that drive `trellis dev`.
+//! Shared by the CLI tests: `trellis dev`, and deployments built from
+//! `trellis authority init` for the fault tests.
 #![allow(dead_code)]
+
+pub mod deployment;
+pub mod netns;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

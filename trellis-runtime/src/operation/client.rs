@@ -17,8 +17,11 @@ use crate::transfer::{CHUNK_SIZE_HEADER, WINDOW_HEADER};
 use crate::transfer::{SIZE_HEADER, outbound};
 use crate::wire::reply::RawReply;
 
-/// How long one `wait` long poll may be held by the provider.
-const LONG_POLL: Duration = Duration::from_secs(20);
+/// How long one `wait` long poll may be held by the provider. Short, so a
+/// poll lost in a failover (NATS requests are at most once) costs at most
+/// this plus the request timeout before the caller learns of it; a poll
+/// per operation every few seconds costs next to nothing.
+const LONG_POLL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 struct Target {

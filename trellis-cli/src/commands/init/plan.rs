@@ -16,8 +16,6 @@ const MAX_SERVERS: usize = 9;
 pub struct Plan {
     /// Deployment name.
     pub deployment: String,
-    /// Host every server listens on and is reached at.
-    pub host: String,
     /// The servers, in order (`n1`, `n2`, ...).
     pub servers: Vec<Server>,
     /// Whether clients and routes use TLS.
@@ -29,6 +27,8 @@ pub struct Plan {
 pub struct Server {
     /// `server_name`, also its config file's stem (`n1`).
     pub name: String,
+    /// Host it listens on and is reached at.
+    pub host: String,
     /// Client port.
     pub client_port: u16,
     /// Route port (clusters only).
@@ -42,8 +42,21 @@ impl Plan {
     pub fn new(args: &AuthorityInitArgs) -> anyhow::Result<Plan> {
         check_count(args.servers)?;
         check_deployment(&args.deployment)?;
-        check_host(&args.host)?;
         let n = args.servers;
+        let hosts: Vec<String> = match args.host.as_slice() {
+            [one] => vec![one.clone(); n],
+            many if many.len() == n => many.to_vec(),
+            many => bail!(
+                "--host: {} hosts for {n} servers; give one for all or one per server",
+                many.len()
+            ),
+        };
+        for host in &hosts {
+            check_host(host)?;
+        }
+        // A server's ports: the base plus the number of earlier servers on
+        // the same host.
+        let slot = |i: usize| hosts[..i].iter().filter(|h| **h == hosts[i]).count();
         let mut ports = vec![
             ("--client-port", args.client_port),
             ("--http-port", args.http_port),
@@ -54,34 +67,49 @@ impl Plan {
         let mut used = BTreeSet::new();
         for (flag, base) in ports {
             ensure!(base != 0, "{flag} 0: servers need fixed ports");
-            for i in 0..n {
-                let Some(port) = offset(base, i) else {
+            for (i, host) in hosts.iter().enumerate() {
+                let Some(port) = offset(base, slot(i)) else {
                     bail!(
-                        "{flag} {base}: server n{} would need port {base} + {i}, above 65535",
-                        i + 1
+                        "{flag} {base}: server n{} would need port {base} + {}, above 65535",
+                        i + 1,
+                        slot(i)
                     );
                 };
                 ensure!(
-                    used.insert(port),
-                    "{flag} {base}: port {port} is already used by another range \
-                     (--client-port, --cluster-port and --http-port each need {n} free ports)"
+                    used.insert((host.clone(), port)),
+                    "{flag} {base}: port {port} of {host} is already used by another range \
+                     (--client-port, --cluster-port and --http-port each need a free port \
+                     per server on a host)"
                 );
             }
         }
-        let servers = (0..n)
-            .map(|i| Server {
+        let servers = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| Server {
                 name: format!("n{}", i + 1),
-                client_port: offset(args.client_port, i).unwrap_or_default(),
-                cluster_port: offset(args.cluster_port, i).unwrap_or_default(),
-                http_port: offset(args.http_port, i).unwrap_or_default(),
+                host: host.clone(),
+                client_port: offset(args.client_port, slot(i)).unwrap_or_default(),
+                cluster_port: offset(args.cluster_port, slot(i)).unwrap_or_default(),
+                http_port: offset(args.http_port, slot(i)).unwrap_or_default(),
             })
             .collect();
         Ok(Plan {
             deployment: args.deployment.clone(),
-            host: args.host.clone(),
             servers,
             tls: args.tls,
         })
+    }
+
+    /// Every distinct host, in server order (the certificate names them).
+    pub fn hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = Vec::new();
+        for s in &self.servers {
+            if !hosts.contains(&s.host) {
+                hosts.push(s.host.clone());
+            }
+        }
+        hosts
     }
 
     /// Whether the servers form a cluster.
@@ -94,6 +122,17 @@ impl Plan {
         if self.clustered() { 3 } else { 1 }
     }
 
+    /// Every server's client URL: `tls://` with TLS, else `nats://`.
+    pub fn urls(&self) -> Vec<String> {
+        let scheme = if self.tls { "tls" } else { "nats" };
+        self.servers
+            .iter()
+            .map(|s| format!("{scheme}://{}", s.address(s.client_port)))
+            .collect()
+    }
+}
+
+impl Server {
     /// `host:port` (IPv6 hosts in brackets), as `listen` and URLs spell it.
     pub fn address(&self, port: u16) -> String {
         if self.host.parse::<std::net::Ipv6Addr>().is_ok() {
@@ -101,15 +140,6 @@ impl Plan {
         } else {
             format!("{}:{port}", self.host)
         }
-    }
-
-    /// Every server's client URL: `tls://` with TLS, else `nats://`.
-    pub fn urls(&self) -> Vec<String> {
-        let scheme = if self.tls { "tls" } else { "nats" };
-        self.servers
-            .iter()
-            .map(|s| format!("{scheme}://{}", self.address(s.client_port)))
-            .collect()
     }
 }
 
@@ -180,7 +210,7 @@ mod tests {
             servers,
             tls: false,
             deployment: "main".to_owned(),
-            host: "127.0.0.1".to_owned(),
+            host: vec!["127.0.0.1".to_owned()],
             client_port: 4222,
             cluster_port: 6222,
             http_port: 8222,
@@ -213,12 +243,33 @@ mod tests {
         assert!(error(&a).contains("--deployment"));
         for host in ["0.0.0.0", "bad host", "-x.example", ""] {
             let mut a = args(1);
-            a.host = host.to_owned();
+            a.host = vec![host.to_owned()];
             assert!(error(&a).contains("--host"), "{host}");
         }
         let mut a = args(1);
-        a.host = "::1".to_owned();
+        a.host = vec!["::1".to_owned()];
         a.tls = true;
         assert_eq!(Plan::new(&a).expect("valid").urls(), ["tls://[::1]:4222"]);
+    }
+
+    #[test]
+    fn one_host_per_server_keeps_the_base_ports() {
+        let mut a = args(3);
+        a.host = ["10.0.0.1", "10.0.0.2", "10.0.0.1"]
+            .map(str::to_owned)
+            .to_vec();
+        let plan = Plan::new(&a).expect("valid");
+        assert_eq!(
+            plan.urls(),
+            [
+                "nats://10.0.0.1:4222",
+                "nats://10.0.0.2:4222",
+                "nats://10.0.0.1:4223"
+            ]
+        );
+        assert_eq!(plan.servers[2].cluster_port, 6223);
+        assert_eq!(plan.hosts(), ["10.0.0.1", "10.0.0.2"]);
+        a.host.pop();
+        assert!(error(&a).contains("2 hosts for 3 servers"), "{}", error(&a));
     }
 }

@@ -64,9 +64,7 @@ pub fn render(plan: &Plan, dir: &str, expires: Option<&str>) -> String {
             "The server and client certificates are valid until {expires}."
         );
     }
-    r.push_str(
-        "\nStart the servers (adapt nats/*.conf first when they run on separate machines):\n",
-    );
+    r.push_str("\nStart the servers (each on the machine its `listen` address belongs to):\n");
     for server in &plan.servers {
         let config = format!("{dir}/nats/{}.conf", server.name);
         let _ = writeln!(r, "  nats-server -c {}", shell_word(&config));

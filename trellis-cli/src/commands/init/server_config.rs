@@ -58,13 +58,13 @@ pub fn render(plan: &Plan, keys: &Keys, dir: &str, i: usize) -> String {
         deployment = plan.deployment,
         n = plan.servers.len(),
         adapt = if plan.clustered() {
-            "Servers on separate machines: change the host in `listen`, `http`, the\n\
-             # cluster's `listen` and `routes`, and the certificates' names."
+            "Other addresses: run `init` again with `--host` (one per server), or change\n\
+             # `listen`, `http`, the cluster's `listen` and `routes`, and the certificates."
         } else {
             "Another host: change it in `listen` and `http`, and the certificates' names."
         },
-        client = plan.address(server.client_port),
-        http = plan.address(server.http_port),
+        client = server.address(server.client_port),
+        http = server.address(server.http_port),
     );
     if plan.tls {
         let _ = write!(
@@ -81,7 +81,7 @@ pub fn render(plan: &Plan, keys: &Keys, dir: &str, i: usize) -> String {
             .servers
             .iter()
             .filter(|peer| peer.name != *name)
-            .map(|peer| format!("    \"nats-route://{}\"\n", plan.address(peer.cluster_port)))
+            .map(|peer| format!("    \"nats-route://{}\"\n", peer.address(peer.cluster_port)))
             .collect();
         let _ = write!(
             c,
@@ -90,7 +90,7 @@ pub fn render(plan: &Plan, keys: &Keys, dir: &str, i: usize) -> String {
              cluster {{\n\
              \x20 name: trellis\n\
              \x20 listen: \"{listen}\"\n",
-            listen = plan.address(server.cluster_port),
+            listen = server.address(server.cluster_port),
         );
         if plan.tls {
             let _ = write!(

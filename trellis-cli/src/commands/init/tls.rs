@@ -37,19 +37,24 @@ pub struct Certificates {
 }
 
 /// A new CA and the certificates it signs; the server certificate names
-/// `host`, `localhost` and `127.0.0.1`.
-pub fn generate(deployment: &str, host: &str) -> anyhow::Result<Certificates> {
-    generate_inner(deployment, host).context("generating TLS certificates")
+/// every one of `hosts`, `localhost` and `127.0.0.1`.
+pub fn generate(deployment: &str, hosts: &[String]) -> anyhow::Result<Certificates> {
+    generate_inner(deployment, hosts).context("generating TLS certificates")
 }
 
-fn generate_inner(deployment: &str, host: &str) -> Result<Certificates, rcgen::Error> {
+fn generate_inner(deployment: &str, hosts: &[String]) -> Result<Certificates, rcgen::Error> {
     // The epoch if the clock is before it.
     let since_epoch = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
     let now = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.distinguished_name = name(&format!("trellis {deployment} CA"));
+    // A distinct name per CA, so a client trusting another deployment's CA
+    // is told `UnknownIssuer`, not a bad signature.
+    ca.distinguished_name = name(&format!(
+        "trellis {deployment} CA {:x}",
+        since_epoch.as_nanos() & 0xffff_ffff_ffff
+    ));
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -60,7 +65,7 @@ fn generate_inner(deployment: &str, host: &str) -> Result<Certificates, rcgen::E
     ca.not_after = now + days(CA_DAYS);
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
 
-    let mut names = vec![host.to_owned()];
+    let mut names = hosts.to_vec();
     for extra in ["localhost", "127.0.0.1"] {
         if !names.iter().any(|n| n == extra) {
             names.push(extra.to_owned());
