@@ -55,5 +55,13 @@ async fn a_tls_cluster_with_two_authorities_rides_through_killed_processes() {
     let (status, _) = retried("status", || stack.authority.status()).await;
     assert_eq!(status.deployment, DEPLOYMENT);
     assert_eq!(status.replicas, 3);
+    // The operator's command line over TLS, configured as docs/deploy.md
+    // shows.
+    let (ok, text) = d.operator_cli(&["status"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("documents@v1") && text.contains("ready"),
+        "{text}"
+    );
     stack.shutdown().await;
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use documents_example::{DocumentsService, documents};
+use futures::StreamExt as _;
 use indexer_example::indexer;
 use sha2::Digest as _;
 use trellis::{ConnectOptions, OperationStatus, Outcome, ServeOptions, Tls};
@@ -241,6 +242,25 @@ impl Deployment {
         self.authorities[i] = Proc::spawn(&format!("authority {i}"), command, &log);
     }
 
+    /// `trellis <args>` as the operator `init` wrote, configured only by
+    /// the environment `docs/deploy.md` shows; its success and output.
+    pub fn operator_cli(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_trellis"))
+            .args(args)
+            .env("TRELLIS_URL", &self.urls)
+            .env("TRELLIS_DEPLOYMENT", DEPLOYMENT)
+            .env("TRELLIS_CREDENTIALS", self.path("operator.creds.json"))
+            .env("TRELLIS_TLS_CA", self.path("tls/ca.pem"))
+            .output()
+            .expect("run trellis");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.path(name)).unwrap_or_default()
     }
@@ -426,6 +446,9 @@ pub struct Stack {
     indexing: trellis::ConsumerTask,
     client: documents::Client,
     indexed: Arc<Mutex<BTreeMap<String, Vec<String>>>>,
+    /// Document keys a watch on the indexer's bucket has seen written.
+    watched: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    watching: tokio::task::JoinHandle<()>,
 }
 
 impl Stack {
@@ -498,6 +521,29 @@ impl Stack {
                 .await
                 .expect("indexer connects"),
         );
+        // A watch started before the traffic must see every entry the
+        // indexer writes, across the fault.
+        let mut watch = indexer_service
+            .kv
+            .index
+            .watch_all()
+            .await
+            .expect("watch the index");
+        let watched: Arc<Mutex<std::collections::BTreeSet<String>>> = Arc::default();
+        let watching = {
+            let watched = watched.clone();
+            tokio::spawn(async move {
+                while let Some(change) = watch.next().await {
+                    match change {
+                        Ok(trellis::KvChange::Put(entry)) => {
+                            watched.lock().expect("lock").insert(entry.value.key);
+                        }
+                        Ok(_) => {}
+                        Err(e) => eprintln!("index watch: {e}"),
+                    }
+                }
+            })
+        };
         let indexed: Arc<Mutex<BTreeMap<String, Vec<String>>>> = Arc::default();
         let indexing = {
             let indexed = indexed.clone();
@@ -521,6 +567,8 @@ impl Stack {
             indexing,
             client,
             indexed,
+            watched,
+            watching,
         }
     }
 
@@ -613,6 +661,19 @@ impl Stack {
             "{UPLOADS} uploads ({upload_failures} failed attempts retried), {calls} lists \
              ({rpc_failures} failed attempts retried), {deliveries} indexer deliveries"
         );
+        let started = Instant::now();
+        while traffic
+            .data
+            .iter()
+            .any(|(key, _)| !self.watched.lock().expect("lock").contains(key))
+        {
+            assert!(
+                started.elapsed() < RETRY_WINDOW,
+                "the index watch saw only {:?}",
+                self.watched.lock().expect("lock")
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         for (key, bytes) in &traffic.data {
             let (head, _) = retried("Files.Head", || async {
                 self.client
@@ -642,6 +703,7 @@ impl Stack {
     }
 
     pub async fn shutdown(self) {
+        self.watching.abort();
         self.indexing.shutdown().await;
         assert!(self.server.shutdown(Duration::from_secs(10)).await);
     }
