@@ -28,6 +28,7 @@ use serde_json::Value;
 
 use crate::runtime::ServiceRuntime;
 use crate::wire::limits::MAX_SUBJECT_BYTES;
+use crate::wire::retry::Attempt;
 use crate::wire::subjects::{render, surface_subject};
 
 pub use crate::wire::headers::{EVENT_ID_HEADER, EVENT_TIME_HEADER};
@@ -211,12 +212,20 @@ impl<T: Serialize> EventPublisher<T> {
             event: self.spec.name.to_owned(),
             reason: e.to_string(),
         };
-        self.js
-            .publish_with_headers(subject, headers, Bytes::from(payload))
-            .await
-            .map_err(|e| nats(&e))?
-            .await
-            .map_err(|e| nats(&e))?;
+        // Retried across a failover with the same message id: JetStream's
+        // duplicate window stores it once even when an earlier attempt was
+        // stored and only its ack was lost.
+        let payload = Bytes::from(payload);
+        crate::wire::retry::retry_transient(|| async {
+            let ack = self
+                .js
+                .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                .await
+                .map_err(|e| Attempt::of("publishing", &e))?;
+            ack.await.map_err(|e| Attempt::of("storing", &e))
+        })
+        .await
+        .map_err(|e| nats(&e))?;
         Ok(id)
     }
 }

@@ -1,9 +1,11 @@
 //! The wire pieces every surface shares, at the bottom of the runtime:
-//! header names and readers, subject rules, replies, ids and the clock.
+//! header names and readers, subject rules, replies, ids, the clock and
+//! retries of transient JetStream failures.
 //! Nothing here imports another module of the crate.
 
 pub(crate) mod headers;
 pub(crate) mod ids;
 pub(crate) mod limits;
 pub(crate) mod reply;
+pub(crate) mod retry;
 pub(crate) mod subjects;

@@ -123,9 +123,15 @@ impl Handlers for DocumentsService {
             size: info.size,
             content_type: info.content_type.clone().unwrap_or_default(),
         };
-        // The file is stored either way; a lost event is logged, not fatal.
+        // Peers index what this event announces: an upload whose event
+        // was not stored (publish already retried across a failover) fails,
+        // and the caller uploads again.
         if let Err(e) = self.created.publish(&event).await {
             tracing::warn!(key = %event.key, error = %e, "could not publish Documents.Created");
+            return Err(OperationFailure::failed(format!(
+                "`{}` is stored, but announcing it failed: {e}",
+                event.key
+            )));
         }
         Ok(UploadOutput { file: info.into() })
     }

@@ -55,8 +55,11 @@ where
                 return Err(KvError::nats("watch", filter, err));
             }
         };
+        let mut quiet = tokio::time::interval(QUIET_POLL);
+        quiet.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(KvWatch {
             messages: Some(Box::pin(messages)),
+            quiet,
             stream: stream.clone(),
             consumer: name,
             prefix: self.store.prefix.clone(),
@@ -72,6 +75,9 @@ where
     }
 }
 
+/// How often a quiet watch polls its consumer again.
+const QUIET_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A typed stream of changes to the keys a [`KvHandle::watch`] matches.
 ///
 /// Items are `Ok(change)` or an error: [`KvError::Decode`] for a value that
@@ -80,6 +86,12 @@ where
 /// consumer.
 pub struct KvWatch<T> {
     messages: Option<Pin<Box<consumer::pull::Ordered>>>,
+    /// Re-polls the ordered consumer while it is quiet. async-nats notices
+    /// a lost consumer (its server cut off or gone) by two missed idle
+    /// heartbeats, but after the first miss it waits for a message before
+    /// it arms the second timer; on a partition none comes, and the watch
+    /// would stall for good. A poll every few seconds arms it.
+    quiet: tokio::time::Interval,
     stream: jetstream::stream::Stream,
     consumer: String,
     prefix: String,
@@ -115,7 +127,13 @@ impl<T: DeserializeOwned> Stream for KvWatch<T> {
             return Poll::Ready(None);
         };
         let message = match messages.as_mut().poll_next(cx) {
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => {
+                // Wake again on the next quiet tick to poll once more.
+                if this.quiet.poll_tick(cx).is_ready() {
+                    cx.waker().wake_by_ref();
+                }
+                return Poll::Pending;
+            }
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Ready(Some(Err(err))) => {
                 return Poll::Ready(Some(Err(KvError::nats("watch", &this.filter, err))));

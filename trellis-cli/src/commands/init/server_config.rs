@@ -48,6 +48,12 @@ pub fn render(plan: &Plan, keys: &Keys, dir: &str, i: usize) -> String {
          # Monitoring endpoint (/healthz, /varz, /jsz): keep it off public networks.\n\
          http: \"{http}\"\n\
          \n\
+         # How fast a client or route that went silent (a partition: no reset, no\n\
+         # error) is dropped: after `ping_max` unanswered pings. The default (2m)\n\
+         # keeps routing requests into a cut-off server for minutes.\n\
+         ping_interval: \"5s\"\n\
+         ping_max: 2\n\
+         \n\
          # JetStream: streams and key-value buckets, stored in this server's own\n\
          # directory (never share one between servers).\n\
          jetstream {{\n\
