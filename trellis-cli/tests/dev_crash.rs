@@ -1,7 +1,8 @@
-//! `trellis dev` survives its own crash: SIGKILL leaves its nats-server
-//! running with the store; the next `trellis dev` on the same directory
-//! stops that orphan (it still holds the store's lock), takes the store
-//! over and loses nothing written before or after.
+//! `trellis dev` survives its own crash: on SIGKILL its nats-server is
+//! stopped by its watchdog and the next start recovers the store; were the
+//! watchdog killed as well, the orphaned server still holds the store's
+//! lock, and the next `trellis dev` on the same directory stops it and
+//! takes the store over. Nothing written before or after is lost.
 
 mod common;
 
@@ -65,13 +66,44 @@ fn a_crashed_dev_stack_leaves_no_orphan_and_loses_nothing() {
         &["contract", "accept", &items.display().to_string()],
     );
     assert!(ok, "{out}");
-    let orphan: u32 = std::fs::read_to_string(dir.path().join("nats-server.pid"))
-        .expect("pid file")
-        .trim()
-        .parse()
-        .expect("pid");
+    let pid = |file: &str| -> u32 {
+        std::fs::read_to_string(dir.path().join(file))
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid")
+    };
+    // The server dies with its parent: its watchdog stops it.
+    let server = pid("nats-server.pid");
     dev.crash();
-    assert!(alive(orphan), "the crash leaves its nats-server running");
+    let started = Instant::now();
+    while alive(server) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "nats-server {server} outlived the crashed trellis dev"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dev = Dev::start(port, dir.path());
+    wait_up(&url, &operator);
+    let (ok, out) = trellis(&url, &operator, &["status"]);
+    assert!(
+        ok && out.contains("items@v1"),
+        "written before the crash: {out}"
+    );
+
+    // Were the watchdog killed too (a whole process tree SIGKILLed by
+    // pid), the orphan would keep the store locked and its pid recorded.
+    let orphan = pid("nats-server.pid");
+    let watchdog = pid("watchdog.pid");
+    let _ = Command::new("kill")
+        .args(["-KILL", &watchdog.to_string()])
+        .status();
+    dev.crash();
+    assert!(
+        alive(orphan),
+        "without its watchdog the server keeps running"
+    );
 
     // The next start stops the orphan and takes its store over.
     let dev = Dev::start(port, dir.path());

@@ -180,12 +180,13 @@ impl NatsCluster {
     fn spawn_node(&mut self, i: usize) -> Result<(), HarnessError> {
         let config = self.write_config(i)?;
         let node = &mut self.nodes[i];
-        node.child = Some(spawn_logged(
+        let (child, _watchdog) = spawn_logged(
             &self.binary,
             &config,
             &node.log_path(),
             std::process::Stdio::null(),
-        )?);
+        )?;
+        node.child = Some(child);
         Ok(())
     }
 

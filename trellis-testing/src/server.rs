@@ -186,13 +186,13 @@ impl NatsServer {
             Some(file) => file,
             None => lock.reclaim(&config).await?,
         };
-        let child = spawn_logged(
+        let (child, watchdog) = spawn_logged(
             &self.binary,
             &config,
             &self.log_path(),
             std::process::Stdio::from(locked),
         )?;
-        lock.record(child.id())?;
+        lock.record(child.id(), watchdog)?;
         self.child = Some(child);
         self.wait_ready(Duration::from_secs(10)).await
     }

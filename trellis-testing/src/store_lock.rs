@@ -18,6 +18,7 @@ use crate::error::{HarnessError, io};
 pub(crate) struct StoreLock {
     lock: PathBuf,
     pid: PathBuf,
+    watchdog: PathBuf,
 }
 
 impl StoreLock {
@@ -25,6 +26,7 @@ impl StoreLock {
         StoreLock {
             lock: dir.join("store.lock"),
             pid: dir.join("nats-server.pid"),
+            watchdog: dir.join("watchdog.pid"),
         }
     }
 
@@ -44,10 +46,12 @@ impl StoreLock {
         }
     }
 
-    /// Records the server's pid.
-    pub(crate) fn record(&self, pid: u32) -> Result<(), HarnessError> {
+    /// Records the server's pid and its watchdog's.
+    pub(crate) fn record(&self, pid: u32, watchdog: u32) -> Result<(), HarnessError> {
         std::fs::write(&self.pid, pid.to_string())
-            .map_err(io(format!("writing {}", self.pid.display())))
+            .map_err(io(format!("writing {}", self.pid.display())))?;
+        std::fs::write(&self.watchdog, watchdog.to_string())
+            .map_err(io(format!("writing {}", self.watchdog.display())))
     }
 
     /// The recorded pid, if any.
