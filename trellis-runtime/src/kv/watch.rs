@@ -40,6 +40,11 @@ where
                 filter_subject: format!("{}{filter}", self.store.prefix),
                 deliver_policy: DeliverPolicy::LastPerSubject,
                 replay_policy: ReplayPolicy::Instant,
+                // Short pulls: async-nats sets the idle heartbeat to half
+                // the pull expiry, and recreates a lost consumer (its
+                // server cut off) after two missed heartbeats: 12 s, not
+                // the default 60 s.
+                max_expires: WATCH_PULL_EXPIRY,
                 ..Default::default()
             })
             .await
@@ -74,6 +79,9 @@ where
         self.watch(">").await
     }
 }
+
+/// How long one pull of a watch's consumer lasts (see [`KvHandle::watch`]).
+const WATCH_PULL_EXPIRY: std::time::Duration = std::time::Duration::from_secs(6);
 
 /// How often a quiet watch polls its consumer again.
 const QUIET_POLL: std::time::Duration = std::time::Duration::from_secs(2);
