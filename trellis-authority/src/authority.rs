@@ -109,14 +109,19 @@ impl Authority {
             },
             wake: wake.clone(),
             principals,
+            deployed: Arc::default(),
             sessions: std::sync::Mutex::default(),
         });
         let subject = authority_subject(&config.deployment, "*");
         let requests = client
             .queue_subscribe(subject, format!("trellis-authority-{}", config.deployment))
             .await?;
-        let mut tasks = Vec::new();
         let stop = CancellationToken::new();
+        let mut tasks = vec![
+            inner
+                .deployed
+                .spawn_watch(inner.records.kv.clone(), stop.clone()),
+        ];
         let handlers = TaskTracker::new();
         if config.auth.is_some() {
             let callouts = client

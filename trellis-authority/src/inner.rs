@@ -24,6 +24,9 @@ pub(crate) struct Inner {
     pub(crate) reconciler: Reconciler,
     pub(crate) wake: Arc<Notify>,
     pub(crate) principals: Option<Principals>,
+    /// The accepted contracts as permissions need them, kept current by a
+    /// watch on the records.
+    pub(crate) deployed: Arc<crate::deployed::DeployedCache>,
     /// Connections this instance authorized, by principal key: (server
     /// id, client id), so a revocation can disconnect them.
     pub(crate) sessions: std::sync::Mutex<std::collections::HashMap<String, Vec<(String, u64)>>>,
@@ -34,8 +37,17 @@ impl Inner {
         self.principals.as_ref().ok_or(AuthorityError::AuthDisabled)
     }
 
-    /// Every accepted contract with its last good bindings.
-    pub(crate) async fn deployed(
+    /// Every accepted contract with its last good bindings (cached; see
+    /// [`crate::deployed`]).
+    pub(crate) async fn deployed(&self) -> Result<crate::deployed::DeployedSet, AuthorityError> {
+        self.deployed
+            .get(&self.records.kv, || self.read_deployed())
+            .await
+    }
+
+    /// Every accepted contract with its last good bindings, read from the
+    /// records.
+    async fn read_deployed(
         &self,
     ) -> Result<std::collections::BTreeMap<String, Deployed>, AuthorityError> {
         let mut out = std::collections::BTreeMap::new();

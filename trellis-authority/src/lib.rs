@@ -20,6 +20,7 @@ mod authority;
 pub mod callout;
 mod config;
 pub(crate) mod consumers;
+mod deployed;
 mod handlers;
 mod inner;
 pub(crate) mod naming;
