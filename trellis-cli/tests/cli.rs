@@ -123,21 +123,128 @@ fn committed_documents_manifest_is_ok_and_digests_agree() {
 }
 
 #[test]
-fn unknown_field_fails_naming_its_path() {
+fn unknown_field_is_ignored_with_a_warning_naming_its_path() {
+    // The format keeps objects open: readers drop unknown fields.
     let text = FOREIGN.replace(
         r#""subject": "rpc.v1.Notes.Get","#,
         r#""subject": "rpc.v1.Notes.Get", "timeoutMs": 5,"#,
     );
     assert_ne!(text, FOREIGN);
     let file = TempFile::new("unknown-field.json", &text);
+    let plain = TempFile::new("unknown-field-plain.json", FOREIGN);
+    let digest = digest_of(plain.path());
+    assert_eq!(digest_of(file.path()), digest);
     let run = trellis(["contract".as_ref(), "check".as_ref(), file.path()]);
-    assert_eq!(run.code, 1, "stdout: {}", run.stdout);
-    assert!(run.stdout.is_empty(), "stdout: {}", run.stdout);
-    let line = run.stderr.lines().next().expect("a problem line");
-    assert!(line.starts_with(&format!("{}: ", file.shown())), "{line}");
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
     assert!(
-        line.contains(r#"rpc."Notes.Get".timeoutMs: unknown field `timeoutMs`"#),
-        "{line}"
+        run.stdout
+            .starts_with(&format!("ok  notes@v1  {digest}  {}", file.shown())),
+        "stdout: {}",
+        run.stdout
+    );
+    let line = run.stderr.lines().next().expect("a warning line");
+    assert_eq!(
+        line,
+        format!(
+            r#"{}: warning: rpc."Notes.Get".timeoutMs: unknown field, ignored (not part of trellis.contract.v1)"#,
+            file.shown()
+        )
+    );
+}
+
+#[test]
+fn digest_refuses_what_check_rejects_with_the_same_messages() {
+    let text = FOREIGN
+        .replace(
+            r#""output": { "schema": "Note" }"#,
+            r#""output": { "schema": "X" }"#,
+        )
+        .replacen('{', r#"{ "subjects": {},"#, 1);
+    let file = TempFile::new("digest-invalid.json", &text);
+    let check = trellis(["contract".as_ref(), "check".as_ref(), file.path()]);
+    let digest = trellis(["contract".as_ref(), "digest".as_ref(), file.path()]);
+    assert_eq!(check.code, 1, "check stderr: {}", check.stderr);
+    assert_eq!(digest.code, 1, "digest stdout: {}", digest.stdout);
+    assert!(digest.stdout.is_empty(), "stdout: {}", digest.stdout);
+    assert!(
+        digest.stderr.starts_with(&format!(
+            "{}: subjects: raw subjects do not exist in trellis.contract.v1",
+            file.shown()
+        )),
+        "stderr: {}",
+        digest.stderr
+    );
+    assert_eq!(digest.stderr, check.stderr);
+
+    let semantic = TempFile::new(
+        "digest-semantic.json",
+        &FOREIGN.replace(
+            r#""output": { "schema": "Note" }"#,
+            r#""output": { "schema": "X" }"#,
+        ),
+    );
+    let run = trellis(["contract".as_ref(), "digest".as_ref(), semantic.path()]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.is_empty(), "stdout: {}", run.stdout);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "{}: rpc.\"Notes.Get\".output: rpc 'Notes.Get' output: unknown schema 'X'\n",
+            semantic.shown()
+        )
+    );
+
+    // Other files still get their digest.
+    let good = TempFile::new("digest-good.json", FOREIGN);
+    let run = trellis([
+        "contract".as_ref(),
+        "digest".as_ref(),
+        semantic.path(),
+        good.path(),
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.ends_with(&format!("  {}\n", good.shown())),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn format_constructs_pass_check_and_digest() {
+    // Multi-segment names, built-in errors and capabilities, state, feeds,
+    // jobs and an unknown top-level field.
+    let text = FOREIGN
+        .replace(
+            r#""Notes.Get": {"#,
+            r#""Notes.Drafts.Get": {
+      "capabilities": { "call": ["admin", "service"] },
+      "errors": [{ "type": "UnexpectedError" }, { "type": "AuthError" }],"#,
+        )
+        .replace(
+            r#""rpc": {"#,
+            r#""state": { "drafts": { "kind": "map", "schema": { "schema": "Note" } } },
+  "feeds": { "Notes.Changes": { "version": "v1", "subject": "feeds.v1.Notes.Changes",
+    "input": { "schema": "NoteKey" }, "event": { "schema": "Note" } } },
+  "jobs": { "reindex": { "payload": { "schema": "NoteKey" } } },
+  "x-origin": "hand-written",
+  "rpc": {"#,
+        );
+    let file = TempFile::new("format-constructs.json", &text);
+    let digest = digest_of(file.path());
+    let plain = TempFile::new("format-plain.json", FOREIGN);
+    assert_ne!(digest, digest_of(plain.path()));
+    let run = trellis(["contract".as_ref(), "check".as_ref(), file.path()]);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    assert!(
+        run.stdout.starts_with(&format!("ok  notes@v1  {digest}  ")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("warning: x-origin: unknown field"),
+        "{}",
+        run.stderr
     );
 }
 

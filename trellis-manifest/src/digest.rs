@@ -4,7 +4,10 @@
 //! display text (display names, descriptions, `docs`) never moves the
 //! digest, while editing a purpose, a capability or a schema does. It works
 //! on any manifest JSON, including ones trellis-rs did not write; unknown
-//! fields are dropped.
+//! fields are dropped at every level ([`crate::known`]). Every section of
+//! the format is covered: besides the surfaces and resources, `state`,
+//! `feeds` and `jobs` keep their fields without `docs`, feed capability
+//! lists are sets, and the schemas they reference count as reachable.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,6 +15,7 @@ use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::json::{Json, Object};
+use crate::known::{strip_unknown, uses_is_grouped};
 
 /// Computes the digest of a manifest value.
 pub fn digest(manifest: &Json) -> String {
@@ -72,11 +76,26 @@ const CONSUMER_FIELDS: &[&str] = &[
     "maxDeliver",
     "backoffMs",
 ];
+const STATE_FIELDS: &[&str] = &["kind", "schema", "stateVersion", "acceptedVersions"];
+const FEED_FIELDS: &[&str] = &["version", "subject", "input", "event", "capabilities"];
+const JOB_FIELDS: &[&str] = &[
+    "payload",
+    "result",
+    "maxDeliver",
+    "backoffMs",
+    "ackWaitMs",
+    "defaultDeadlineMs",
+    "progress",
+    "logs",
+    "dlq",
+    "concurrency",
+];
 const USE_FIELDS: &[&str] = &["contract", "rpc", "operations", "events", "feeds"];
 
 /// The digest projection of a manifest (see module docs).
 pub fn projection(manifest: &Json) -> Json {
-    let Some(top) = manifest.as_object() else {
+    let (known, _) = strip_unknown(manifest);
+    let Some(top) = known.as_object() else {
         return Json::Null;
     };
     let mut out = Object::new();
@@ -93,6 +112,9 @@ pub fn projection(manifest: &Json) -> Json {
         ("rpc", RPC_FIELDS),
         ("operations", OPERATION_FIELDS),
         ("events", EVENT_FIELDS),
+        ("state", STATE_FIELDS),
+        ("feeds", FEED_FIELDS),
+        ("jobs", JOB_FIELDS),
     ];
     for (section, fields) in surfaces {
         if let Some(entries) = top.get(section).and_then(Json::as_object) {
@@ -266,9 +288,7 @@ fn project_uses(uses: &Json) -> Json {
     let Some(map) = uses.as_object() else {
         return uses.clone();
     };
-    let grouped = !map.is_empty()
-        && map.keys().all(|k| k == "required" || k == "optional")
-        && map.values().all(|v| v.get("contract").is_none());
+    let grouped = uses_is_grouped(map);
     let project_flat = |flat: &Json| -> Object {
         flat.as_object()
             .map(|m| {
@@ -364,6 +384,164 @@ mod tests {
         let b = manifest(
             r#","uses":{"required":{"d":{"contract":"d@v1","rpc":{"call":["A.B","B.C"]}}},"optional":{}}"#,
         );
+        assert_eq!(digest(&a), digest(&b));
+    }
+
+    #[test]
+    fn a_manifest_without_the_new_sections_keeps_its_digest() {
+        // Pinned from the format page's rule, computed outside this crate:
+        // base64url_nopad(sha256(canonical projection)).
+        let a = manifest(
+            r#","docs":{"markdown":"x"},"schemas":{"I":{"type":"string"},"Unused":{}},"rpc":{"A.B":{"version":"v1","subject":"s","input":{"schema":"I"},"output":{"schema":"I"},"capabilities":{"call":["a::x"]}}}"#,
+        );
+        assert_eq!(digest(&a), "da650CpR6D-GXENZSzDPslD7err1h-LwxlOCAZ31JvU");
+    }
+
+    /// Schemas plus one `state`, `feeds` and `jobs` entry, each using its
+    /// own schemas.
+    const SECTIONS: [(&str, &str); 3] = [
+        (
+            "state",
+            r#""state":{"drafts":{"kind":"map","schema":{"schema":"Note"},"stateVersion":"v2","acceptedVersions":{"v1":{"schema":"OldNote"}},"docs":{"markdown":"Drafts"}}}"#,
+        ),
+        (
+            "feeds",
+            r#""feeds":{"Notes.Changes":{"version":"v1","subject":"feeds.v1.Notes.Changes","input":{"schema":"Query"},"event":{"schema":"Change"},"capabilities":{"subscribe":["a::read","a::admin","a::read"]},"docs":{"markdown":"Changes"}}}"#,
+        ),
+        (
+            "jobs",
+            r#""jobs":{"reindex":{"payload":{"schema":"Reindex"},"result":{"schema":"Reindexed"},"maxDeliver":3,"backoffMs":[100,1000],"concurrency":2,"docs":{"markdown":"Reindex"}}}"#,
+        ),
+    ];
+    const SECTION_SCHEMAS: &str = r#""schemas":{"Note":{"type":"object"},"OldNote":{"type":"string"},"Query":{"type":"object"},"Change":{"type":"object"},"Reindex":{"type":"object"},"Reindexed":{"type":"object"}}"#;
+
+    fn with_sections(sections: &[&str]) -> Json {
+        let mut extra = format!(",{SECTION_SCHEMAS}");
+        for (name, text) in SECTIONS {
+            if sections.contains(&name) {
+                extra.push(',');
+                extra.push_str(text);
+            }
+        }
+        manifest(&extra)
+    }
+
+    #[test]
+    fn state_feeds_and_jobs_are_in_the_projection() {
+        let all = with_sections(&["state", "feeds", "jobs"]);
+        let p = projection(&all);
+        for (name, _) in SECTIONS {
+            assert!(p.get(name).is_some(), "{name} projected");
+        }
+        let schemas = p.get("schemas").and_then(Json::as_object).expect("schemas");
+        let kept: Vec<&str> = schemas.keys().map(String::as_str).collect();
+        assert_eq!(
+            kept,
+            ["Change", "Note", "OldNote", "Query", "Reindex", "Reindexed"]
+        );
+        // Docs are dropped, capability lists are sets, backoff order is kept.
+        assert!(
+            p.get("state")
+                .and_then(|s| s.get("drafts"))
+                .and_then(|d| d.get("docs"))
+                .is_none()
+        );
+        let subscribe = p
+            .get("feeds")
+            .and_then(|f| f.get("Notes.Changes"))
+            .and_then(|f| f.get("capabilities"))
+            .and_then(|c| c.get("subscribe"));
+        assert_eq!(subscribe, Some(&Json::strings(["a::admin", "a::read"])));
+        let backoff = p
+            .get("jobs")
+            .and_then(|j| j.get("reindex"))
+            .and_then(|j| j.get("backoffMs"));
+        assert_eq!(
+            backoff,
+            Some(&Json::Array(vec![Json::uint(100), Json::uint(1000)]))
+        );
+    }
+
+    #[test]
+    fn adding_or_removing_state_feeds_or_jobs_moves_the_digest() {
+        let all = digest(&with_sections(&["state", "feeds", "jobs"]));
+        let none = digest(&with_sections(&[]));
+        assert_ne!(all, none);
+        let mut seen = vec![all.clone(), none.clone()];
+        for (name, _) in SECTIONS {
+            let only = digest(&with_sections(&[name]));
+            let without: Vec<&str> = SECTIONS
+                .iter()
+                .map(|(n, _)| *n)
+                .filter(|n| *n != name)
+                .collect();
+            let all_but = digest(&with_sections(&without));
+            assert!(!seen.contains(&only), "adding {name} moves the digest");
+            seen.push(only);
+            assert!(!seen.contains(&all_but), "removing {name} moves the digest");
+            seen.push(all_but);
+        }
+        // An empty section means the same as an absent one.
+        let empty = manifest(&format!(
+            r#",{SECTION_SCHEMAS},"state":{{}},"feeds":{{}},"jobs":{{}}"#
+        ));
+        assert_eq!(digest(&empty), none);
+    }
+
+    #[test]
+    fn schemas_only_the_new_sections_reference_are_digested() {
+        let base = with_sections(&["state", "feeds", "jobs"]);
+        let text = base.to_canonical_string();
+        for (schema, edited) in [
+            ("OldNote", r#""OldNote":{"type":"integer"}"#),
+            ("Query", r#""Query":{"type":"array"}"#),
+            ("Reindexed", r#""Reindexed":{"type":"array"}"#),
+        ] {
+            let from = format!(r#""{schema}":{{"type":"#);
+            let at = text.find(&from).expect("schema present");
+            let end = at + text[at..].find('}').expect("closing brace") + 1;
+            let changed = format!("{}{edited}{}", &text[..at], &text[end..]);
+            let changed = Json::parse(&changed).expect("json");
+            assert_ne!(digest(&base), digest(&changed), "editing {schema}");
+        }
+    }
+
+    #[test]
+    fn display_text_and_order_in_new_sections_do_not_move_the_digest() {
+        let a = with_sections(&["state", "feeds", "jobs"]);
+        let b = Json::parse(
+            &a.to_canonical_string()
+                .replace(r#""markdown":"Drafts""#, r#""markdown":"Other""#)
+                .replace(
+                    r#"["a::read","a::admin","a::read"]"#,
+                    r#"["a::admin","a::read"]"#,
+                )
+                .replace(r#""docs":{"markdown":"Reindex"},"#, ""),
+        )
+        .expect("json");
+        assert_ne!(a, b);
+        assert_eq!(digest(&a), digest(&b));
+        let c = Json::parse(
+            &a.to_canonical_string()
+                .replace(r#""backoffMs":[100,1000]"#, r#""backoffMs":[1000,100]"#),
+        )
+        .expect("json");
+        assert_ne!(digest(&a), digest(&c), "backoff order is meaningful");
+    }
+
+    #[test]
+    fn unknown_fields_at_any_level_do_not_move_the_digest() {
+        let a = with_sections(&["state", "feeds", "jobs"]);
+        let b = Json::parse(
+            &a.to_canonical_string()
+                .replacen('{', r#"{"surprise":{"x":1},"#, 1)
+                .replace(
+                    r#""payload":{"schema":"Reindex"}"#,
+                    r#""payload":{"schema":"Reindex","x":1},"priority":9"#,
+                ),
+        )
+        .expect("json");
+        assert!(b.to_canonical_string().contains("priority"));
         assert_eq!(digest(&a), digest(&b));
     }
 

@@ -7,6 +7,11 @@
 //! CLI read manifests through it without linking a Rust parser.
 //! `trellis-codegen` builds manifests from Rust source and re-exports it.
 //!
+//! Two rule sets ([`Rules`]): `Format` is the published format, lenient where
+//! it is (what `trellis contract check` applies); `Dsl` adds what the macro
+//! emits (closed objects, `<Group>.<Leaf>` names, declared errors).
+//! [`check_manifest`] uses `Dsl`, [`check_manifest_with`] takes either.
+//!
 //! Checking a manifest file and computing its digest:
 //!
 //! ```
@@ -21,13 +26,14 @@
 pub mod check;
 pub mod digest;
 pub mod json;
+pub mod known;
 pub mod manifest;
 pub mod names;
 pub mod pointer;
 pub mod validate;
 
-pub use check::{CheckError, Checked, check_manifest};
+pub use check::{CheckError, Checked, check_manifest, check_manifest_with};
 pub use digest::{digest, digest_text, projection};
 pub use json::Json;
 pub use manifest::Manifest;
-pub use validate::Issue;
+pub use validate::{Issue, Rules};

@@ -15,6 +15,17 @@ use crate::json::Json;
 /// The format tag every manifest carries.
 pub const FORMAT: &str = "trellis.contract.v1";
 
+/// Error types every contract knows without declaring them under `errors`.
+pub const BUILTIN_ERRORS: &[&str] = &[
+    "UnexpectedError",
+    "ValidationError",
+    "AuthError",
+    "TransferError",
+];
+
+/// Capabilities every contract knows without declaring them.
+pub const BUILTIN_CAPABILITIES: &[&str] = &["admin", "service"];
+
 fn is_empty_map<K, V>(map: &BTreeMap<K, V>) -> bool {
     map.is_empty()
 }
@@ -48,9 +59,9 @@ pub struct Manifest {
     /// Dependencies on other contracts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uses: Option<Uses>,
-    /// Public state stores (accepted, not emitted by the macro yet).
+    /// Public state stores by name (read, not emitted by the macro yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<Json>,
+    pub state: Option<BTreeMap<String, StateStore>>,
     /// RPCs by `<Group>.<Leaf>` name.
     #[serde(default, skip_serializing_if = "is_empty_map")]
     pub rpc: BTreeMap<String, RpcMethod>,
@@ -60,15 +71,15 @@ pub struct Manifest {
     /// Events by `<Group>.<Leaf>` name.
     #[serde(default, skip_serializing_if = "is_empty_map")]
     pub events: BTreeMap<String, Event>,
-    /// Feeds (accepted, not emitted by the macro yet).
+    /// Feeds by name (read, not emitted by the macro yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub feeds: Option<Json>,
+    pub feeds: Option<BTreeMap<String, Feed>>,
     /// Declared error types.
     #[serde(default, skip_serializing_if = "is_empty_map")]
     pub errors: BTreeMap<String, ErrorDecl>,
-    /// Job queues (accepted, not emitted: v1 has no job resources).
+    /// Job queues by name (read, not emitted: v1 has no job resources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jobs: Option<Json>,
+    pub jobs: Option<BTreeMap<String, JobQueue>>,
     /// Durable event consumer groups.
     #[serde(default, skip_serializing_if = "is_empty_map")]
     pub event_consumers: BTreeMap<String, EventConsumerGroup>,
@@ -424,6 +435,102 @@ pub struct ErrorDecl {
     /// Its payload schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<SchemaRef>,
+}
+
+/// Shape of a public state store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateKind {
+    /// One value per namespace.
+    Value,
+    /// A keyed map per namespace.
+    Map,
+}
+
+/// A public state store (`state.<name>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateStore {
+    /// Single value or keyed map.
+    pub kind: StateKind,
+    /// Current value schema.
+    pub schema: SchemaRef,
+    /// Version label of the current schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_version: Option<String>,
+    /// Older versions still readable, by version label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_versions: Option<BTreeMap<String, SchemaRef>>,
+    /// Documentation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs: Option<Docs>,
+}
+
+/// Feed capability gates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedCapabilities {
+    /// Needed to subscribe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribe: Option<Vec<String>>,
+}
+
+/// A feed (`feeds.<name>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Feed {
+    /// `v<N>`.
+    pub version: String,
+    /// Subscription subject.
+    pub subject: String,
+    /// Subscription input schema.
+    pub input: SchemaRef,
+    /// Event schema.
+    pub event: SchemaRef,
+    /// Capability gates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<FeedCapabilities>,
+    /// Documentation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs: Option<Docs>,
+}
+
+/// A job queue (`jobs.<name>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobQueue {
+    /// Job payload schema.
+    pub payload: SchemaRef,
+    /// Job result schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<SchemaRef>,
+    /// Deliveries before giving up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_deliver: Option<u64>,
+    /// Redelivery delays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_ms: Option<Vec<u64>>,
+    /// Ack wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_wait_ms: Option<u64>,
+    /// Default job deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_deadline_ms: Option<u64>,
+    /// Whether jobs report progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<bool>,
+    /// Whether jobs keep logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<bool>,
+    /// Whether failed jobs go to a dead-letter queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dlq: Option<bool>,
+    /// Jobs handled at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u64>,
+    /// Documentation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs: Option<Docs>,
 }
 
 /// Replay policy of a new consumer group.

@@ -1,8 +1,9 @@
 //! Semantic rules of a contract that the JSON Schema alone does not state.
 //!
-//! They run on the [`Manifest`] model, so the proc macro (which maps each
-//! issue's path back to a source span) and `trellis contract check` (which
-//! prints the path) enforce exactly the same rules.
+//! They run on the [`Manifest`] model. [`Rules::Format`] is what the
+//! published format requires of any manifest (`trellis contract check`);
+//! [`Rules::Dsl`] adds the conventions of what `#[trellis::contract]` emits,
+//! and the proc macro maps each of its issues' paths back to a source span.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -70,16 +71,34 @@ impl fmt::Display for Issue {
 const DECLARE_SCHEMA: &str =
     "declare it in the contract module as a struct or enum with #[derive(Serialize, Deserialize)]";
 
+/// Which rule set a manifest is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    /// The published format: any non-empty surface name, built-in error
+    /// types and capabilities known, unknown fields dropped when reading.
+    Format,
+    /// The format plus what the macro emits: `<Group>.<Leaf>` names,
+    /// lowercase capability names, every error type declared, closed objects.
+    Dsl,
+}
+
 struct Ctx<'m> {
     m: &'m Manifest,
+    rules: Rules,
     issues: Vec<Issue>,
     namespace: String,
 }
 
-/// Checks every semantic rule; an empty list means valid.
+/// Checks every semantic rule under [`Rules::Dsl`]; an empty list means valid.
 pub fn validate(m: &Manifest) -> Vec<Issue> {
+    validate_with(m, Rules::Dsl)
+}
+
+/// Checks every semantic rule of `rules`; an empty list means valid.
+pub fn validate_with(m: &Manifest, rules: Rules) -> Vec<Issue> {
     let mut cx = Ctx {
         m,
+        rules,
         issues: Vec::new(),
         namespace: names::split_id(&m.id).0.to_owned(),
     };
@@ -91,6 +110,9 @@ pub fn validate(m: &Manifest) -> Vec<Issue> {
     cx.resources();
     cx.uses();
     cx.consumers();
+    cx.state();
+    cx.feeds();
+    cx.jobs();
     cx.issues
 }
 
@@ -121,9 +143,13 @@ impl Ctx<'_> {
             }
         }
         for key in self.m.capabilities.keys() {
-            let ok = key
-                .split_once("::")
-                .is_some_and(|(ns, local)| !ns.is_empty() && names::valid_capability(local));
+            let ok = key.split_once("::").is_some_and(|(ns, local)| {
+                !ns.is_empty()
+                    && match self.rules {
+                        Rules::Format => !local.is_empty(),
+                        Rules::Dsl => names::valid_capability(local),
+                    }
+            });
             if !ok {
                 self.push(Issue::new(
                     &["capabilities", key],
@@ -157,6 +183,9 @@ impl Ctx<'_> {
 
     fn cap_list(&mut self, path: &[&str], list: Option<&Vec<String>>) {
         for key in list.into_iter().flatten() {
+            if self.rules == Rules::Format && BUILTIN_CAPABILITIES.contains(&key.as_str()) {
+                continue;
+            }
             let own = key
                 .split_once("::")
                 .is_some_and(|(ns, _)| ns == self.namespace);
@@ -172,11 +201,17 @@ impl Ctx<'_> {
     fn names_unique<'a>(&mut self, section: &str, names_iter: impl Iterator<Item = &'a String>) {
         let mut seen: BTreeMap<String, &String> = BTreeMap::new();
         for name in names_iter {
-            if !names::valid_surface_name(name) {
-                self.push(Issue::new(
-                    &[section, name],
-                    format!("`{name}` is not a `<Group>.<Leaf>` PascalCase name"),
-                ));
+            match self.rules {
+                Rules::Format if name.is_empty() => {
+                    self.push(Issue::new(&[section, name], "names must not be empty"));
+                }
+                Rules::Dsl if !names::valid_surface_name(name) => {
+                    self.push(Issue::new(
+                        &[section, name],
+                        format!("`{name}` is not a `<Group>.<Leaf>` PascalCase name"),
+                    ));
+                }
+                _ => {}
             }
             if let Some(prev) = seen.insert(names::normalized(name), name) {
                 self.push(Issue::new(
@@ -206,6 +241,8 @@ impl Ctx<'_> {
             }
             for e in rpc.errors.iter().flatten() {
                 match self.m.errors.get(&e.ty) {
+                    None if self.rules == Rules::Format
+                        && BUILTIN_ERRORS.contains(&e.ty.as_str()) => {}
                     None => self.push(Issue::new(
                         &["rpc", n, "errors"],
                         format!(
@@ -522,6 +559,69 @@ impl Ctx<'_> {
                         &["eventConsumers", gr, k],
                         format!("{k} must be >= 1"),
                     ));
+                }
+            }
+        }
+    }
+}
+
+impl Ctx<'_> {
+    fn state(&mut self) {
+        for (name, st) in self.m.state.iter().flatten() {
+            let n = name.as_str();
+            self.schema_ref(
+                &["state", n, "schema"],
+                &format!("state '{n}' schema"),
+                &st.schema,
+            );
+            for (version, r) in st.accepted_versions.iter().flatten() {
+                self.schema_ref(
+                    &["state", n, "acceptedVersions", version],
+                    &format!("state '{n}' version '{version}'"),
+                    r,
+                );
+            }
+        }
+    }
+
+    fn feeds(&mut self) {
+        for (name, feed) in self.m.feeds.iter().flatten() {
+            let n = name.as_str();
+            self.schema_ref(
+                &["feeds", n, "input"],
+                &format!("feed '{n}' input"),
+                &feed.input,
+            );
+            self.schema_ref(
+                &["feeds", n, "event"],
+                &format!("feed '{n}' event"),
+                &feed.event,
+            );
+            if let Some(caps) = &feed.capabilities {
+                self.cap_list(&["feeds", n, "capabilities"], caps.subscribe.as_ref());
+            }
+        }
+    }
+
+    fn jobs(&mut self) {
+        for (name, job) in self.m.jobs.iter().flatten() {
+            let n = name.as_str();
+            self.schema_ref(
+                &["jobs", n, "payload"],
+                &format!("job '{n}' payload"),
+                &job.payload,
+            );
+            if let Some(r) = &job.result {
+                self.schema_ref(&["jobs", n, "result"], &format!("job '{n}' result"), r);
+            }
+            for (k, v) in [
+                ("maxDeliver", job.max_deliver),
+                ("ackWaitMs", job.ack_wait_ms),
+                ("defaultDeadlineMs", job.default_deadline_ms),
+                ("concurrency", job.concurrency),
+            ] {
+                if v == Some(0) {
+                    self.push(Issue::new(&["jobs", n, k], format!("{k} must be >= 1")));
                 }
             }
         }

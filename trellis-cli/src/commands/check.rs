@@ -1,11 +1,12 @@
-//! `trellis contract check <file>...`: validates manifests with the same
-//! rules the `#[trellis::contract]` macro enforces, optionally against the
-//! published JSON Schema too.
+//! `trellis contract check <file>...`: validates manifests against the
+//! published `trellis.contract.v1` format ([`Rules::Format`]: lenient where
+//! the format is, e.g. unknown fields are dropped with a warning),
+//! optionally against the published JSON Schema too.
 
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use trellis_manifest::{CheckError, Checked, check_manifest};
+use trellis_manifest::{CheckError, Checked, Rules, check_manifest_with};
 
 use crate::cli::CheckArgs;
 use crate::commands::read_text;
@@ -14,8 +15,12 @@ use crate::outcome::Outcome;
 /// The note printed after `ok` lines for valid but non-canonical files.
 pub const NOT_CANONICAL: &str = "(not canonical: re-emit to normalize)";
 
+/// The warning printed for an unknown field.
+pub const IGNORED: &str = "unknown field, ignored (not part of trellis.contract.v1)";
+
 /// Runs the command. Prints `ok  <id>  <digest>  <file>` per valid file on
-/// stdout and every problem as `<file>: <problem>` on stderr.
+/// stdout, and every problem as `<file>: <problem>` and every dropped
+/// unknown field as `<file>: warning: ...` on stderr.
 pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     let schema = args.schema.as_deref().map(load_schema).transpose()?;
     let mut outcome = Outcome::Ok;
@@ -31,6 +36,9 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
         let shown = path.display();
         match check_file(&text, schema.as_ref(), args.strict_canonical) {
             Ok(checked) => {
+                for path in &checked.ignored {
+                    eprintln!("{shown}: warning: {path}: {IGNORED}");
+                }
                 let note = if checked.canonical {
                     String::new()
                 } else {
@@ -52,13 +60,14 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-/// Checks one manifest text; on failure returns every problem found.
-fn check_file(
+/// Checks one manifest text under [`Rules::Format`]; on failure returns
+/// every problem found.
+pub(crate) fn check_file(
     text: &str,
     schema: Option<&jsonschema::Validator>,
     strict_canonical: bool,
 ) -> Result<Checked, Vec<String>> {
-    let checked = check_manifest(text);
+    let checked = check_manifest_with(text, Rules::Format);
     let mut problems = match &checked {
         Ok(_) => Vec::new(),
         Err(CheckError::Invalid(issues)) => issues.iter().map(ToString::to_string).collect(),
