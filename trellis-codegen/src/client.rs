@@ -188,30 +188,132 @@ pub(crate) fn surface(m: &ClientModel) -> TokenStream {
     }
 }
 
-/// A group of generated accessors: `struct <Group><Suffix> { fields }`.
+/// A group of generated accessors: `struct <Group><Suffix> { fields }`,
+/// with nested groups for names of more than two segments.
+#[derive(Default)]
+struct Group {
+    fields: TokenStream,
+    inits: TokenStream,
+    methods: TokenStream,
+    /// Nested groups by snake-case segment.
+    children: BTreeMap<String, Group>,
+}
+
+/// The accessor groups of one surface kind, by top-level segment.
 struct Groups {
-    /// group -> (field defs, inits)
-    by_group: BTreeMap<String, (TokenStream, TokenStream)>,
-    /// group -> methods
-    methods: BTreeMap<String, TokenStream>,
+    by_group: BTreeMap<String, Group>,
 }
 
 impl Groups {
     fn new() -> Self {
         Groups {
             by_group: BTreeMap::new(),
-            methods: BTreeMap::new(),
         }
     }
-    fn field(&mut self, group: &str, def: TokenStream, init: TokenStream) {
-        let e = self.by_group.entry(group.to_owned()).or_default();
-        e.0.extend(def);
-        e.1.extend(init);
+    /// The group at `path` (a non-empty list of segments).
+    fn at(&mut self, path: &[String]) -> &mut Group {
+        let (first, rest) = match path.split_first() {
+            Some((first, rest)) => (first.clone(), rest),
+            None => (String::new(), path),
+        };
+        let mut node = self.by_group.entry(first).or_default();
+        for segment in rest {
+            node = node.children.entry(segment.clone()).or_default();
+        }
+        node
     }
-    fn method(&mut self, group: &str, m: TokenStream) {
-        self.by_group.entry(group.to_owned()).or_default();
-        self.methods.entry(group.to_owned()).or_default().extend(m);
+    fn field(&mut self, path: &[String], def: TokenStream, init: TokenStream) {
+        let g = self.at(path);
+        g.fields.extend(def);
+        g.inits.extend(init);
     }
+    fn method(&mut self, path: &[String], m: TokenStream) {
+        self.at(path).methods.extend(m);
+    }
+}
+
+/// `Files.List` -> (`[files]`, `list`); `Auth.Capabilities.List` ->
+/// (`[auth, capabilities]`, `list`); a one-segment `Ping` -> (`[ping]`,
+/// `ping`), as [`accessor`] does.
+fn accessor_path(name: &str) -> (Vec<String>, syn::Ident) {
+    let segments: Vec<&str> = name.split('.').collect();
+    match segments.split_last() {
+        Some((leaf, path)) if path.len() >= 2 => (
+            path.iter()
+                .map(|s| trellis_manifest::names::snake_case(s))
+                .collect(),
+            format_ident!("{}", trellis_manifest::names::snake_case(leaf)),
+        ),
+        _ => {
+            let (group, leaf) = accessor(name);
+            (vec![group.to_string()], leaf)
+        }
+    }
+}
+
+/// Emits the struct of `group` at `path` and its nested groups; returns
+/// its type and initializer.
+fn group_defs(
+    defs: &mut TokenStream,
+    group: &Group,
+    path: &[String],
+    naming: &Naming<'_>,
+    suffix: &str,
+    what: &str,
+    has_inner: bool,
+) -> (syn::Ident, TokenStream, String) {
+    let pfx = naming.prefix;
+    let pascal: String = path
+        .iter()
+        .map(|s| trellis_manifest::names::pascal_case(s))
+        .collect();
+    let dotted = path
+        .iter()
+        .map(|s| trellis_manifest::names::pascal_case(s))
+        .collect::<Vec<_>>()
+        .join(".");
+    let ty = format_ident!("{pfx}{pascal}{suffix}");
+    let doc = format!("The `{dotted}.*` {what}{}.", naming.what);
+    let mut child_fields = TokenStream::new();
+    let mut child_inits = TokenStream::new();
+    for (segment, child) in &group.children {
+        let mut child_path = path.to_vec();
+        child_path.push(segment.clone());
+        let (child_ty, child_init, child_doc) =
+            group_defs(defs, child, &child_path, naming, suffix, what, has_inner);
+        let field = format_ident!("{}", segment);
+        child_fields.extend(quote! {
+            #[doc = #child_doc]
+            pub #field: #child_ty,
+        });
+        child_inits.extend(quote! { #field: #child_init, });
+    }
+    let (fields, inits, methods) = (&group.fields, &group.inits, &group.methods);
+    let init = if has_inner {
+        defs.extend(quote! {
+            #[doc = #doc]
+            #[derive(Debug, Clone)]
+            pub struct #ty {
+                inner: ::trellis::__private::RpcClient,
+                #child_fields
+            }
+            impl #ty { #methods }
+        });
+        if group.children.is_empty() {
+            quote! { #ty { inner: runtime.rpc_client() } }
+        } else {
+            quote! { #ty { inner: runtime.rpc_client(), #child_inits } }
+        }
+    } else {
+        defs.extend(quote! {
+            #[doc = #doc]
+            #[derive(Debug, Clone)]
+            #[non_exhaustive]
+            pub struct #ty { #fields #child_fields }
+        });
+        quote! { #ty { #inits #child_inits } }
+    };
+    (ty, init, doc)
 }
 
 /// How a client surface names its types: `prefix` is `""` for the contract
@@ -234,12 +336,12 @@ pub(crate) fn accessors(
     let pfx = naming.prefix;
     let mut rpc = Groups::new();
     for r in &m.rpcs {
-        let (group, leaf) = accessor(&r.name);
+        let (group, leaf) = accessor_path(&r.name);
         let ident = marker(&r.name);
         let s = quote!(#surface::rpc::#ident);
         let docs = &r.docs;
         rpc.method(
-            &group.to_string(),
+            &group,
             quote! {
                 #docs
                 pub async fn #leaf(
@@ -253,7 +355,7 @@ pub(crate) fn accessors(
     }
     let mut ops = Groups::new();
     for o in &m.operations {
-        let (group, leaf) = accessor(&o.name);
+        let (group, leaf) = accessor_path(&o.name);
         let ident = marker(&o.name);
         let s = quote!(#surface::operation::#ident);
         let doc = if o.send {
@@ -265,7 +367,7 @@ pub(crate) fn accessors(
             format!("`{}`: `.input(input).start()`, or `.attach(id)`.", o.name)
         };
         ops.field(
-            &group.to_string(),
+            &group,
             quote! {
                 #[doc = #doc]
                 pub #leaf: <#s as ::trellis::__private::OperationSurface>::Client,
@@ -275,7 +377,7 @@ pub(crate) fn accessors(
     }
     let mut events = Groups::new();
     for e in &m.events {
-        let (group, leaf) = accessor(&e.name);
+        let (group, leaf) = accessor_path(&e.name);
         let ident = marker(&e.name);
         let s = quote!(#surface::event::#ident);
         let doc = format!(
@@ -283,7 +385,7 @@ pub(crate) fn accessors(
             e.name
         );
         events.field(
-            &group.to_string(),
+            &group,
             quote! {
                 #[doc = #doc]
                 pub #leaf: ::trellis::EventListener<<#s as ::trellis::__private::EventSurface>::Event>,
@@ -308,31 +410,18 @@ pub(crate) fn accessors(
         let top = format_ident!("{pfx}{suffix}");
         let mut top_fields = TokenStream::new();
         let mut top_inits = TokenStream::new();
-        for (group, (fields, inits)) in &groups.by_group {
+        for (group, node) in &groups.by_group {
             let field = format_ident!("{}", group);
-            let pascal = trellis_manifest::names::pascal_case(group);
-            let ty = format_ident!("{pfx}{pascal}{suffix}");
-            let doc = format!("The `{pascal}.*` {what}{}.", naming.what);
-            let methods = groups.methods.get(group).cloned().unwrap_or_default();
-            if has_inner {
-                defs.extend(quote! {
-                    #[doc = #doc]
-                    #[derive(Debug, Clone)]
-                    pub struct #ty {
-                        inner: ::trellis::__private::RpcClient,
-                    }
-                    impl #ty { #methods }
-                });
-                top_inits.extend(quote! { #field: #ty { inner: runtime.rpc_client() }, });
-            } else {
-                defs.extend(quote! {
-                    #[doc = #doc]
-                    #[derive(Debug, Clone)]
-                    #[non_exhaustive]
-                    pub struct #ty { #fields }
-                });
-                top_inits.extend(quote! { #field: #ty { #inits }, });
-            }
+            let (ty, init, doc) = group_defs(
+                &mut defs,
+                node,
+                std::slice::from_ref(group),
+                naming,
+                suffix,
+                what,
+                has_inner,
+            );
+            top_inits.extend(quote! { #field: #init, });
             top_fields.extend(quote! {
                 #[doc = #doc]
                 pub #field: #ty,

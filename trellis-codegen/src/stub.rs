@@ -16,12 +16,21 @@
 //! // include!(concat!(env!("OUT_DIR"), "/documents.rs"));
 //! ```
 //!
+//! Any manifest the published format allows generates (read under
+//! [`Rules::Format`]: unknown fields are dropped). Names of more than two
+//! segments nest (`Auth.Capabilities.List` is
+//! `client.rpc.auth.capabilities.list(&input)`); an RPC error type the
+//! format defines but the manifest does not declare (`AuthError`, ...) is
+//! `::trellis::BuiltinError`; several error types make an untagged enum per
+//! RPC; a schema construct without a faithful Rust mapping is a documented
+//! `serde_json::Value` (see [`crate::stubtypes`]).
+//!
 //! Generation fails (and so does the build) when the file is not a valid
-//! `trellis.contract.v1` manifest, when its digest differs from the pinned
-//! one ([`ClientStub::expect_digest`]) or from the `<id>.digest` file the
-//! owner's build writes beside it, or when a schema has no faithful Rust
-//! mapping.
+//! `trellis.contract.v1` manifest, or when its digest differs from the
+//! pinned one ([`ClientStub::expect_digest`]) or from the `<id>.digest` file
+//! the owner's build writes beside it.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -30,7 +39,8 @@ use quote::{format_ident, quote};
 
 use crate::client::{ClientModel, EventModel, OperationModel, RpcModel};
 use crate::stubtypes::{StubTypeError, rust_types};
-use trellis_manifest::manifest::{Docs, Manifest};
+use trellis_manifest::manifest::{BUILTIN_ERRORS, Docs, Manifest, RpcMethod};
+use trellis_manifest::validate::Rules;
 
 /// Why a stub could not be generated.
 #[derive(Debug, thiserror::Error)]
@@ -199,9 +209,11 @@ pub fn client_source(
     module: Option<&str>,
     pinned: Option<(&str, &str)>,
 ) -> Result<(String, String), StubError> {
-    let checked = trellis_manifest::check_manifest(text).map_err(|e| StubError::Invalid {
-        path: path.to_owned(),
-        reason: e.to_string(),
+    let checked = trellis_manifest::check_manifest_with(text, Rules::Format).map_err(|e| {
+        StubError::Invalid {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        }
     })?;
     if let Some((expected, from)) = pinned
         && expected != checked.digest
@@ -251,30 +263,11 @@ fn module_tokens(
             })
     };
     let mut model = ClientModel::default();
+    let mut taken = types.taken.clone();
+    let mut error_defs = TokenStream::new();
     for (name, rpc) in &m.rpc {
-        let error = match rpc.errors.as_deref().unwrap_or_default() {
-            [] => None,
-            [one] => {
-                let decl = m.errors.get(&one.ty).and_then(|e| e.schema.as_ref());
-                match decl {
-                    Some(s) => Some(ty(&s.schema, &format!("error `{}`", one.ty))?),
-                    None => {
-                        return Err(StubError::Unsupported {
-                            path: path.to_owned(),
-                            reason: format!("RPC `{name}`: error `{}` has no schema", one.ty),
-                        });
-                    }
-                }
-            }
-            _ => {
-                return Err(StubError::Unsupported {
-                    path: path.to_owned(),
-                    reason: format!(
-                        "RPC `{name}` declares several error types; stubs support one per RPC"
-                    ),
-                });
-            }
-        };
+        let RpcError { error, def, notes } = rpc_error(m, name, rpc, path, &ty, &mut taken)?;
+        error_defs.extend(def);
         let fallback = format!("Calls `{name}`.");
         model.rpcs.push(RpcModel {
             name: name.clone(),
@@ -283,7 +276,14 @@ fn module_tokens(
             output: ty(&rpc.output.schema, &format!("RPC `{name}` output"))?,
             error,
             receive: rpc.transfer.is_some(),
-            docs: doc_attrs(rpc.docs.as_ref(), &fallback),
+            docs: {
+                let docs = doc_attrs(rpc.docs.as_ref(), &fallback);
+                if notes.is_empty() {
+                    docs
+                } else {
+                    quote!(#docs #[doc = ""] #(#[doc = #notes])*)
+                }
+            },
         });
     }
     for (name, op) in &m.operations {
@@ -328,6 +328,7 @@ fn module_tokens(
         #[allow(clippy::all, dead_code)]
         pub mod #module_ident {
             #defs
+            #error_defs
 
             /// The contract id (`<name>@v<N>`).
             pub const ID: &str = #id;
@@ -339,6 +340,138 @@ fn module_tokens(
             #surface
             #client
         }
+    })
+}
+
+/// How an RPC's errors reach its callers.
+struct RpcError {
+    /// The error type (`None`: the RPC declares no error).
+    error: Option<TokenStream>,
+    /// A generated enum of its error types, if it needs one.
+    def: TokenStream,
+    /// Doc lines for the RPC's method.
+    notes: Vec<String>,
+}
+
+/// `base`, else `base2`, `base3`, ...: the first name not in `used`.
+fn fresh(base: &str, used: &mut BTreeSet<String>) -> syn::Ident {
+    let mut n = 1u32;
+    loop {
+        let candidate = if n == 1 {
+            base.to_owned()
+        } else {
+            format!("{base}{n}")
+        };
+        if used.insert(candidate.clone()) {
+            return format_ident!("{}", candidate);
+        }
+        n += 1;
+    }
+}
+
+/// The error type of RPC `name`: `None` without errors, the declared
+/// error's type for one, `::trellis::BuiltinError` for built-in errors only,
+/// else a generated untagged enum `<Rpc>Error` (built-in first, untyped
+/// payloads last) named apart from `taken`.
+fn rpc_error(
+    m: &Manifest,
+    name: &str,
+    rpc: &RpcMethod,
+    path: &str,
+    ty: &dyn Fn(&str, &str) -> Result<TokenStream, StubError>,
+    taken: &mut BTreeSet<String>,
+) -> Result<RpcError, StubError> {
+    let mut notes = Vec::new();
+    let mut seen = BTreeSet::new();
+    // (error type, Rust type, whether typed)
+    let mut declared: Vec<(&str, TokenStream, bool)> = Vec::new();
+    let mut builtin = Vec::new();
+    for reference in rpc.errors.as_deref().unwrap_or_default() {
+        let error = reference.ty.as_str();
+        if !seen.insert(error) {
+            continue;
+        }
+        match m.errors.get(error) {
+            Some(decl) => match &decl.schema {
+                Some(s) => {
+                    declared.push((error, ty(&s.schema, &format!("error `{error}`"))?, true))
+                }
+                None => {
+                    notes.push(format!(
+                        " Error `{error}` declares no schema: its payload is a `serde_json::Value`."
+                    ));
+                    declared.push((error, quote!(::serde_json::Value), false));
+                }
+            },
+            None if BUILTIN_ERRORS.contains(&error) => builtin.push(error),
+            None => {
+                return Err(StubError::Unsupported {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "RPC `{name}`: error `{error}` is neither declared nor built in"
+                    ),
+                });
+            }
+        }
+    }
+    if !builtin.is_empty() {
+        notes.push(format!(
+            " Built-in errors (`::trellis::BuiltinError`): {}.",
+            builtin
+                .iter()
+                .map(|e| format!("`{e}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let simple = |error| RpcError {
+        error,
+        def: TokenStream::new(),
+        notes: notes.clone(),
+    };
+    match (declared.as_slice(), builtin.is_empty()) {
+        ([], true) => return Ok(simple(None)),
+        ([(_, one, _)], true) => return Ok(simple(Some(one.clone()))),
+        ([], false) => return Ok(simple(Some(quote!(::trellis::BuiltinError)))),
+        _ => {}
+    }
+    let ident = fresh(&format!("{}Error", crate::client::marker(name)), taken);
+    let mut variants = Vec::new();
+    let mut used = BTreeSet::new();
+    if !builtin.is_empty() {
+        used.insert("Builtin".to_owned());
+        variants.push(quote! {
+            /// A built-in error of the format.
+            Builtin(::trellis::BuiltinError)
+        });
+    }
+    declared.sort_by_key(|(_, _, typed)| !typed);
+    for (error, rust, _) in &declared {
+        let base = trellis_manifest::names::pascal_case(error);
+        let base = if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
+            format!("E{base}")
+        } else {
+            base
+        };
+        let variant = fresh(&base, &mut used);
+        let doc = format!(" The declared error `{error}`.");
+        variants.push(quote! {
+            #[doc = #doc]
+            #variant(#rust)
+        });
+    }
+    let doc = format!(
+        " The errors of RPC `{name}`, told apart by shape (built-in errors by their `type` tag)."
+    );
+    Ok(RpcError {
+        error: Some(quote!(#ident)),
+        def: quote! {
+            #[doc = #doc]
+            #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+            #[serde(untagged)]
+            pub enum #ident { #(#variants,)* }
+        },
+        notes,
     })
 }
 
@@ -395,9 +528,100 @@ mod tests {
         let err = client_source(&edited, "d.json", None, Some((&actual, "d.digest")))
             .expect_err("edited content");
         assert!(err.to_string().contains("was edited"), "{err}");
+        // The format drops unknown fields: the stub is the same as without one.
         let unknown = DOCUMENTS.replacen("{", "{\"surprise\":1,", 1);
-        let err = client_source(&unknown, "d.json", None, None).expect_err("unknown field");
+        let (_, ignored) = client_source(&unknown, "documents@v1.json", None, None)
+            .expect("an unknown field is ignored");
+        let (_, plain) =
+            client_source(DOCUMENTS, "documents@v1.json", None, None).expect("stub generates");
+        assert_eq!(ignored, plain);
+        let broken = DOCUMENTS.replace("\"kind\":\"service\"", "\"kind\":\"robot\"");
+        let err = client_source(&broken, "d.json", None, None).expect_err("bad kind");
         assert!(matches!(err, StubError::Invalid { .. }), "{err}");
-        assert!(err.to_string().contains("surprise"), "{err}");
+    }
+
+    const DIRECTORY: &str = include_str!("../../tests/fixtures/directory@v1.json");
+
+    /// Source text without whitespace, so checks ignore line breaking.
+    fn squash(text: &str) -> String {
+        text.chars().filter(|c| !c.is_whitespace()).collect()
+    }
+
+    fn directory() -> String {
+        client_source(DIRECTORY, "directory@v1.json", None, None)
+            .expect("stub generates")
+            .1
+    }
+
+    #[test]
+    fn multi_segment_names_nest_accessors() {
+        let source = directory();
+        for needle in [
+            // client.rpc.auth.capabilities.list(&input)
+            "pub struct Rpc { /// The `Auth.*` RPCs. pub auth: AuthRpc,",
+            "pub struct AuthRpc { inner: ::trellis::__private::RpcClient, /// The `Auth.Capabilities.*` RPCs. pub capabilities: AuthCapabilitiesRpc, }",
+            "impl AuthCapabilitiesRpc { /// Calls `Auth.Capabilities.List`.",
+            "`AuthError`, `UnexpectedError`. pub async fn list(",
+            "auth: AuthRpc { inner: runtime.rpc_client(), capabilities: AuthCapabilitiesRpc { inner: runtime.rpc_client(), }, }",
+            // A group with both a method and a nested group.
+            "pub struct NotesRpc { inner: ::trellis::__private::RpcClient, /// The `Notes.Archive.*` RPCs. pub archive: NotesArchiveRpc, }",
+            "impl NotesRpc { /// Calls `Notes.Get`. pub async fn get(",
+            "impl NotesArchiveRpc { /// Calls `Notes.Archive.Put`.",
+            "`ValidationError`. pub async fn put(",
+            // Operations and events nest the same way.
+            "pub struct ReportsOperations { /// The `Reports.Daily.*` operations. pub daily: ReportsDailyOperations, }",
+            "pub struct ReportsDailyOperations { /// `Reports.Daily.Build`: `.input(input).start()`, or `.attach(id)`. pub build:",
+            "pub struct AuthCapabilitiesEventListeners { /// Listens to `Auth.Capabilities.Changed` events",
+            "pub struct AuthCapabilitiesList;",
+            "const SUBJECT: &'static str = \"rpc.v1.Auth.Capabilities.List\";",
+        ] {
+            assert!(
+                squash(&source).contains(&squash(needle)),
+                "missing `{needle}` in:\n{source}"
+            );
+        }
+        let file: syn::File = syn::parse_str(&source).expect("parses");
+        assert!(!file.items.is_empty());
+    }
+
+    #[test]
+    fn builtin_errors_use_the_runtime_enum() {
+        let source = directory();
+        for needle in [
+            // Built-in errors only.
+            "type Reply = ::core::result::Result<::core::result::Result<CapabilityPage, ::trellis::BuiltinError>, ::trellis::CallError,>;",
+            "/// Built-in errors (`::trellis::BuiltinError`): `AuthError`, `UnexpectedError`.",
+            // One declared error: its type, as before.
+            "type Reply = ::core::result::Result<::core::result::Result<Note, NotesError>, ::trellis::CallError,>;",
+            // Declared and built-in: an untagged enum, built-in first.
+            "#[serde(untagged)] pub enum NotesArchivePutError { /// A built-in error of the format. Builtin(::trellis::BuiltinError), /// The declared error `NotesError`. NotesError(NotesError), }",
+            "::core::result::Result<::core::result::Result<NoteId, NotesArchivePutError>, ::trellis::CallError,>",
+        ] {
+            assert!(
+                squash(&source).contains(&squash(needle)),
+                "missing `{needle}` in:\n{source}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_without_schema_and_several_declared_errors() {
+        let manifest = r#"{"format":"trellis.contract.v1","id":"e@v1","displayName":"E","description":"E","kind":"service",
+            "schemas":{"In":{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]},
+                       "Bad":{"type":"object","properties":{"why":{"type":"string"}},"required":["why"]}},
+            "errors":{"Plain":{"type":"Plain"},"BadError":{"type":"BadError","schema":{"schema":"Bad"}}},
+            "rpc":{"A.One":{"version":"v1","subject":"rpc.v1.A.One","input":{"schema":"In"},"output":{"schema":"In"},"errors":[{"type":"Plain"}]},
+                   "A.Two":{"version":"v1","subject":"rpc.v1.A.Two","input":{"schema":"In"},"output":{"schema":"In"},"errors":[{"type":"Plain"},{"type":"BadError"},{"type":"BadError"}]}}}"#;
+        let (_, source) = client_source(manifest, "e.json", None, None).expect("generates");
+        for needle in [
+            "::core::result::Result<::core::result::Result<In, ::serde_json::Value>, ::trellis::CallError,>",
+            "/// Error `Plain` declares no schema: its payload is a `serde_json::Value`.",
+            "pub enum ATwoError { /// The declared error `BadError`. BadError(Bad), /// The declared error `Plain`. Plain(::serde_json::Value), }",
+        ] {
+            assert!(
+                squash(&source).contains(&squash(needle)),
+                "missing `{needle}` in:\n{source}"
+            );
+        }
     }
 }

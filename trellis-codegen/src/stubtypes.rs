@@ -14,8 +14,17 @@
 //! `anyOf [T, null]` (serde accepts `null` for an `Option`), which is the only
 //! place where the round trip through [`crate::schema`] is not the identity.
 //!
-//! Anything without a faithful mapping is a [`StubTypeError`] naming the schema
-//! and the JSON path, never a silent `serde_json::Value`.
+//! Beyond what [`crate::schema`] derives, other tools' schemas map too:
+//! annotation keywords (`description`, `title`, ...) are ignored, a string
+//! with `format`, `pattern` or length limits is a `String`, an integer with
+//! other bounds a `u64` (lower bound >= 0) or an `i64`, an object with
+//! neither `properties` nor `additionalProperties` (or with
+//! `additionalProperties: true`) a `serde_json::Map`, and
+//! `additionalProperties: true`/`false` next to `properties` a struct.
+//!
+//! A construct with no faithful mapping becomes `serde_json::Value`, with a
+//! doc comment on the enclosing field or type naming the JSON path and the
+//! reason; it never fails generation.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,6 +44,8 @@ pub struct RustTypes {
     /// For each top-level schema name, the Rust type to write where the
     /// manifest says `{ "schema": "<name>" }`.
     pub names: BTreeMap<String, TokenStream>,
+    /// Every type name the definitions use, for callers adding their own.
+    pub taken: BTreeSet<String>,
 }
 
 /// Why a schema cannot become Rust types.
@@ -52,7 +63,8 @@ pub enum StubTypeError {
         /// What construct is not supported.
         reason: String,
     },
-    /// A top-level schema name cannot be a Rust type name.
+    /// A top-level schema name cannot be a Rust type name (no longer
+    /// produced: such names are given a PascalCase type name).
     #[error("contract `{contract}`: schema name `{schema}` cannot be a Rust type name: {reason}")]
     InvalidName {
         /// The contract id.
@@ -70,35 +82,38 @@ pub fn rust_types(
     schemas: &BTreeMap<String, Json>,
 ) -> Result<RustTypes, StubTypeError> {
     let mut taken: BTreeSet<String> = RESERVED.iter().map(|s| (*s).to_owned()).collect();
+    // Names that are plain Rust type names are kept; others (`Files.Page`,
+    // `String`, `2fa`) get a PascalCase name that no kept name takes.
+    let plain = |name: &str| {
+        !RESERVED.contains(&name)
+            && !name.starts_with("r#")
+            && syn::parse_str::<Ident>(name).is_ok_and(|ident| ident == name)
+    };
+    taken.extend(schemas.keys().filter(|n| plain(n)).cloned());
     let mut top = Vec::with_capacity(schemas.len());
     for (name, schema) in schemas {
-        let invalid = |reason: &str| StubTypeError::InvalidName {
-            contract: contract_id.to_owned(),
-            schema: name.clone(),
-            reason: reason.to_owned(),
-        };
-        if RESERVED.contains(&name.as_str()) {
-            return Err(invalid(
-                "it would shadow a built-in type the generated code uses",
-            ));
-        }
-        match syn::parse_str::<Ident>(name) {
-            Ok(ident) if !name.starts_with("r#") && ident == name.as_str() => {
-                top.push((name, ident, schema));
+        let ident = if plain(name) {
+            Ident::new(name, Span::call_site())
+        } else {
+            let mut base = pascal_case(name);
+            if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
+                base = format!("Schema{base}");
+            } else if RESERVED.contains(&base.as_str()) {
+                base.push_str("Schema");
             }
-            _ => return Err(invalid("it is not a plain Rust identifier")),
-        }
+            unique_ident(&base, "", &mut taken)
+        };
+        top.push((name, ident, schema));
     }
-    taken.extend(schemas.keys().cloned());
 
     let mut top_by_shape = BTreeMap::new();
-    for (name, schema) in schemas {
+    for (_, ident, schema) in &top {
         if let Ok(kind) = classify(schema)
             && kind.needs_own_type()
         {
             top_by_shape
                 .entry(schema.to_canonical_string())
-                .or_insert_with(|| name.clone());
+                .or_insert_with(|| unraw(ident));
         }
     }
 
@@ -110,20 +125,53 @@ pub fn rust_types(
         taken,
         nested_by_shape: BTreeMap::new(),
         nested_defs: BTreeMap::new(),
+        notes: Vec::new(),
     };
     let mut defs = TokenStream::new();
     let mut names = BTreeMap::new();
     for (name, ident, schema) in top {
         cx.schema = name.clone();
         let doc = format!(" Schema `{name}` of contract `{contract_id}`.");
-        defs.extend(cx.definition(&ident, schema, "#", &doc, true)?);
+        let def = match cx.definition(&ident, schema, "#", &doc, true) {
+            Ok(def) => def,
+            Err(StubTypeError::Unsupported { path, reason, .. }) => {
+                let notes = [fallback_note(&path, &reason)];
+                let notes = notes_doc(&notes);
+                let derives = derives();
+                let doc = self::doc(&doc);
+                quote! {
+                    #doc
+                    #notes
+                    #derives
+                    pub struct #ident(pub ::serde_json::Value);
+                }
+            }
+            Err(other) => return Err(other),
+        };
+        defs.extend(def);
         names.insert(name.clone(), quote!(#ident));
     }
     for def in cx.nested_defs.into_values() {
         defs.extend(def);
     }
-    Ok(RustTypes { defs, names })
+    Ok(RustTypes {
+        defs,
+        names,
+        taken: cx.taken,
+    })
 }
+
+/// Keywords that only annotate a schema; ignored when mapping it.
+const ANNOTATIONS: &[&str] = &[
+    "title",
+    "description",
+    "$comment",
+    "examples",
+    "default",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+];
 
 /// Type names the generated code spells without a path.
 const RESERVED: &[&str] = &[
@@ -178,6 +226,8 @@ enum Kind<'s> {
         len: Option<u64>,
     },
     Map(&'s Json),
+    /// An object with no declared fields (`serde_json::Map`).
+    OpenObject,
     Object(ObjectShape<'s>),
     Nullable(&'s Json),
     OneOf(&'s [Json]),
@@ -206,7 +256,7 @@ impl Kind<'_> {
             Kind::Array { unique: true, .. } => "Set",
             Kind::Array { .. } => "Array",
             Kind::Map(_) => "Map",
-            Kind::Object(_) => "Object",
+            Kind::OpenObject | Kind::Object(_) => "Object",
             Kind::Nullable(_) => "Optional",
             Kind::OneOf(_) | Kind::AnyOf(_) => "Union",
         }
@@ -251,13 +301,20 @@ fn const_tag(json: &Json) -> Option<&str> {
 /// Classifies a schema node, rejecting keywords that have no Rust mapping.
 /// `Err` is the reason.
 fn classify(json: &Json) -> Result<Kind<'_>, String> {
+    if *json == Json::Bool(true) {
+        return Ok(Kind::Any);
+    }
     let Some(map) = json.as_object() else {
         return Err(format!(
             "a schema must be an object, found `{}`",
             json.to_canonical_string()
         ));
     };
-    let keys: BTreeSet<&str> = map.keys().map(String::as_str).collect();
+    let keys: BTreeSet<&str> = map
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !ANNOTATIONS.contains(k))
+        .collect();
     let only = |allowed: &[&str]| -> Result<(), String> {
         let extra: Vec<String> = keys
             .iter()
@@ -312,7 +369,11 @@ fn classify(json: &Json) -> Result<Kind<'_>, String> {
         ));
     };
     match ty {
-        "null" | "boolean" | "number" => {
+        "number" => {
+            only(&["type", "format", "minimum", "maximum"])?;
+            Ok(Kind::Number)
+        }
+        "null" | "boolean" => {
             only(&["type"])?;
             Ok(match ty {
                 "null" => Kind::Null,
@@ -340,18 +401,12 @@ fn classify(json: &Json) -> Result<Kind<'_>, String> {
                     "`const` outside the tag property of a tagged enum has no Rust type".to_owned(),
                 );
             }
-            if keys.contains("minLength") || keys.contains("maxLength") {
-                only(&["type", "minLength", "maxLength"])?;
-                let one = |k: &str| map.get(k).and_then(int_value) == Some(1);
-                if one("minLength") && one("maxLength") {
-                    return Ok(Kind::Char);
-                }
-                return Err(
-                    "string length limits other than exactly one character (`char`) have no Rust type"
-                        .to_owned(),
-                );
+            only(&["type", "format", "pattern", "minLength", "maxLength"])?;
+            let one = |k: &str| map.get(k).and_then(int_value) == Some(1);
+            if keys.len() == 3 && one("minLength") && one("maxLength") {
+                return Ok(Kind::Char);
             }
-            only(&["type"])?;
+            // `format`, `pattern` and other lengths: every valid value is a `String`.
             Ok(Kind::String)
         }
         "array" => {
@@ -387,6 +442,18 @@ fn classify(json: &Json) -> Result<Kind<'_>, String> {
             Ok(Kind::Array { items, unique, len })
         }
         "object" => {
+            // `additionalProperties: true` is the default (open); `false`
+            // only closes an object whose fields are all known.
+            let additional = match map.get("additionalProperties") {
+                None | Some(Json::Bool(_)) => None,
+                Some(extra) if extra.as_object().is_some() => Some(extra),
+                Some(extra) => {
+                    return Err(format!(
+                        "`additionalProperties: {}` is not supported (only a schema or a boolean)",
+                        extra.to_canonical_string()
+                    ));
+                }
+            };
             if let Some(properties) = map.get("properties") {
                 only(&["type", "properties", "required", "additionalProperties"])?;
                 let Some(properties) = properties.as_object() else {
@@ -411,32 +478,21 @@ fn classify(json: &Json) -> Result<Kind<'_>, String> {
                         }
                     }
                 }
-                let additional = map.get("additionalProperties");
-                if let Some(extra) = additional
-                    && extra.as_object().is_none()
-                {
-                    return Err(format!(
-                        "`additionalProperties: {}` is not supported (only a schema for extra fields)",
-                        extra.to_canonical_string()
-                    ));
-                }
                 return Ok(Kind::Object(ObjectShape {
                     properties,
                     required,
                     additional,
                 }));
             }
-            if let Some(values) = map.get("additionalProperties") {
-                only(&["type", "additionalProperties"])?;
-                if values.as_object().is_none() {
-                    return Err(format!(
-                        "`additionalProperties: {}` is not supported (only a schema for map values)",
-                        values.to_canonical_string()
-                    ));
-                }
-                return Ok(Kind::Map(values));
+            only(&["type", "additionalProperties"])?;
+            match (additional, map.get("additionalProperties")) {
+                (Some(values), _) => Ok(Kind::Map(values)),
+                (None, None | Some(Json::Bool(true))) => Ok(Kind::OpenObject),
+                (None, _) => Err(
+                    "`additionalProperties: false` without `properties` (an always-empty object)"
+                        .to_owned(),
+                ),
             }
-            Err("an object schema needs `properties` or `additionalProperties`".to_owned())
         }
         other => Err(format!("`type: \"{other}\"` is not supported")),
     }
@@ -446,7 +502,7 @@ fn integer<'s>(
     map: &'s Object,
     only: &dyn Fn(&[&str]) -> Result<(), String>,
 ) -> Result<Kind<'s>, String> {
-    only(&["type", "minimum", "maximum"])?;
+    only(&["type", "format", "minimum", "maximum"])?;
     let bound = |k: &str| -> Result<Option<i128>, String> {
         match map.get(k) {
             None => Ok(None),
@@ -465,6 +521,14 @@ fn integer<'s>(
         (Some(-0x80), Some(0x7f)) => Int::I8,
         (Some(-0x8000), Some(0x7fff)) => Int::I16,
         (Some(-0x8000_0000), Some(0x7fff_ffff)) => Int::I32,
+        // Other bounds: the widest type of the sign that holds every valid value.
+        (Some(lo), hi) if lo >= 0 && hi.is_none_or(|hi| hi <= i128::from(u64::MAX)) => Int::U64,
+        (lo, hi)
+            if lo.is_none_or(|lo| lo >= i128::from(i64::MIN))
+                && hi.is_none_or(|hi| hi <= i128::from(i64::MAX)) =>
+        {
+            Int::I64
+        }
         _ => {
             let show = |b: Option<i128>| b.map_or_else(|| "..".to_owned(), |b| b.to_string());
             return Err(format!(
@@ -586,6 +650,19 @@ fn doc(text: &str) -> TokenStream {
     quote!(#[doc = #text])
 }
 
+/// Why the node at `path` is typed `serde_json::Value`.
+fn fallback_note(path: &str, reason: &str) -> String {
+    format!(" Untyped (`serde_json::Value`) at `{path}`: {reason}.")
+}
+
+/// Doc lines for fallback notes (after an empty line), or nothing.
+fn notes_doc(notes: &[String]) -> TokenStream {
+    if notes.is_empty() {
+        return TokenStream::new();
+    }
+    quote!(#[doc = ""] #(#[doc = #notes])*)
+}
+
 fn derives() -> TokenStream {
     quote!(#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)])
 }
@@ -594,7 +671,7 @@ struct Gen<'a> {
     contract: &'a str,
     /// The top-level schema being generated (for errors).
     schema: String,
-    /// Canonical text of top-level schemas that need their own type -> name.
+    /// Canonical text of top-level schemas that need their own type -> Rust name.
     top_by_shape: BTreeMap<String, String>,
     /// Canonical text of `trellis::ReceiveGrant`'s schema.
     grant: String,
@@ -603,6 +680,9 @@ struct Gen<'a> {
     /// Canonical text of generated nested types -> name.
     nested_by_shape: BTreeMap<String, String>,
     nested_defs: BTreeMap<String, TokenStream>,
+    /// Why nodes under the field or type being generated fell back to
+    /// `serde_json::Value` (attached to its doc comment).
+    notes: Vec<String>,
 }
 
 impl Gen<'_> {
@@ -620,7 +700,25 @@ impl Gen<'_> {
     }
 
     /// The Rust type of a schema node; `hint` names a nested type if needed.
+    /// A node without a faithful mapping is `serde_json::Value`, noted in
+    /// [`Gen::notes`].
     fn rust_type(
+        &mut self,
+        json: &Json,
+        path: &str,
+        hint: &str,
+    ) -> Result<TokenStream, StubTypeError> {
+        match self.mapped_type(json, path, hint) {
+            Err(StubTypeError::Unsupported { path, reason, .. }) => {
+                self.notes.push(fallback_note(&path, &reason));
+                Ok(quote!(::serde_json::Value))
+            }
+            other => other,
+        }
+    }
+
+    /// [`Gen::rust_type`] without the fallback at this node.
+    fn mapped_type(
         &mut self,
         json: &Json,
         path: &str,
@@ -640,6 +738,9 @@ impl Gen<'_> {
             Kind::Nullable(inner) => {
                 let inner = self.rust_type(inner, &format!("{path}/anyOf/0"), hint)?;
                 quote!(Option<#inner>)
+            }
+            Kind::OpenObject => {
+                quote!(::serde_json::Map<::std::string::String, ::serde_json::Value>)
             }
             Kind::Map(values) => {
                 let values =
@@ -700,14 +801,21 @@ impl Gen<'_> {
         }
         let ident = unique_ident(hint, "", &mut self.taken);
         let name = unraw(&ident);
-        self.nested_by_shape.insert(shape, name.clone());
+        self.nested_by_shape.insert(shape.clone(), name.clone());
         let text = format!(
             " Nested at `{path}` of schema `{}` of contract `{}`.",
             self.schema, self.contract
         );
-        let def = self.definition(&ident, json, path, &text, false)?;
-        self.nested_defs.insert(name, def);
-        Ok(quote!(#ident))
+        match self.definition(&ident, json, path, &text, false) {
+            Ok(def) => {
+                self.nested_defs.insert(name, def);
+                Ok(quote!(#ident))
+            }
+            Err(e) => {
+                self.nested_by_shape.remove(&shape);
+                Err(e)
+            }
+        }
     }
 
     /// The top-level schema name or `ReceiveGrant` an object equals, if any.
@@ -727,58 +835,63 @@ impl Gen<'_> {
         text: &str,
         top: bool,
     ) -> Result<TokenStream, StubTypeError> {
+        let outer = std::mem::take(&mut self.notes);
+        let def = self.definition_body(ident, json, path, top);
+        let notes = std::mem::replace(&mut self.notes, outer);
+        let (attrs, body) = def?;
         let doc = doc(text);
+        let notes = notes_doc(&notes);
         let derives = derives();
+        Ok(quote! {
+            #doc
+            #notes
+            #derives
+            #attrs
+            #body
+        })
+    }
+
+    /// The attributes after the derives and the item of [`Gen::definition`].
+    fn definition_body(
+        &mut self,
+        ident: &Ident,
+        json: &Json,
+        path: &str,
+        top: bool,
+    ) -> Result<(TokenStream, TokenStream), StubTypeError> {
         let name = unraw(ident);
         match self.classify(json, path)? {
             Kind::Object(shape) => {
                 let fields = self.fields(&shape, path, &name, None, true)?;
-                Ok(quote! {
-                    #doc
-                    #derives
-                    pub struct #ident { #(#fields,)* }
-                })
+                Ok((
+                    TokenStream::new(),
+                    quote!(pub struct #ident { #(#fields,)* }),
+                ))
             }
             Kind::StringEnum(values) => {
                 let mut used = BTreeSet::new();
                 let variants = values.iter().map(|v| unit_variant(v, &mut used));
                 let variants: Vec<TokenStream> = variants.collect();
-                Ok(quote! {
-                    #doc
-                    #derives
-                    pub enum #ident { #(#variants,)* }
-                })
+                Ok((
+                    TokenStream::new(),
+                    quote!(pub enum #ident { #(#variants,)* }),
+                ))
             }
             Kind::OneOf(branches) => {
                 let (attr, variants) = self.tagged_enum(branches, path, &name)?;
-                Ok(quote! {
-                    #doc
-                    #derives
-                    #attr
-                    pub enum #ident { #(#variants,)* }
-                })
+                Ok((attr, quote!(pub enum #ident { #(#variants,)* })))
             }
             Kind::AnyOf(branches) => {
                 let variants = self.untagged_enum(branches, path, &name)?;
-                Ok(quote! {
-                    #doc
-                    #derives
-                    #[serde(untagged)]
-                    pub enum #ident { #(#variants,)* }
-                })
+                Ok((
+                    quote!(#[serde(untagged)]),
+                    quote!(pub enum #ident { #(#variants,)* }),
+                ))
             }
-            Kind::Null if top => Ok(quote! {
-                #doc
-                #derives
-                pub struct #ident;
-            }),
+            Kind::Null if top => Ok((TokenStream::new(), quote!(pub struct #ident;))),
             _ if top => {
                 let inner = self.rust_type(json, path, &format!("{name}Inner"))?;
-                Ok(quote! {
-                    #doc
-                    #derives
-                    pub struct #ident(pub #inner);
-                })
+                Ok((TokenStream::new(), quote!(pub struct #ident(pub #inner);)))
             }
             _ => Err(self.err(path, "internal: this schema does not need its own type")),
         }
@@ -809,10 +922,11 @@ impl Gen<'_> {
             let ident = unique_ident(&snake_case(wire), "_", &mut used);
             let hint = format!("{parent}{}", pascal_case(wire));
             let required = shape.is_required(wire);
-            let nullable = match self.classify(schema, &field_path)? {
-                Kind::Nullable(inner) => Some(inner),
+            let nullable = match classify(schema) {
+                Ok(Kind::Nullable(inner)) => Some(inner),
                 _ => None,
             };
+            let outer = std::mem::take(&mut self.notes);
             let mut serde_args = Vec::new();
             if unraw(&ident) != *wire {
                 serde_args.push(quote!(rename = #wire));
@@ -843,21 +957,36 @@ impl Gen<'_> {
                     )
                 }
             };
+            let notes = std::mem::replace(&mut self.notes, outer);
+            let format = match nullable {
+                Some(inner) => inner.get("format"),
+                None => schema.get("format"),
+            };
+            let text = match format.and_then(Json::as_str) {
+                Some(format) => format!("{text} Format `{format}`."),
+                None => text,
+            };
             let doc = doc(&text);
+            let notes = notes_doc(&notes);
             let serde_attr = if serde_args.is_empty() {
                 TokenStream::new()
             } else {
                 quote!(#[serde(#(#serde_args),*)])
             };
-            out.push(quote!(#doc #serde_attr #vis #ident: #ty));
+            out.push(quote!(#doc #notes #serde_attr #vis #ident: #ty));
         }
         if let Some(extra) = shape.additional {
             let ident = unique_ident("extra", "_", &mut used);
             let hint = format!("{parent}Extra");
-            let values = self.rust_type(extra, &format!("{path}/additionalProperties"), &hint)?;
+            let outer = std::mem::take(&mut self.notes);
+            let values = self.rust_type(extra, &format!("{path}/additionalProperties"), &hint);
+            let notes = std::mem::replace(&mut self.notes, outer);
+            let values = values?;
             let doc = doc(" Any other fields.");
+            let notes = notes_doc(&notes);
             out.push(quote! {
                 #doc
+                #notes
                 #[serde(flatten)]
                 #vis #ident: ::std::collections::BTreeMap<String, #values>
             });
@@ -1020,8 +1149,8 @@ impl Gen<'_> {
         let Some(body) = body else {
             return Ok(quote!(#head #ident));
         };
-        match self.classify(body, body_path)? {
-            Kind::Object(shape)
+        match classify(body) {
+            Ok(Kind::Object(shape))
                 if shape.additional.is_none() && self.known_name(body).is_none() =>
             {
                 let fields = self.fields(&shape, body_path, &variant_name, None, false)?;
@@ -1098,7 +1227,14 @@ impl Gen<'_> {
         let mut variants = Vec::new();
         for (i, branch) in branches.iter().enumerate() {
             let branch_path = format!("{path}/anyOf/{i}");
-            let kind = self.classify(branch, &branch_path)?;
+            let Ok(kind) = classify(branch) else {
+                let ident = unique_ident("Value", "", &mut used);
+                let ty = self.rust_type(branch, &branch_path, name)?;
+                let text = format!(" Branch {i} of the untagged union.");
+                let doc = doc(&text);
+                variants.push(quote!(#doc #ident(#ty)));
+                continue;
+            };
             let known = if kind.needs_own_type() {
                 self.known_name(branch)
             } else {
@@ -1492,27 +1628,25 @@ mod tests {
         map
     }
 
-    fn unsupported(name: &str, json: &str) -> (String, String, String) {
-        match rust_types("t@v1", &one_schema(name, json)) {
-            Err(StubTypeError::Unsupported {
-                schema,
-                path,
-                reason,
-                ..
-            }) => (schema, path, reason),
-            Err(other) => panic!("unexpected error {other}"),
-            Ok(types) => panic!("expected an error, got {}", types.defs),
+    /// The formatted definitions of one schema `Thing`.
+    fn generate(json: &str) -> String {
+        let types = rust_types("t@v1", &one_schema("Thing", json)).expect("types generate");
+        let file: syn::File = syn::parse2(types.defs).expect("defs parse");
+        prettyplease::unparse(&file)
+    }
+
+    fn assert_contains(pretty: &str, expected: &[&str]) {
+        for e in expected {
+            assert!(
+                squash(pretty).contains(&squash(e)),
+                "missing {e:?} in\n{pretty}"
+            );
         }
     }
 
     #[test]
-    fn unsupported_constructs_name_schema_and_path() {
+    fn constructs_without_a_mapping_fall_back_to_documented_values() {
         let cases = [
-            (
-                r#"{"type":"object","properties":{"at":{"type":"string","format":"date-time"}}}"#,
-                "#/properties/at",
-                "`format`",
-            ),
             (
                 r##"{"type":"object","properties":{"x":{"$ref":"#/defs/X"}}}"##,
                 "#/properties/x",
@@ -1522,11 +1656,6 @@ mod tests {
                 r#"{"type":"object","properties":{"k":{"type":"string","const":"a"}}}"#,
                 "#/properties/k",
                 "`const`",
-            ),
-            (
-                r#"{"type":"object","properties":{"n":{"type":"integer","minimum":1}}}"#,
-                "#/properties/n",
-                "integer range [1, ..]",
             ),
             (
                 r#"{"type":"object","properties":{"l":{"type":"array","items":{"type":"number"},"uniqueItems":true}}}"#,
@@ -1539,63 +1668,195 @@ mod tests {
                 "up to",
             ),
             (
-                r#"{"type":"object","properties":{"o":{"type":"object"}}}"#,
-                "#/properties/o",
-                "needs `properties` or `additionalProperties`",
-            ),
-            (
                 r#"{"type":"object","properties":{"a/b":{"type":["string","null"]}}}"#,
                 "#/properties/a~1b",
                 "single string",
             ),
             (
-                r#"{"type":"object","properties":{},"additionalProperties":false}"#,
-                "#",
-                "additionalProperties: false",
-            ),
-            (
-                r#"{"oneOf":[{"type":"string"},{"type":"integer"}]}"#,
-                "#/oneOf/0",
-                "neither a tagged variant",
+                r#"{"type":"object","properties":{"n":{"not":{"type":"null"}}}}"#,
+                "#/properties/n",
+                "`not`",
             ),
             (
                 r#"{"type":"object","properties":{"e":{"oneOf":[{"type":"object","properties":{"t":{"type":"string","const":"a"}},"required":["t"]},{"type":"object","properties":{"t":{"type":"string","const":"a"}},"required":["t"]}]}}}"#,
                 "#/properties/e/oneOf/1",
                 "tag value `a` appears in two branches",
             ),
-            (
-                r#"{"type":"object","properties":{"a":{"type":"string"}},"required":["b"]}"#,
-                "#",
-                "`required` lists `\"b\"`",
-            ),
         ];
         for (json, path, reason) in cases {
-            let (schema, got_path, got_reason) = unsupported("Thing", json);
-            assert_eq!(schema, "Thing");
-            assert_eq!(got_path, path, "{json}: {got_reason}");
-            assert!(got_reason.contains(reason), "{json}: {got_reason}");
+            let pretty = generate(json);
+            assert!(pretty.contains("::serde_json::Value"), "{json}:\n{pretty}");
+            let note = format!(" Untyped (`serde_json::Value`) at `{path}`: ");
+            let line = pretty
+                .lines()
+                .find(|l| l.contains(&note))
+                .unwrap_or_else(|| panic!("{json}: no note for `{path}` in\n{pretty}"));
+            assert!(line.contains(reason), "{json}: {line}");
+            // The note documents the field it belongs to.
+            assert!(line.trim_start().starts_with("///"), "{line}");
         }
-        let err = rust_types(
-            "t@v1",
-            &one_schema("Thing", r#"{"type":"string","pattern":"^a"}"#),
-        )
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-        assert!(
-            err.contains("contract `t@v1`, schema `Thing` at `#`") && err.contains("`pattern`"),
-            "{err}"
+        // Top-level constructs without a mapping: a newtype of `Value`.
+        for (json, reason) in [
+            (
+                r#"{"oneOf":[{"type":"string"},{"type":"integer"}]}"#,
+                "neither a tagged variant",
+            ),
+            (
+                r#"{"type":"object","properties":{"a":{"type":"string"}},"required":["b"]}"#,
+                "`required` lists `\"b\"`",
+            ),
+            (r#"{"allOf":[{"type":"string"}]}"#, "`allOf`"),
+        ] {
+            let pretty = generate(json);
+            assert_contains(
+                &pretty,
+                &[
+                    "/// Schema `Thing` of contract `t@v1`.\n///\n/// Untyped (`serde_json::Value`) at `#",
+                    reason,
+                    "pub struct Thing(pub ::serde_json::Value);",
+                ],
+            );
+        }
+        // An untagged union keeps its other branches typed.
+        let pretty = generate(r#"{"anyOf":[{"type":"string"},{"not":{}}]}"#);
+        assert_contains(
+            &pretty,
+            &[
+                "/// Untyped (`serde_json::Value`) at `#/anyOf/1`",
+                "String(String),",
+                "Value(::serde_json::Value),",
+            ],
         );
     }
 
     #[test]
-    fn invalid_schema_names_are_rejected() {
-        for name in ["String", "not-an-ident", "type", "r#Foo", ""] {
-            match rust_types("t@v1", &one_schema(name, r#"{"type":"string"}"#)) {
-                Err(StubTypeError::InvalidName { schema, .. }) => assert_eq!(schema, name),
-                other => panic!("{name}: {:?}", other.map(|t| t.defs.to_string())),
-            }
+    fn string_formats_are_strings() {
+        let pretty = generate(
+            r#"{"type":"object","properties":{
+                "at":{"type":"string","format":"date-time"},
+                "id":{"type":"string","format":"uuid"},
+                "site":{"type":"string","format":"uri"},
+                "mail":{"type":"string","format":"email","maxLength":254},
+                "code":{"type":"string","pattern":"^[A-Z]+$","minLength":2},
+                "letter":{"type":"string","minLength":1,"maxLength":1},
+                "when":{"anyOf":[{"type":"string","format":"date"},{"type":"null"}]}
+            },"required":["at","id","letter"]}"#,
+        );
+        assert_contains(
+            &pretty,
+            &[
+                "/// Required field `at`. Format `date-time`.\n pub at: String,",
+                "/// Required field `id`. Format `uuid`.\n pub id: String,",
+                "/// Optional field `site`; omitted when `None`. Format `uri`.",
+                "pub site: Option<String>,",
+                "pub mail: Option<String>,",
+                "pub code: Option<String>,",
+                "pub letter: char,",
+                "Format `date`.",
+                "pub when: Option<String>,",
+            ],
+        );
+        assert!(!pretty.contains("serde_json::Value"), "{pretty}");
+    }
+
+    #[test]
+    fn bare_objects_are_json_maps_and_open_objects_maps() {
+        let map = "::serde_json::Map<::std::string::String, ::serde_json::Value>";
+        let pretty = generate(
+            r#"{"type":"object","properties":{
+                "meta":{"type":"object"},
+                "open":{"type":"object","additionalProperties":true},
+                "noted":{"type":"object","description":"free-form"},
+                "labels":{"type":"object","additionalProperties":{"type":"string","format":"date-time"}},
+                "counts":{"type":"object","additionalProperties":{"type":"integer","minimum":0}}
+            },"required":["meta","open","noted","labels","counts"]}"#,
+        );
+        assert_contains(
+            &pretty,
+            &[
+                &format!("pub meta: {map},"),
+                &format!("pub open: {map},"),
+                &format!("pub noted: {map},"),
+                "pub labels: ::std::collections::BTreeMap<String, String>,",
+                "pub counts: ::std::collections::BTreeMap<String, u64>,",
+            ],
+        );
+        assert_contains(
+            &generate(r#"{"type":"object"}"#),
+            &[&format!("pub struct Thing(pub {map});")],
+        );
+        // `additionalProperties: true`/`false` next to `properties`: a struct.
+        for extra in ["true", "false"] {
+            let json = format!(
+                r#"{{"type":"object","properties":{{"a":{{"type":"string"}}}},"required":["a"],"additionalProperties":{extra}}}"#
+            );
+            assert_contains(
+                &generate(&json),
+                &["pub struct Thing { /// Required field `a`. pub a: String, }"],
+            );
         }
+    }
+
+    #[test]
+    fn annotations_are_ignored_and_integer_bounds_widen() {
+        let pretty = generate(
+            r#"{"type":"object","title":"T","description":"d","properties":{
+                "page":{"type":"integer","minimum":1,"maximum":500,"description":"Page size."},
+                "offset":{"type":"integer","minimum":-10},
+                "count":{"type":"integer","format":"int64","minimum":0},
+                "ratio":{"type":"number","minimum":0,"maximum":1},
+                "flag":{"type":"boolean","default":false,"deprecated":true}
+            },"required":["page","offset","count","ratio","flag"]}"#,
+        );
+        assert_contains(
+            &pretty,
+            &[
+                "pub page: u64,",
+                "pub offset: i64,",
+                "pub count: u64,",
+                "pub ratio: f64,",
+                "pub flag: bool,",
+            ],
+        );
+        assert!(!pretty.contains("serde_json::Value"), "{pretty}");
+    }
+
+    #[test]
+    fn any_schema_name_gets_a_type_name() {
+        let mut schemas = BTreeMap::new();
+        for name in [
+            "String",
+            "not-an-ident",
+            "type",
+            "r#Foo",
+            "",
+            "Files.Page",
+            "NotAnIdent",
+        ] {
+            schemas.insert(
+                name.to_owned(),
+                Json::parse(r#"{"type":"string"}"#).expect("json"),
+            );
+        }
+        let types = rust_types("t@v1", &schemas).expect("types");
+        let names: BTreeMap<&str, String> = types
+            .names
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_string()))
+            .collect();
+        assert_eq!(names["String"], "StringSchema");
+        assert_eq!(names["NotAnIdent"], "NotAnIdent");
+        assert_eq!(names["not-an-ident"], "NotAnIdent2");
+        assert_eq!(names["type"], "Type");
+        assert_eq!(names["r#Foo"], "RFoo");
+        assert_eq!(names[""], "Schema");
+        assert_eq!(names["Files.Page"], "FilesPage");
+        let file: syn::File = syn::parse2(types.defs).expect("parses");
+        let pretty = prettyplease::unparse(&file);
+        assert!(
+            pretty.contains("/// Schema `Files.Page` of contract `t@v1`.\n"),
+            "{pretty}"
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@
 use ed25519_dalek as _;
 
 mod bindings;
+pub mod builtin_errors;
 pub mod client;
 mod connect;
 pub mod consumer;
@@ -55,6 +56,7 @@ mod verify;
 mod wire;
 
 pub use bindings::{BindError, Bindings};
+pub use builtin_errors::{BuiltinError, BuiltinErrorBody};
 pub use client::{AuthorityClient, ClientError};
 pub use connect::{ConnectError, ConnectOptions, DEFAULT_PING_INTERVAL, Unready, split_servers};
 pub use consumer::{

@@ -19,6 +19,7 @@ pub use trellis_runtime::{
     StoreError, StoreHandle, StoreStatus, Tls, TlsError, TransferError, TransferProgress, Unready,
     events, files, kv, operation, rpc, store, transfer,
 };
+pub use trellis_runtime::{BuiltinError, BuiltinErrorBody};
 pub use trellis_runtime::{REVOCATION_BOUND, identity, state};
 
 /// Support items for generated code; not public API.
