@@ -1,7 +1,7 @@
 //! What a user's connect costs as a deployment grows: one nats-server with
 //! auth callout and an authority; copies of the documents contract
-//! (`docs0@v1`, `docs1@v1`, ...) are accepted until 1, 50 and 200 are
-//! ready. At each size, alice (a user holding no capability) connects
+//! (`docs0@v1`, `docs1@v1`, ..., each store capped at 1 MiB) are accepted
+//! until 1, 50 and 200 are ready. At each size, alice (a user holding no capability) connects
 //! [`CONNECTS`] times through the callout; the p50 connect time and the
 //! number of subjects she is issued are reported, and, as the baseline of
 //! the same run, a raw async-nats connect as the authority's own user
@@ -34,16 +34,17 @@ fn copy(i: usize) -> String {
         serde_json::from_str(documents::MANIFEST_JSON).expect("manifest");
     manifest["id"] = format!("docs{i}@v1").into();
     manifest["displayName"] = format!("Documents {i}").into();
+    // 10 GiB each would exceed the server's JetStream storage after a few
+    // copies; the size plays no part in a connect.
+    manifest["resources"]["store"]["uploads"]["maxTotalBytes"] = (1024 * 1024).into();
     manifest.to_string()
 }
 
 async fn wait_ready(admin: &AuthorityClient, n: usize) {
     let started = Instant::now();
     loop {
-        let ready = admin
-            .status()
-            .await
-            .expect("status")
+        let status = admin.status().await.expect("status");
+        let ready = status
             .contracts
             .iter()
             .filter(|c| c.status.as_ref().is_some_and(|s| s.phase == Phase::Ready))
@@ -53,7 +54,11 @@ async fn wait_ready(admin: &AuthorityClient, n: usize) {
         }
         assert!(
             started.elapsed() < Duration::from_secs(300),
-            "only {ready} of {n} contracts ready"
+            "only {ready} of {n} contracts ready; one that is not: {:?}",
+            status
+                .contracts
+                .iter()
+                .find(|c| !c.status.as_ref().is_some_and(|s| s.phase == Phase::Ready))
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
