@@ -229,38 +229,33 @@ async fn oversized_request_ids_and_headers_are_refused_with_a_reason() {
             .write(&mut headers);
         headers
     };
+    // Sends a Files.List with `headers`; it must be answered `status` with
+    // a reason mentioning `reason`.
+    let refused = async |headers: HeaderMap, want: &str, reason: &str| {
+        let answer = raw
+            .request_with_headers(list.clone(), headers, payload.clone())
+            .await
+            .expect("answered");
+        assert_eq!(status(&answer), want, "{}", text(&answer));
+        assert!(text(&answer).contains(reason), "{}", text(&answer));
+    };
     for i in 0..300 {
         // A validly signed request whose request id is 512 KiB long: over
         // the header bound, refused before the proof is even read.
         let id = format!("{i}-{}", "r".repeat(512 * 1024));
-        let answer = raw
-            .request_with_headers(list.clone(), signed_with_id(&id), payload.clone())
-            .await
-            .expect("answered");
-        assert_eq!(status(&answer), "bad-request", "{}", text(&answer));
-        assert!(text(&answer).contains("header bytes"), "{}", text(&answer));
+        refused(signed_with_id(&id), "bad-request", "header bytes").await;
     }
     for i in 0..300 {
         // Within the header bound, a request id over 64 bytes is refused
         // before the replay cache.
         let id = format!("{i}-{}", "r".repeat(8 * 1024));
-        let answer = raw
-            .request_with_headers(list.clone(), signed_with_id(&id), payload.clone())
-            .await
-            .expect("answered");
-        assert_eq!(status(&answer), "unauthenticated", "{}", text(&answer));
-        assert!(text(&answer).contains("request id"), "{}", text(&answer));
+        refused(signed_with_id(&id), "unauthenticated", "request id").await;
     }
     for _ in 0..300 {
         let mut headers = HeaderMap::new();
         signer.prove(&list, &payload).write(&mut headers);
         headers.insert("Padding", "p".repeat(512 * 1024).as_str());
-        let answer = raw
-            .request_with_headers(list.clone(), headers, payload.clone())
-            .await
-            .expect("answered");
-        assert_eq!(status(&answer), "bad-request", "{}", text(&answer));
-        assert!(text(&answer).contains("header bytes"), "{}", text(&answer));
+        refused(headers, "bad-request", "header bytes").await;
     }
     // 300 x 512 KiB ids kept by the replay cache would be 150 MiB; refused
     // before the cache, the process grows by far less (the bound also

@@ -16,16 +16,7 @@ use common::deployment::{DEPLOYMENT, Deployment, Stack, UPLOADS, retried};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tls_cluster_with_two_authorities_rides_through_killed_processes() {
     let mut d = Deployment::on_loopback();
-    for i in 0..3 {
-        d.start_server(i);
-    }
-    for i in 0..2 {
-        d.start_authority(i);
-    }
-    // The authority retries its R3 buckets while the cluster forms.
-    for i in 0..2 {
-        d.wait_authority(i, Duration::from_secs(60));
-    }
+    d.start_all();
     let stack = Stack::start(&d).await;
     let traffic = stack.traffic();
 

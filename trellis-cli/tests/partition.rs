@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::deployment::{Deployment, Stack, UPLOADS, retried};
 use common::netns::Netns;
 
@@ -23,15 +21,7 @@ async fn a_server_cut_off_by_a_partition_is_ridden_through() {
         }
     };
     let mut d = Deployment::in_namespaces(netns);
-    for i in 0..3 {
-        d.start_server(i);
-    }
-    for i in 0..2 {
-        d.start_authority(i);
-    }
-    for i in 0..2 {
-        d.wait_authority(i, Duration::from_secs(60));
-    }
+    d.start_all();
     let stack = Stack::start(&d).await;
     let traffic = stack.traffic();
 

@@ -210,6 +210,21 @@ impl Deployment {
         self.netns.as_ref()
     }
 
+    /// Starts the three servers and both authorities, and waits until both
+    /// authorities run (they retry their R3 buckets while the cluster
+    /// forms).
+    pub fn start_all(&mut self) {
+        for i in 0..3 {
+            self.start_server(i);
+        }
+        for i in 0..2 {
+            self.start_authority(i);
+        }
+        for i in 0..2 {
+            self.wait_authority(i, Duration::from_secs(60));
+        }
+    }
+
     /// Starts server `i` from `nats/n<i+1>.conf` (in its namespace, if any).
     pub fn start_server(&mut self, i: usize) {
         let binary = trellis_testing::nats_server_binary().expect("nats-server");
