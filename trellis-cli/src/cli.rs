@@ -104,6 +104,11 @@ pub struct AuthorityInitArgs {
     /// Monitoring (HTTP) port of the first server.
     #[arg(long, default_value_t = 8222)]
     pub http_port: u16,
+    /// JetStream file storage each server may reserve (`max_file_store`,
+    /// e.g. `200GB`). Unset, nats-server takes 75% of the disk free at its
+    /// start, so servers sharing a disk each claim the same space.
+    #[arg(long, value_name = "SIZE")]
+    pub max_file_store: Option<String>,
 }
 
 /// Where the deployment authority is reached.

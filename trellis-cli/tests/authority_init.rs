@@ -321,9 +321,10 @@ async fn a_single_plain_server_admits_the_authority_and_system_users() {
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = temp.path().join("deploy");
     let (flags, http_ports) = port_flags(1);
-    let mut args = vec!["--servers", "1"];
+    let mut args = vec!["--servers", "1", "--max-file-store", "1G"];
     args.extend(flags.iter().map(String::as_str));
     init_ok(&dir, &args);
+    assert!(read(dir.join("nats/n1.conf")).contains("max_file_store: 1G\n"));
     let loaded = trellis_authority::Settings::load(&dir.join("authority.toml"))
         .unwrap_or_else(|e| panic!("the authority rejects authority.toml: {e}"));
     assert!(!loaded.tls.is_set());
@@ -342,6 +343,24 @@ async fn a_single_plain_server_admits_the_authority_and_system_users() {
             stream_round_trip(authority_options(&dir, false), &urls, &http_ports, 1)
         })
         .await;
+    // `--max-file-store` bounds what streams may reserve.
+    let js = jetstream::new(
+        authority_options(&dir, false)
+            .connect(urls.as_slice())
+            .await
+            .expect("the authority connects"),
+    );
+    for (mib, fits) in [(2048, false), (512, true)] {
+        let created = js
+            .create_stream(stream::Config {
+                name: format!("RESERVE_{mib}"),
+                subjects: vec![format!("reserve.{mib}")],
+                max_bytes: mib << 20,
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(created.is_ok(), fits, "{mib} MiB: {:?}", created.err());
+    }
     let system = read(dir.join("keys/system.nk")).trim().to_owned();
     let client = ConnectOptions::with_nkey(system)
         .connection_timeout(Duration::from_secs(3))

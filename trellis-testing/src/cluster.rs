@@ -159,10 +159,11 @@ impl NatsCluster {
             .map(|(_, peer)| format!("    \"nats-route://127.0.0.1:{}\"\n", peer.cluster_port))
             .collect::<String>();
         // `sync_interval: always`: acknowledged writes survive a SIGKILL.
+        // `max_file_store`: reservations do not depend on the free disk.
         let text = format!(
             "listen: \"127.0.0.1:{port}\"\nserver_name: \"{server_name}\"\n\
              http: \"127.0.0.1:{http}\"\n\
-             jetstream {{\n  store_dir: {store:?}\n  sync_interval: always\n}}\n\
+             jetstream {{\n  store_dir: {store:?}\n  max_file_store: 1TB\n  sync_interval: always\n}}\n\
              cluster {{\n  name: \"{cluster}\"\n  listen: \"127.0.0.1:{cluster_port}\"\n  \
              routes: [\n{routes}  ]\n}}\n",
             port = node.port,

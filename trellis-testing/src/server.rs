@@ -154,7 +154,10 @@ impl NatsServer {
     fn write_config(&self) -> Result<PathBuf, HarnessError> {
         let config = self.dir.path().join("nats-server.conf");
         // `sync_interval: always` makes acknowledged writes durable even when
-        // a test kills the server with SIGKILL.
+        // a test kills the server with SIGKILL. `max_file_store` is set so a
+        // store's reservation (the documents example asks 10 GiB) does not
+        // depend on the free space of the machine running the tests; tests
+        // write far less than they reserve.
         let sync = if self.sync_always {
             "  sync_interval: always\n"
         } else {
@@ -166,7 +169,7 @@ impl NatsServer {
         };
         let text = format!(
             "listen: \"127.0.0.1:{port}\"\nserver_name: \"{name}\"\n{auth}\
-             jetstream {{\n  store_dir: {store:?}\n{sync}}}\n",
+             jetstream {{\n  store_dir: {store:?}\n  max_file_store: 1TB\n{sync}}}\n",
             port = self.port,
             name = self.name,
             store = self.store_dir().display().to_string(),

@@ -172,6 +172,10 @@ impl Deployment {
             .args(["--client-port", &client.to_string()])
             .args(["--cluster-port", &cluster.to_string()])
             .args(["--http-port", &http.to_string()])
+            // The three servers share this machine's disk; left to its
+            // default each would claim 75% of what is free, too little for
+            // the documents store's 10 GiB on a small CI disk.
+            .args(["--max-file-store", "1TB"])
             .output()
             .expect("trellis authority init");
         assert!(

@@ -20,6 +20,8 @@ pub struct Plan {
     pub servers: Vec<Server>,
     /// Whether clients and routes use TLS.
     pub tls: bool,
+    /// JetStream `max_file_store` of every server, as nats-server reads it.
+    pub max_file_store: Option<String>,
 }
 
 /// One nats-server of the deployment.
@@ -98,6 +100,7 @@ impl Plan {
             deployment: args.deployment.clone(),
             servers,
             tls: args.tls,
+            max_file_store: args.max_file_store.as_deref().map(check_size).transpose()?,
         })
     }
 
@@ -176,6 +179,23 @@ fn check_deployment(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A storage size as nats-server reads it: digits and an optional unit
+/// (`K`, `M`, `G`, `T`, each optionally followed by `B`; any case).
+fn check_size(size: &str) -> anyhow::Result<String> {
+    let digits = size.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = size.split_at(digits);
+    let unit_ok = matches!(
+        unit.to_ascii_uppercase().as_str(),
+        "" | "K" | "KB" | "M" | "MB" | "G" | "GB" | "T" | "TB"
+    );
+    ensure!(
+        !number.is_empty() && number.parse::<u64>().is_ok_and(|n| n > 0) && unit_ok,
+        "--max-file-store {size:?}: not a size (a positive number with an optional unit: \
+         K, M, G or T, e.g. 200GB)"
+    );
+    Ok(size.to_owned())
+}
+
 fn check_host(host: &str) -> anyhow::Result<()> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         ensure!(
@@ -214,6 +234,7 @@ mod tests {
             client_port: 4222,
             cluster_port: 6222,
             http_port: 8222,
+            max_file_store: None,
         }
     }
 
@@ -250,6 +271,15 @@ mod tests {
         a.host = vec!["::1".to_owned()];
         a.tls = true;
         assert_eq!(Plan::new(&a).expect("valid").urls(), ["tls://[::1]:4222"]);
+        for size in ["", "0", "12PB", "GB", "-5G", "1.5G"] {
+            let mut a = args(1);
+            a.max_file_store = Some(size.to_owned());
+            assert!(error(&a).contains("--max-file-store"), "{size}");
+        }
+        let mut a = args(1);
+        a.max_file_store = Some("200gb".to_owned());
+        let plan = Plan::new(&a).expect("valid");
+        assert_eq!(plan.max_file_store.as_deref(), Some("200gb"));
     }
 
     #[test]

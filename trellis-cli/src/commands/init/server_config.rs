@@ -58,6 +58,10 @@ pub fn render(plan: &Plan, keys: &Keys, dir: &str, i: usize) -> String {
          # directory (never share one between servers).\n\
          jetstream {{\n\
          \x20 store_dir: \"{dir}/data/{name}\"\n\
+         \x20 # Storage this server may reserve for streams; unset, 75% of the disk\n\
+         \x20 # free at start. Accepted contracts reserve their full limits (times\n\
+         \x20 # the replicas, spread over the servers).\n\
+         \x20 {store}\n\
          \x20 # fsync every write (slower; survives power loss without replicas):\n\
          \x20 # sync_interval: always\n\
          }}\n",
@@ -71,6 +75,10 @@ pub fn render(plan: &Plan, keys: &Keys, dir: &str, i: usize) -> String {
         },
         client = server.address(server.client_port),
         http = server.address(server.http_port),
+        store = match &plan.max_file_store {
+            Some(size) => format!("max_file_store: {size}"),
+            None => "# max_file_store: 200GB".to_owned(),
+        },
     );
     if plan.tls {
         let _ = write!(
