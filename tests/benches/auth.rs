@@ -1,5 +1,6 @@
 //! RPC round-trip latency with authentication off and on, against real
-//! nats-servers in the same run. Target: auth adds at most 15% to the p50.
+//! nats-servers in the same run. Goals: auth adds at most 10% to the p50
+//! and 30% to the p99.
 //!
 //! One process starts two stacks on one tokio runtime (2 workers), each a
 //! nats-server, an authority (deployment `bench`) with `documents@v1`
@@ -7,28 +8,29 @@
 //! (no storage: it builds the reply from the key) and a client:
 //!
 //! - `auth_off`: a plain nats-server; service and client connect without
-//!   credentials, requests carry no headers (plain PUBs).
+//!   credentials, requests carry no headers (plain PUBs) and go below the
+//!   caller token `_`.
 //! - `auth_on`: a nats-server whose connections go through the authority's
 //!   auth callout; service and client connect with enrolled credentials
 //!   (the service `documents`, the user `alice` granted `documents::read`).
-//!   Every request is signed (SHA-256 of the payload, ed25519 over subject,
-//!   digest, time and id) and carries five proof headers; the provider
-//!   verifies digest, signature, skew window, reply inbox, replay cache and
+//!   Requests go below alice's key, which nats-server lets only her
+//!   connections publish to; they carry no headers either. The provider
+//!   reads the key from the subject, checks the reply is below her inbox,
+//!   looks her record up in its watched copy of the principals and checks
 //!   the `documents::read` call gate before the handler runs.
 //!
 //! Both run one sequential call per iteration. The criterion group
 //! `rpc_latency_auth` has `auth_off` and `auth_on`; after it, a summary on
 //! stderr (`auth ...` lines) times every call of [`ROUNDS`] interleaved
-//! rounds of [`CALLS`] calls per mode (alternating which mode goes first),
-//! prints p50 / p99 per mode and the on/off p50 ratio, and times the
-//! client's signing and the provider's proof check in-process, with the
-//! size of the proof headers, to show where the difference goes.
+//! rounds of [`CALLS`] calls per mode (alternating which mode goes first)
+//! and prints p50 / p99 per mode and the on/off ratios.
 //!
 //! `cargo bench -p trellis-tests --bench auth`
 
 mod common;
 
 use std::hint::black_box;
+
 use std::time::{Duration, Instant};
 
 use common::stat::Stat;
@@ -39,7 +41,7 @@ use trellis::{ConnectOptions, RpcServer, ServeOptions};
 use trellis_authority::callout::AuthSettings;
 use trellis_authority::{Authority, AuthorityConfig};
 use trellis_runtime::AuthorityClient;
-use trellis_runtime::identity::{Credentials, PrincipalKind, Proof};
+use trellis_runtime::identity::PrincipalKind;
 use trellis_runtime::protocol::Phase;
 use trellis_testing::{NatsServer, ServerAuth};
 
@@ -49,8 +51,10 @@ const DEPLOYMENT: &str = "bench";
 const ROUNDS: usize = 6;
 /// Sequential calls per round.
 const CALLS: usize = 2_000;
-/// The stated budget: auth adds at most this to the p50.
-const BUDGET: f64 = 1.15;
+/// The goals: auth adds at most this to the p50 ...
+const BUDGET_P50: f64 = 1.10;
+/// ... and this to the p99.
+const BUDGET_P99: f64 = 1.30;
 
 /// One stack: server, authority, the serving service and a client. Fields
 /// drop in order: the client and the service before the authority and the
@@ -61,8 +65,6 @@ struct Side {
     _admin: AuthorityClient,
     _authority: Authority,
     _server: NatsServer,
-    /// The client's credentials (auth on only), for the cost breakdown.
-    alice: Option<Credentials>,
 }
 
 async fn wait_ready(admin: &AuthorityClient) {
@@ -117,7 +119,7 @@ impl Side {
         let options = ConnectOptions::new(server.url())
             .deployment(DEPLOYMENT)
             .ready_deadline(Duration::from_secs(30));
-        let (service_options, client_options, alice) = if auth {
+        let (service_options, client_options) = if auth {
             let docs = admin
                 .enroll(
                     PrincipalKind::Service,
@@ -137,11 +139,10 @@ impl Side {
                 .expect("grant alice documents::read");
             (
                 options.clone().credentials(docs),
-                options.credentials(alice.clone()),
-                Some(alice),
+                options.credentials(alice),
             )
         } else {
-            (options.clone(), options, None)
+            (options.clone(), options)
         };
         let service = documents::Service::connect(service_options)
             .await
@@ -159,7 +160,6 @@ impl Side {
             _admin: admin,
             _authority: authority,
             _server: server,
-            alice,
         };
         // The first call proves the path works (and, under auth, that the
         // grant reached the provider).
@@ -303,72 +303,12 @@ fn summary(f: &Fixture) {
             .collect::<Vec<_>>()
             .join(" "),
     );
+    let met = |ok: bool| if ok { "MET" } else { "EXCEEDED" };
     eprintln!(
-        "auth budget: p50 on/off <= {BUDGET:.2}: {}",
-        if ratio <= BUDGET { "MET" } else { "EXCEEDED" }
+        "auth budget: p50 on/off <= {BUDGET_P50:.2}: {}  p99 on/off <= {BUDGET_P99:.2}: {}",
+        met(ratio <= BUDGET_P50),
+        met(on99 / off99 <= BUDGET_P99),
     );
-
-    // Where the difference goes: the client's proof and the provider's
-    // check, in-process (the provider also looks up the principal record
-    // and the replay cache, and checks the gate: map lookups).
-    let creds = f.on.alice.as_ref().expect("alice credentials");
-    let signer = creds.signer().expect("signer");
-    let subject = format!("trellis.{DEPLOYMENT}.{}.rpc.v1.Files.Head", documents::ID);
-    let payload = serde_json::to_vec(&key()).expect("json");
-    const N: u32 = 2_000;
-    let started = Instant::now();
-    let mut proofs: Vec<Proof> = Vec::with_capacity(N as usize);
-    for _ in 0..N {
-        proofs.push(black_box(signer.prove(&subject, &payload)));
-    }
-    let prove_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(N);
-    let started = Instant::now();
-    for _ in 0..N {
-        let mut headers = async_nats::HeaderMap::new();
-        black_box(&proofs[0]).write(&mut headers);
-        black_box(headers);
-    }
-    let write_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(N);
-    let now = now_ms();
-    let started = Instant::now();
-    for proof in &proofs {
-        let mut headers = async_nats::HeaderMap::new();
-        proof.write(&mut headers);
-        let read = Proof::read(Some(&headers)).expect("proof reads back");
-        read.verify(&subject, &payload, now, Duration::from_secs(30))
-            .expect("proof verifies");
-    }
-    let verify_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(N) - write_us;
-    let mut headers = async_nats::HeaderMap::new();
-    proofs[0].write(&mut headers);
-    // NATS/1.0\r\n, each `Name: value\r\n`, and the closing \r\n.
-    let header_bytes = 10
-        + headers
-            .iter()
-            .map(|(name, values)| {
-                values
-                    .iter()
-                    .map(|v| name.to_string().len() + 2 + v.as_str().len() + 2)
-                    .sum::<usize>()
-            })
-            .sum::<usize>()
-        + 2;
-    eprintln!(
-        "auth cost in-process: sign {prove_us:.1} us (sha256 + ed25519 + id), headers {write_us:.1} us, \
-         read + verify {verify_us:.1} us (sha256 + ed25519 verify); proof headers {header_bytes} B \
-         on a {} B payload; sum {:.1} us of the +{:.1} us p50",
-        payload.len(),
-        prove_us + write_us + verify_us,
-        on50 - off50,
-    );
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 fn auth(c: &mut Criterion) {

@@ -3,7 +3,8 @@
 //! (`docs0@v1`, `docs1@v1`, ..., each store capped at 1 MiB) are accepted
 //! until 1, 50 and 200 are ready. At each size, alice (a user holding no capability) connects
 //! [`CONNECTS`] times through the callout; the p50 connect time and the
-//! number of subjects she is issued are reported, and, as the baseline of
+//! number of subjects she is issued (allowed and denied, to publish and to
+//! subscribe) are reported, and, as the baseline of
 //! the same run, a raw async-nats connect as the authority's own user
 //! (no callout).
 //!
@@ -137,7 +138,12 @@ fn main() {
                 .into_iter()
                 .find(|p| p.record.id == "alice")
                 .and_then(|p| p.permissions)
-                .map_or(0, |p| p.publish.len() + p.subscribe.len());
+                .map_or(0, |p| {
+                    p.publish.len()
+                        + p.subscribe.len()
+                        + p.publish_deny.len()
+                        + p.subscribe_deny.len()
+                });
             let time = p50(times);
             eprintln!(
                 "  {size} contracts: connect p50 {} ms, {subjects} subjects",

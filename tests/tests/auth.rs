@@ -163,10 +163,19 @@ async fn services_run_with_exactly_their_contracts_permissions() {
         WAIT,
     )
     .await;
+    // Requests go below the caller's own key (its proof of identity).
+    let indexer_key = indexer_creds.public_key();
+    let as_caller = |key: &str, rpc: &str| {
+        trellis::rpc::request_subject("test", key, documents::ID, &format!("rpc.v1.{rpc}"))
+    };
     // An RPC the indexer did not select in `uses`.
-    let delete = "trellis.test.documents@v1.rpc.v1.Files.Delete";
-    let _ = raw.publish(delete, "{}".into()).await;
-    violation(&mut errors, "publish", delete, WAIT).await;
+    let delete = as_caller(&indexer_key, "Files.Delete");
+    let _ = raw.publish(delete.clone(), "{}".into()).await;
+    violation(&mut errors, "publish", &delete, WAIT).await;
+    // A selected RPC, but under another principal's key.
+    let as_alice = as_caller(&alice.public_key(), "Files.Head");
+    let _ = raw.publish(as_alice.clone(), "{}".into()).await;
+    violation(&mut errors, "publish", &as_alice, WAIT).await;
     // Another principal's inbox.
     let other_inbox = format!("_INBOX.{}.>", alice.public_key());
     let _sub = raw.subscribe(other_inbox.clone()).await.expect("sub");
@@ -190,8 +199,8 @@ async fn services_run_with_exactly_their_contracts_permissions() {
     }
     assert!(started.elapsed() < Duration::from_secs(2), "not a timeout");
     // The selected RPC is allowed (no violation; documents answers).
-    let head = "trellis.test.documents@v1.rpc.v1.Files.Head";
-    let reply = raw.request(head, "{}".into()).await;
+    let head = as_caller(&indexer_key, "Files.Head");
+    let reply = raw.request(head.clone(), "{}".into()).await;
     assert!(
         reply.is_ok(),
         "the selected RPC reaches documents: {reply:?}"
@@ -208,6 +217,55 @@ async fn services_run_with_exactly_their_contracts_permissions() {
         raw.publish(subject.clone(), "".into()).await.expect("pub");
         violation(&mut errors, "publish", &subject, WAIT).await;
     }
+    // Least knowledge: a service cannot read the principal records; it
+    // may watch the sealed callers bucket, but opens only the records of
+    // keys it knows (its callers name theirs in their request subjects).
+    let (as_docs, mut docs_errors) = raw_as(&docs_creds, &url).await;
+    let docs_js = async_nats::jetstream::ContextBuilder::new()
+        .timeout(Duration::from_millis(500))
+        .build(as_docs.clone());
+    assert!(
+        docs_js
+            .get_key_value("trellis-principals-test")
+            .await
+            .is_err()
+    );
+    violation(
+        &mut docs_errors,
+        "publish",
+        "$JS.API.STREAM.INFO.KV_trellis-principals-test",
+        WAIT,
+    )
+    .await;
+    let callers = docs_js
+        .get_key_value("trellis-callers-test")
+        .await
+        .expect("the callers bucket is readable");
+    let mut keys = callers.keys().await.expect("keys");
+    let mut seen = 0;
+    while let Some(entry) = futures::StreamExt::next(&mut keys).await {
+        let entry = entry.expect("key");
+        let sealed = callers.get(&entry).await.expect("get").expect("value");
+        let text = String::from_utf8_lossy(&sealed);
+        for secret in ["alice", "indexer", "documents::read", "\"kind\""] {
+            assert!(!text.contains(secret), "entry {entry} shows {secret}");
+        }
+        seen += 1;
+    }
+    assert!(
+        seen >= 4,
+        "{seen} entries (documents, indexer, items, alice)"
+    );
+    let alice_entry = trellis_runtime::sealed::entry_key(&alice.public_key());
+    let sealed = callers
+        .get(&alice_entry)
+        .await
+        .expect("get")
+        .expect("alice's entry");
+    let opened = trellis_runtime::sealed::open(&alice.public_key(), &sealed).expect("opens");
+    assert_eq!(opened.id, "alice");
+    assert!(trellis_runtime::sealed::open(&indexer_key, &sealed).is_err());
+
     // Nor may a service call the authority's operator surface.
     let accept = "trellis.authority.test.accept";
     raw.publish(accept, "{}".into()).await.expect("pub");
@@ -276,7 +334,7 @@ fn status_of(reply: &async_nats::Message) -> (String, String) {
 
 #[tokio::test]
 async fn requests_are_verified_authorized_and_revocable() {
-    let stack = auth_stack().await;
+    let mut stack = auth_stack().await;
     let url = stack.server.url();
     accept_ready(
         &stack,
@@ -301,10 +359,11 @@ async fn requests_are_verified_authorized_and_revocable() {
         .await
         .expect("grant");
     let options = ConnectOptions::new(url.clone()).deployment("test");
-    let docs =
-        documents_example::documents::Service::connect(options.clone().credentials(docs_creds))
-            .await
-            .expect("documents service");
+    let docs = documents_example::documents::Service::connect(
+        options.clone().credentials(docs_creds.clone()),
+    )
+    .await
+    .expect("documents service");
     let _server = docs
         .serve(
             documents_example::DocumentsService::new(&docs),
@@ -334,57 +393,64 @@ async fn requests_are_verified_authorized_and_revocable() {
         other => panic!("bob must be forbidden, got {other:?}"),
     }
 
-    // Hand-made requests from mallory (a registered user with read).
-    let (raw, _errors) = raw_as(&mallory, &url).await;
-    let subject = "trellis.test.documents@v1.rpc.v1.Files.List";
+    // Hand-made requests from mallory (a registered user with read). Her
+    // requests go below her key; nats-server lets no one else publish
+    // there, and nothing else there is answered.
+    let (raw, mut errors) = raw_as(&mallory, &url).await;
+    let subject_of =
+        |key: &str| trellis::rpc::request_subject("test", key, documents::ID, "rpc.v1.Files.List");
+    let mine = subject_of(&mallory.public_key());
     let payload = serde_json::to_vec(&list).expect("json");
-    let signer = mallory.signer().expect("signer");
-    let send = |headers: async_nats::HeaderMap, body: Vec<u8>| {
-        let raw = raw.clone();
-        async move {
-            let reply = raw
-                .request_with_headers(subject, headers, body.into())
-                .await
-                .expect("reply");
-            status_of(&reply)
-        }
-    };
-    let headers_of = |proof: &trellis_runtime::identity::Proof| {
-        let mut h = async_nats::HeaderMap::new();
-        proof.write(&mut h);
-        h
-    };
-    // Valid, then replayed.
-    let proof = signer.prove(subject, &payload);
-    assert_eq!(send(headers_of(&proof), payload.clone()).await.0, "ok");
-    let (status, why) = send(headers_of(&proof), payload.clone()).await;
+    let (status, why) = status_of(
+        &raw.request(mine.clone(), payload.clone().into())
+            .await
+            .expect("reply"),
+    );
+    assert_eq!(status, "ok", "{why}");
+    // Under alice's key: refused by nats-server, and the typed client
+    // would report it as `PermissionDenied`.
+    let as_alice = subject_of(&alice.public_key());
+    let _ = raw.publish(as_alice.clone(), payload.clone().into()).await;
+    violation(&mut errors, "publish", &as_alice, WAIT).await;
+    // Under her own key with a reply into alice's inbox: the provider
+    // answers nothing (it would reply into someone else's inbox). Seen
+    // from an operator connection that listens on alice's inbox; the
+    // same request with mallory's own inbox is answered, after it.
+    let operator = stack.server.client().await.expect("operator");
+    let alice_inbox = format!("_INBOX.{}.stolen", alice.public_key());
+    let mut spied = operator.subscribe(alice_inbox.clone()).await.expect("sub");
+    operator.flush().await.expect("flush");
+    raw.publish_with_reply(mine.clone(), alice_inbox, payload.clone().into())
+        .await
+        .expect("publish");
+    let (status, _) = status_of(
+        &raw.request(mine.clone(), payload.clone().into())
+            .await
+            .expect("reply"),
+    );
+    assert_eq!(status, "ok");
+    let leaked = tokio::time::timeout(
+        Duration::from_millis(300),
+        futures::StreamExt::next(&mut spied),
+    )
+    .await;
+    assert!(
+        leaked.is_err(),
+        "the provider replied into alice's inbox: {leaked:?}"
+    );
+    // A subject that names no caller key (only operators may publish it):
+    // refused with the reason.
+    let nobody = subject_of(trellis::rpc::NO_CALLER);
+    let (status, why) = status_of(
+        &operator
+            .request(nobody, payload.clone().into())
+            .await
+            .expect("reply"),
+    );
     assert_eq!(status, "unauthenticated");
-    assert!(why.contains("already used"), "{why}");
-    // No proof at all.
-    let (status, why) = send(async_nats::HeaderMap::new(), payload.clone()).await;
-    assert_eq!(status, "unauthenticated");
-    assert!(why.contains("no caller proof"), "{why}");
-    // Forged: mallory's signature presented as alice's key.
-    let mut forged = signer.prove(subject, &payload);
-    forged.key = alice.public_key();
-    let (status, why) = send(headers_of(&forged), payload.clone()).await;
-    assert_eq!(status, "unauthenticated");
-    assert!(why.contains("does not verify"), "{why}");
-    // Stale: issued two minutes ago (window 30 s).
-    let old = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64
-        - 120_000;
-    let stale = signer.prove_at(subject, &payload, old, "stale-1");
-    let (status, why) = send(headers_of(&stale), payload.clone()).await;
-    assert_eq!(status, "unauthenticated");
-    assert!(why.contains("issued"), "{why}");
-    // Wrong payload hash: signed one body, sent another.
-    let other = signer.prove(subject, b"{\"limit\":1}");
-    let (status, why) = send(headers_of(&other), payload.clone()).await;
-    assert_eq!(status, "unauthenticated");
-    assert!(why.contains("signed digest"), "{why}");
+    assert!(why.contains("names no caller key"), "{why}");
+    // Resending her own request runs it again as her: a replay is only
+    // possible for the caller itself, which could send it anyway.
 
     // A receive grant issued to alice is refused for bob.
     let grant = alice_client
@@ -403,6 +469,63 @@ async fn requests_are_verified_authorized_and_revocable() {
     }
     let bytes = alice_client.download(&grant).bytes().await.expect("alice");
     assert_eq!(&bytes[..], b"hello");
+
+    // A request seen on the wire cannot be replayed by anyone else, to
+    // any provider instance: a second instance serves, an operator
+    // captures alice's delete, alice uploads the file again, and mallory
+    // sends the captured request (its subject and reply) once more.
+    let second = documents_example::documents::Service::connect(
+        options.clone().credentials(docs_creds.clone()),
+    )
+    .await
+    .expect("a second documents instance");
+    let _second = second
+        .serve(
+            documents_example::DocumentsService::new(&second),
+            ServeOptions::default(),
+        )
+        .await
+        .expect("serve");
+    let deletes = trellis::rpc::request_subject("test", "*", documents::ID, "rpc.v1.Files.Delete");
+    let mut sniffed = operator.subscribe(deletes).await.expect("sniff");
+    operator.flush().await.expect("flush");
+    let key = documents::FileKey {
+        key: "a.txt".into(),
+    };
+    alice_client
+        .rpc
+        .files
+        .delete(&key)
+        .await
+        .expect("call")
+        .expect("deleted");
+    let captured = tokio::time::timeout(WAIT, futures::StreamExt::next(&mut sniffed))
+        .await
+        .expect("captured")
+        .expect("message");
+    upload_document(&alice_client, "a.txt", "again!").await;
+    for _ in 0..4 {
+        raw.publish_with_reply(
+            captured.subject.clone(),
+            captured.reply.clone().expect("reply"),
+            captured.payload.clone(),
+        )
+        .await
+        .expect("publish");
+        violation(&mut errors, "publish", &captured.subject, WAIT).await;
+    }
+    let head = alice_client.rpc.files.head(&key).await.expect("call");
+    assert_eq!(head.expect("still there").size, 6, "the delete ran twice");
+
+    // Two authority instances from here on: the capability removal may be
+    // handled by either, the revocation by the second alone (the first is
+    // stopped before it).
+    let second_authority = trellis_authority::Authority::start(
+        stack.server.client().await.expect("client"),
+        stack.config.clone(),
+    )
+    .await
+    .expect("second authority");
 
     // Taking a capability away takes effect within the bound, on the
     // running connection.
@@ -424,15 +547,34 @@ async fn requests_are_verified_authorized_and_revocable() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    stack.stop_authority().await;
     // Revoking the key drops alice's live connection (the authority kicks
     // it) and providers refuse her key within the bound even on requests
-    // that still reach them (here relayed over mallory's connection).
-    let alice_signer = alice.signer().expect("signer");
+    // that still reach them (here sent by an operator below her key, with
+    // a reply below her inbox).
     stack.client.revoke("alice").await.expect("revoke");
     let started = std::time::Instant::now();
+    let mut replies = operator
+        .subscribe(format!("_INBOX.{}.revoked", alice.public_key()))
+        .await
+        .expect("sub");
     loop {
-        let proof = alice_signer.prove(subject, &payload);
-        let (status, why) = send(headers_of(&proof), payload.clone()).await;
+        operator
+            .publish_with_reply(
+                as_alice.clone(),
+                format!("_INBOX.{}.revoked", alice.public_key()),
+                payload.clone().into(),
+            )
+            .await
+            .expect("publish");
+        let reply = tokio::time::timeout(
+            Duration::from_secs(2),
+            futures::StreamExt::next(&mut replies),
+        )
+        .await
+        .expect("answered")
+        .expect("reply");
+        let (status, why) = status_of(&reply);
         if status == "unauthenticated" && why.contains("revoked") {
             break;
         }
@@ -449,6 +591,7 @@ async fn requests_are_verified_authorized_and_revocable() {
         alice_client.rpc.files.head(&key).await.is_err(),
         "the revoked connection no longer gets answers"
     );
+    second_authority.shutdown().await;
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -238,7 +238,12 @@ async fn failed_reconcile_keeps_running_services_permissions_under_auth() {
         perms.publish
     );
     // The `uses` of the last ready version still apply (v2 dropped them).
-    let head = "trellis.test.documents@v1.rpc.v1.Files.Head".to_owned();
+    let head = trellis::rpc::request_subject(
+        "test",
+        &creds.public_key(),
+        "documents@v1",
+        "rpc.v1.Files.Head",
+    );
     assert!(perms.publish.contains(&head), "{:?}", perms.publish);
     for foreign in [&audit_physical, &other_bucket] {
         assert!(

@@ -1,8 +1,10 @@
-//! Hostile input from raw, signed clients against a documents service on
-//! a stack with auth on: control ids that would build oversized or
-//! wildcard subjects, requests without a reply subject, oversized request
-//! ids and headers, replies over the server's max payload, and upload
-//! starts that never send a byte. Each is refused with a reason before any
+//! Hostile input from raw clients against a documents service on a stack
+//! with auth on: control ids that would build oversized or wildcard
+//! subjects, requests without a reply subject (or replying outside the
+//! caller's inbox), oversized headers, replies over the server's max
+//! payload, upload starts that never send a byte, and requests a service
+//! makes nats-server deliver on a user's request subjects. Each is refused
+//! with a reason (or dropped, when it could not be answered) before any
 //! I/O, nothing is disconnected, and valid calls keep succeeding.
 
 mod common;
@@ -15,21 +17,51 @@ use common::*;
 use documents_example::documents;
 use futures::StreamExt;
 use trellis::{CallError, Outcome, ServeOptions};
-use trellis_runtime::rpc::surface_subject;
+use trellis_runtime::identity::inbox_prefix;
+use trellis_runtime::rpc::request_subject;
 use trellis_tests::ledger;
 
 /// Held by the tests that measure this process's RSS and by the one that
 /// holds a 256 MiB upload, so no measurement sees another test's memory.
 static MEMORY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The concrete subject of the upload operation.
-fn upload_subject() -> String {
+/// The manifest subject of documents' `section` (`rpc` or `operations`)
+/// entry `name`.
+fn manifest_subject(section: &str, name: &str) -> String {
     let manifest: serde_json::Value =
         serde_json::from_str(documents::MANIFEST_JSON).expect("manifest");
-    let subject = manifest["operations"]["Files.Upload"]["subject"]
+    manifest[section][name]["subject"]
         .as_str()
-        .expect("upload subject");
-    surface_subject("test", documents::ID, subject)
+        .unwrap_or_else(|| panic!("{section} {name} has a subject"))
+        .to_owned()
+}
+
+/// The manifest subject of the upload operation.
+fn upload_op() -> String {
+    manifest_subject("operations", "Files.Upload")
+}
+
+/// The operation records in documents' ledger.
+async fn operation_records(stack: &Stack) -> usize {
+    let ledger = contract_state(stack, documents::ID)
+        .await
+        .bindings
+        .ledger
+        .expect("documents has a ledger")
+        .bucket;
+    let admin = stack.server.client().await.expect("admin");
+    let kv = async_nats::jetstream::new(admin)
+        .get_key_value(ledger)
+        .await
+        .expect("ledger");
+    let mut keys = kv.keys().await.expect("keys");
+    let mut records = 0;
+    while let Some(key) = keys.next().await {
+        if key.expect("key").starts_with("op.") {
+            records += 1;
+        }
+    }
+    records
 }
 
 fn status(message: &async_nats::Message) -> &str {
@@ -62,9 +94,8 @@ async fn list_works(client: &documents::Client) {
 async fn hostile_control_ids_are_refused_while_an_upload_completes() {
     let _memory = MEMORY.lock().await;
     let docs = documents_stack(Duration::ZERO, ServeOptions::default()).await;
-    let (raw, signer) = docs.stack.raw_user("mallory", &[]).await;
-    let signer = signer.expect("auth is on");
-    let control = format!("{}.control", upload_subject());
+    let (raw, mallory) = docs.stack.raw_user("mallory", &[]).await;
+    let control = format!("{}.control", mallory.subject(documents::ID, &upload_op()));
 
     // A 256 MiB upload runs while the hostile requests arrive.
     const SIZE: usize = 256 * 1024 * 1024;
@@ -105,7 +136,7 @@ async fn hostile_control_ids_are_refused_while_an_upload_completes() {
             let payload = Bytes::from(
                 serde_json::json!({"op": op, "id": id, "after": 0, "timeoutMs": 10}).to_string(),
             );
-            let answer = raw_request(&raw, Some(&signer), control.clone(), payload).await;
+            let answer = raw_request(&raw, control.clone(), payload).await;
             assert_eq!(
                 status(&answer),
                 "bad-request",
@@ -116,10 +147,8 @@ async fn hostile_control_ids_are_refused_while_an_upload_completes() {
             assert!(text(&answer).contains("`id`"), "{}", text(&answer));
         }
         // No reply subject: no work, no answer, no disconnect.
-        let mut headers = HeaderMap::new();
         let payload = Bytes::from(serde_json::json!({"op": "get", "id": id}).to_string());
-        signer.prove(&control, &payload).write(&mut headers);
-        raw.publish_with_headers(control.clone(), headers, payload)
+        raw.publish(control.clone(), payload)
             .await
             .expect("publish");
         if round % 10 == 0 {
@@ -155,43 +184,51 @@ async fn hostile_control_ids_are_refused_while_an_upload_completes() {
 #[tokio::test]
 async fn starts_without_a_reply_subject_create_no_records() {
     let docs = documents_stack(Duration::ZERO, ServeOptions::default()).await;
-    let (raw, signer) = docs.stack.raw_user("alice", DOCS_RW).await;
-    let signer = signer.expect("auth is on");
-    let subject = upload_subject();
+    let (raw, alice) = docs.stack.raw_user("alice", DOCS_RW).await;
+    let subject = alice.subject(documents::ID, &upload_op());
+    // Replies below another principal's inbox: the provider must neither
+    // answer there nor do the work.
+    let bob = docs.stack.user_credentials("bob").await.public_key();
+    let admin = docs.stack.server.client().await.expect("admin");
+    let mut bobs_inbox = admin
+        .subscribe(format!("{}.>", inbox_prefix(&bob)))
+        .await
+        .expect("subscribe");
+    admin.flush().await.expect("flush");
+    let start = |key: String| {
+        Bytes::from(serde_json::json!({"key": key, "contentType": "text/plain"}).to_string())
+    };
     for i in 0..20 {
-        let payload = Bytes::from(
-            serde_json::json!({"key": format!("ghost-{i}"), "contentType": "text/plain"})
-                .to_string(),
-        );
-        let mut headers = HeaderMap::new();
-        signer.prove(&subject, &payload).write(&mut headers);
-        raw.publish_with_headers(subject.clone(), headers, payload)
+        raw.publish(subject.clone(), start(format!("ghost-{i}")))
             .await
             .expect("publish");
+        raw.publish_with_reply(
+            subject.clone(),
+            format!("{}.stolen-{i}", inbox_prefix(&bob)),
+            start(format!("elsewhere-{i}")),
+        )
+        .await
+        .expect("publish");
     }
     raw.flush().await.expect("flush");
-    // A request with a reply after them is answered: every earlier one
-    // was handled (one connection is processed in order).
+    // A start with a reply after them, on the same subject, is answered:
+    // the earlier ones reached the provider first.
+    let answer = raw_request(&raw, subject.clone(), Bytes::from_static(b"{not json")).await;
+    assert_eq!(status(&answer), "bad-request", "{}", text(&answer));
     list_works(&docs.client).await;
-    let ledger = contract_state(&docs.stack, documents::ID)
-        .await
-        .bindings
-        .ledger
-        .expect("documents has a ledger")
-        .bucket;
-    let admin = docs.stack.server.client().await.expect("admin");
-    let kv = async_nats::jetstream::new(admin)
-        .get_key_value(ledger)
-        .await
-        .expect("ledger");
-    let mut keys = kv.keys().await.expect("keys");
-    let mut records = 0;
-    while let Some(key) = futures::StreamExt::next(&mut keys).await {
-        if key.expect("key").starts_with("op.") {
-            records += 1;
-        }
-    }
-    assert_eq!(records, 0, "starts without a reply recorded operations");
+    // Each start is handled in its own task: give any stray one time to
+    // record itself before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        operation_records(&docs.stack).await,
+        0,
+        "starts without a reply to their caller recorded operations"
+    );
+    let leaked = tokio::time::timeout(Duration::from_millis(200), bobs_inbox.next()).await;
+    assert!(
+        leaked.is_err(),
+        "a start was answered in another principal's inbox: {leaked:?}"
+    );
 }
 
 /// Resident set size of this process, in bytes.
@@ -206,60 +243,34 @@ fn rss() -> u64 {
 }
 
 #[tokio::test]
-async fn oversized_request_ids_and_headers_are_refused_with_a_reason() {
+async fn oversized_headers_are_refused_with_a_reason() {
     let _memory = MEMORY.lock().await;
     let docs = documents_stack(Duration::ZERO, ServeOptions::default()).await;
-    let (raw, signer) = docs.stack.raw_user("alice", DOCS_RW).await;
-    let signer = signer.expect("auth is on");
-    let manifest: serde_json::Value =
-        serde_json::from_str(documents::MANIFEST_JSON).expect("manifest");
-    let list = surface_subject(
-        "test",
-        documents::ID,
-        manifest["rpc"]["Files.List"]["subject"]
-            .as_str()
-            .expect("subject"),
-    );
+    let (raw, alice) = docs.stack.raw_user("alice", DOCS_RW).await;
+    let list = alice.subject(documents::ID, &manifest_subject("rpc", "Files.List"));
     let payload = Bytes::from_static(br#"{"offset":0,"limit":1}"#);
-    let before = rss();
-    let signed_with_id = |id: &str| {
+    // Sends a Files.List with a `Padding` header of `padding` bytes.
+    let send = async |padding: usize| {
         let mut headers = HeaderMap::new();
-        signer
-            .prove_at(&list, &payload, trellis_runtime::internal::now_ms(), id)
-            .write(&mut headers);
-        headers
-    };
-    // Sends a Files.List with `headers`; it must be answered `status` with
-    // a reason mentioning `reason`.
-    let refused = async |headers: HeaderMap, want: &str, reason: &str| {
-        let answer = raw
-            .request_with_headers(list.clone(), headers, payload.clone())
+        headers.insert("Padding", "p".repeat(padding).as_str());
+        raw.request_with_headers(list.clone(), headers, payload.clone())
             .await
-            .expect("answered");
-        assert_eq!(status(&answer), want, "{}", text(&answer));
-        assert!(text(&answer).contains(reason), "{}", text(&answer));
+            .expect("answered")
     };
-    for i in 0..300 {
-        // A validly signed request whose request id is 512 KiB long: over
-        // the header bound, refused before the proof is even read.
-        let id = format!("{i}-{}", "r".repeat(512 * 1024));
-        refused(signed_with_id(&id), "bad-request", "header bytes").await;
-    }
-    for i in 0..300 {
-        // Within the header bound, a request id over 64 bytes is refused
-        // before the replay cache.
-        let id = format!("{i}-{}", "r".repeat(8 * 1024));
-        refused(signed_with_id(&id), "unauthenticated", "request id").await;
-    }
+    // Within the header bound, a padded request is served.
+    let answer = send(8 * 1024).await;
+    assert_eq!(status(&answer), "ok", "{}", text(&answer));
+    let before = rss();
     for _ in 0..300 {
-        let mut headers = HeaderMap::new();
-        signer.prove(&list, &payload).write(&mut headers);
-        headers.insert("Padding", "p".repeat(512 * 1024).as_str());
-        refused(headers, "bad-request", "header bytes").await;
+        // 512 KiB of headers: over the bound, refused before the caller is
+        // even looked up.
+        let answer = send(512 * 1024).await;
+        assert_eq!(status(&answer), "bad-request", "{}", text(&answer));
+        assert!(text(&answer).contains("header bytes"), "{}", text(&answer));
     }
-    // 300 x 512 KiB ids kept by the replay cache would be 150 MiB; refused
-    // before the cache, the process grows by far less (the bound also
-    // covers allocator slack of the test's own 300 MiB of requests).
+    // 300 x 512 KiB of headers kept anywhere would be 150 MiB; refused
+    // outright, the process grows by far less (the bound also covers
+    // allocator slack of the test's own 150 MiB of requests).
     let grown = rss().saturating_sub(before);
     assert!(
         grown < 64 * 1024 * 1024,
@@ -328,23 +339,16 @@ async fn upload_starts_that_never_send_are_bounded_per_caller_and_in_all() {
         .transfer_idle_timeout(Duration::from_secs(3))
         .max_pending_transfers(12, 4);
     let docs = documents_stack(Duration::ZERO, options).await;
-    let subject = upload_subject();
     let start = |key: String| {
         Bytes::from(serde_json::json!({"key": key, "contentType": "text/plain"}).to_string())
     };
     let mut accepted = 0;
     let mut refused = Vec::new();
     for caller in ["u1", "u2", "u3", "u4"] {
-        let (raw, signer) = docs.stack.raw_user(caller, DOCS_RW).await;
-        let signer = signer.expect("auth is on");
+        let (raw, raw_caller) = docs.stack.raw_user(caller, DOCS_RW).await;
+        let subject = raw_caller.subject(documents::ID, &upload_op());
         for i in 0..5 {
-            let answer = raw_request(
-                &raw,
-                Some(&signer),
-                subject.clone(),
-                start(format!("{caller}-{i}")),
-            )
-            .await;
+            let answer = raw_request(&raw, subject.clone(), start(format!("{caller}-{i}"))).await;
             match status(&answer) {
                 "ok" => accepted += 1,
                 "refused" => refused.push(text(&answer)),
@@ -396,23 +400,22 @@ async fn eight_thousand_idle_starts_stay_within_the_default_bounds() {
     let _memory = MEMORY.lock().await;
     // Default bounds: 128 pending transfers in all, 16 per caller.
     let docs = documents_stack(Duration::ZERO, ServeOptions::default()).await;
-    let subject = upload_subject();
     let before = rss();
     let mut callers = Vec::new();
     for c in 0..10 {
-        let (raw, signer) = docs.stack.raw_user(&format!("flood{c}"), DOCS_RW).await;
-        callers.push((raw, signer.expect("auth is on")));
+        let (raw, caller) = docs.stack.raw_user(&format!("flood{c}"), DOCS_RW).await;
+        callers.push((raw, caller.subject(documents::ID, &upload_op())));
     }
     let started = std::time::Instant::now();
     let starts = futures::stream::iter(0..8000).map(|i| {
-        let (raw, signer) = &callers[i % callers.len()];
+        let (raw, subject) = &callers[i % callers.len()];
         let subject = subject.clone();
         async move {
             let payload = Bytes::from(
                 serde_json::json!({"key": format!("idle-{i}"), "contentType": "text/plain"})
                     .to_string(),
             );
-            let answer = raw_request(raw, Some(signer), subject, payload).await;
+            let answer = raw_request(raw, subject, payload).await;
             (status(&answer).to_owned(), text(&answer))
         }
     });
@@ -560,6 +563,7 @@ async fn services_cannot_forge_requests_grants_or_events_through_the_server() {
     // subject, which is the stored one: the attacker names it `grant`.
     let docs_own = "trellis.test.documents@v1.events.v1.Documents.Created.grant";
     let ledger_own = "trellis.test.ledger@v1.events.v1.Ledger.Posted.evil";
+    let ledger_own_start = "trellis.test.ledger@v1.events.v1.Ledger.Posted.evilstart";
 
     // 1. The documents service aims a grant of `ledger` capabilities to
     //    itself at the authority.
@@ -588,16 +592,22 @@ async fn services_cannot_forge_requests_grants_or_events_through_the_server() {
         "event",
     )
     .await;
-    // 3. The ledger service aims a delete at the documents service.
-    let delete =
-        surface_subject(
-            "test",
-            documents::ID,
-            serde_json::from_str::<serde_json::Value>(documents::MANIFEST_JSON).expect("manifest")
-                ["rpc"]["Files.Delete"]["subject"]
-                .as_str()
-                .expect("subject"),
-        );
+    // 3. The ledger service aims a delete of alice's file and an upload
+    //    start at the documents service, on alice's request subjects (which
+    //    only alice may publish to, but nats-server delivers to): the
+    //    subject names a registered caller who may delete and upload.
+    let alice = stack.user_credentials("alice").await.public_key();
+    let alice_request = |subject: &str| request_subject("test", &alice, documents::ID, subject);
+    let delete = alice_request(&manifest_subject("rpc", "Files.Delete"));
+    let start = alice_request(&upload_op());
+    let records = operation_records(stack).await;
+    // What nats-server delivers there, seen by the admin connection too.
+    let admin = stack.server.client().await.expect("admin");
+    let mut observed = admin
+        .subscribe(alice_request(">"))
+        .await
+        .expect("subscribe");
+    admin.flush().await.expect("flush");
     inject(
         &as_ledger,
         &ledger_stream,
@@ -607,6 +617,55 @@ async fn services_cannot_forge_requests_grants_or_events_through_the_server() {
         "delete",
     )
     .await;
+    inject(
+        &as_ledger,
+        &ledger_stream,
+        ledger_own_start,
+        (&start, Some("trellis.documents@v1")),
+        br#"{"key":"forged.txt","contentType":"text/plain"}"#,
+        "start",
+    )
+    .await;
+    // The server does deliver both forgeries where the provider listens:
+    // a direct get answers on alice's subject itself, with no reply; a
+    // pull request's message keeps its stored subject (the ledger's own,
+    // naming no caller) and replies on `$JS.ACK.…`. None replies below
+    // alice's inbox, which is what the provider requires.
+    let mut forged: Vec<async_nats::Message> = Vec::new();
+    let delivered = |forged: &[async_nats::Message], subject: &str| {
+        forged.iter().any(|m| m.subject.as_str() == subject)
+    };
+    let all = [
+        delete.as_str(),
+        start.as_str(),
+        ledger_own,
+        ledger_own_start,
+    ];
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while !all.iter().all(|s| delivered(&forged, s)) {
+            match observed.next().await {
+                Some(m) => forged.push(m),
+                None => break,
+            }
+        }
+    })
+    .await;
+    let shown: Vec<_> = forged
+        .iter()
+        .map(|m| (m.subject.as_str(), m.reply.as_deref()))
+        .collect();
+    assert!(
+        all.iter().all(|s| delivered(&forged, s)),
+        "nats-server did not deliver every forgery: {shown:?}"
+    );
+    let alice_inbox = format!("{}.", inbox_prefix(&alice));
+    assert!(
+        forged.iter().all(|m| !m
+            .reply
+            .as_ref()
+            .is_some_and(|r| r.starts_with(&alice_inbox))),
+        "a delivery replies below alice's inbox: {shown:?}"
+    );
 
     // A genuine posting is handled; every forged one is rejected and
     // recorded, never handled.
@@ -660,6 +719,20 @@ async fn services_cannot_forge_requests_grants_or_events_through_the_server() {
         .await
         .expect("answered");
     assert!(head.is_ok(), "the forged delete removed the file: {head:?}");
+    // The forged start recorded no operation.
+    assert_eq!(
+        operation_records(stack).await,
+        records,
+        "a forged start recorded an operation"
+    );
+    // The provider answered none of the deliveries (they reply on
+    // `$JS.ACK.…`: answering would publish for the forger).
+    let log = stack.server.log();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("documents") && l.contains("Violation") && l.contains("$JS.ACK")),
+        "the provider answered a forged delivery:\n{log}"
+    );
     // The forged grant did nothing.
     let principals = stack.client.principals().await.expect("principals");
     let documents_service = principals

@@ -154,9 +154,9 @@ async fn typed_calls_declared_errors_and_malformed_requests() {
     }
 
     // A malformed request gets a typed bad-request reply; serving continues.
-    let (nats, signer) = stack.raw_user("raw", &["documents::read"]).await;
-    let subject = trellis::rpc::surface_subject("test", documents::ID, "rpc.v1.Files.List");
-    let reply = raw_request(&nats, signer.as_ref(), subject, "{not json".into()).await;
+    let (nats, caller) = stack.raw_user("raw", &["documents::read"]).await;
+    let subject = caller.subject(documents::ID, "rpc.v1.Files.List");
+    let reply = raw_request(&nats, subject.clone(), "{not json".into()).await;
     let status = reply
         .headers
         .as_ref()
@@ -164,13 +164,7 @@ async fn typed_calls_declared_errors_and_malformed_requests() {
         .map(|v| v.as_str().to_owned());
     assert_eq!(status.as_deref(), Some("bad-request"));
     assert!(String::from_utf8_lossy(&reply.payload).contains("does not decode"));
-    let reply = raw_request(
-        &nats,
-        signer.as_ref(),
-        trellis::rpc::surface_subject("test", documents::ID, "rpc.v1.Files.List"),
-        r#"{"limit":"x"}"#.into(),
-    )
-    .await;
+    let reply = raw_request(&nats, subject, r#"{"limit":"x"}"#.into()).await;
     assert_eq!(
         reply
             .headers

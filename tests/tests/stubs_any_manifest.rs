@@ -14,21 +14,28 @@ include!(concat!(env!("OUT_DIR"), "/directory.rs"));
 
 use directory::{CapabilityPage, ListQuery, Note, NoteId, NotesArchivePutError, NotesError};
 
-/// Serves the directory RPCs with a raw subscriber: `Auth.Capabilities.List`
+/// Serves the directory RPCs with a raw subscriber on the subjects a
+/// provider serves (requests from every caller): `Auth.Capabilities.List`
 /// answers a page (or `AuthError` when `limit` is 0), `Notes.Archive.Put`
 /// answers `ValidationError` for empty text and the declared `locked`
-/// error otherwise.
+/// error otherwise. A request not sent to the subject a caller without a
+/// key uses (`trellis.test._.…`: no auth here) is answered `bad-request`.
 async fn serve(nats: async_nats::Client) {
-    let list = trellis_runtime::rpc::surface_subject(
-        "test",
-        directory::ID,
-        "rpc.v1.Auth.Capabilities.List",
-    );
-    let put =
-        trellis_runtime::rpc::surface_subject("test", directory::ID, "rpc.v1.Notes.Archive.Put");
+    const LIST: &str = "rpc.v1.Auth.Capabilities.List";
+    const PUT: &str = "rpc.v1.Notes.Archive.Put";
+    let served = |s| trellis_runtime::internal::served_subject("test", directory::ID, s);
+    let sent = |s| {
+        trellis_runtime::rpc::request_subject(
+            "test",
+            trellis_runtime::rpc::NO_CALLER,
+            directory::ID,
+            s,
+        )
+    };
+    let (list, put) = (sent(LIST), sent(PUT));
     let mut subs = futures::stream::select(
-        nats.subscribe(list.clone()).await.expect("subscribe"),
-        nats.subscribe(put).await.expect("subscribe"),
+        nats.subscribe(served(LIST)).await.expect("subscribe"),
+        nats.subscribe(served(PUT)).await.expect("subscribe"),
     );
     nats.flush().await.expect("flush");
     tokio::spawn(async move {
@@ -36,6 +43,15 @@ async fn serve(nats: async_nats::Client) {
             let Some(reply) = msg.reply.clone() else {
                 continue;
             };
+            if msg.subject.as_str() != list && msg.subject.as_str() != put {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(trellis_runtime::rpc::STATUS_HEADER, "bad-request");
+                let body = format!("unexpected request subject {}", msg.subject);
+                nats.publish_with_headers(reply, headers, body.into())
+                    .await
+                    .expect("reply");
+                continue;
+            }
             let input: serde_json::Value =
                 serde_json::from_slice(&msg.payload).expect("request is JSON");
             let (error, body) = if msg.subject.as_str() == list {

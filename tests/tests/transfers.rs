@@ -289,14 +289,15 @@ const PUT: &str = "operations.v1.Blobs.Put";
 
 impl RawSender {
     async fn start(stack: &Stack, key: &str) -> RawSender {
-        let (nats, signer) = stack.raw_user("alice", &["jobs::run"]).await;
-        let start = trellis::rpc::surface_subject("test", contract::ID, PUT);
+        let (nats, caller) = stack.raw_user("alice", &["jobs::run"]).await;
+        // Below alice's key: nats-server lets only her connections publish
+        // there, which is what proves the caller (and, below it, who may
+        // send the transfer's chunks).
+        let start = caller.subject(contract::ID, PUT);
         let mut headers = HeaderMap::new();
+        // The asserted caller, read only without auth.
         headers.insert("Trellis-Principal", "alice");
         let payload = Bytes::from(serde_json::to_vec(&blob(key)).expect("json"));
-        if let Some(signer) = &signer {
-            signer.prove(&start, &payload).write(&mut headers);
-        }
         let reply = nats
             .request_with_headers(start.clone(), headers, payload)
             .await

@@ -276,11 +276,10 @@ async fn start_public_state(
     )
     .await?;
     let verifier = match &config.auth {
-        Some(auth) => Some(
+        Some(_) => Some(
             trellis_runtime::internal::Verifier::start(
                 js,
-                &principals::bucket_name(&config.deployment),
-                auth.skew_window,
+                &principals::callers_bucket_name(&config.deployment),
             )
             .await
             .map_err(StartError::PublicState)?,

@@ -30,8 +30,6 @@ pub struct AuthSettings {
     /// its expiry and the client re-authenticates (so a revoked key is
     /// shut out of long-lived connections within this time).
     pub session_ttl: Duration,
-    /// Allowed distance of a request's issue time from a provider's clock.
-    pub skew_window: Duration,
     /// A system-account connection: with it, revoking a principal also
     /// disconnects its open connections (`$SYS.REQ.SERVER.<id>.KICK`);
     /// without it they last until their session expires.
@@ -44,7 +42,6 @@ impl std::fmt::Debug for AuthSettings {
             .field("issuer", &self.issuer_public_key())
             .field("account", &self.account)
             .field("session_ttl", &self.session_ttl)
-            .field("skew_window", &self.skew_window)
             .field("system", &self.system.is_some())
             .finish()
     }
@@ -70,7 +67,6 @@ impl AuthSettings {
             issuer_seed: issuer_seed.to_owned(),
             account: account.to_owned(),
             session_ttl: Duration::from_secs(3600),
-            skew_window: Duration::from_secs(30),
             system: None,
         })
     }
@@ -84,12 +80,6 @@ impl AuthSettings {
     /// Sets the issued users' lifetime (at least 2 s).
     pub fn session_ttl(mut self, ttl: Duration) -> Self {
         self.session_ttl = ttl.max(Duration::from_secs(2));
-        self
-    }
-
-    /// Sets the request skew window.
-    pub fn skew_window(mut self, window: Duration) -> Self {
-        self.skew_window = window;
         self
     }
 
@@ -223,8 +213,14 @@ pub(crate) fn respond(
                 "name": format!("{}:{}", principal.kind.as_str(), principal.id),
                 "exp": unix_now() + ttl,
                 "nats": {
-                    "pub": { "allow": permissions.publish },
-                    "sub": { "allow": permissions.subscribe },
+                    "pub": {
+                        "allow": permissions.publish,
+                        "deny": permissions.publish_deny,
+                    },
+                    "sub": {
+                        "allow": permissions.subscribe,
+                        "deny": permissions.subscribe_deny,
+                    },
                     "subs": -1,
                     "data": -1,
                     "payload": -1,

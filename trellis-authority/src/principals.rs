@@ -1,23 +1,30 @@
-//! The principal registry: one record per public key in a KV bucket the
-//! authority owns and publishes (services read it to resolve callers'
-//! capabilities; only the authority writes it).
+//! The principal registry: one record per public key in a KV bucket only
+//! the authority (and its auth callout) reads and writes, and each record
+//! sealed for its own key in the callers bucket services watch to resolve
+//! their callers (see `trellis_runtime::sealed`).
 
 use std::collections::BTreeSet;
 
 use async_nats::jetstream;
 
-use crate::records::{Records, now_ms};
+use crate::records::{Records, now_ms, storage};
 use trellis_runtime::identity::{PrincipalKind, valid_principal_id};
 use trellis_runtime::protocol::{AuthorityError, GrantRequest, PrincipalRecord, RegisterRequest};
 
-/// The published principals bucket of a deployment.
+/// The principals bucket of a deployment (the authority's own).
 pub fn bucket_name(deployment: &str) -> String {
     format!("trellis-principals-{deployment}")
+}
+
+/// The callers bucket of a deployment: sealed records services watch.
+pub fn callers_bucket_name(deployment: &str) -> String {
+    format!("trellis-callers-{deployment}")
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct Principals {
     store: Records,
+    callers: Records,
 }
 
 fn bad(message: impl Into<String>) -> AuthorityError {
@@ -45,7 +52,54 @@ impl Principals {
         replicas: usize,
     ) -> Result<Principals, AuthorityError> {
         let store = Records::open_bucket(js, &bucket_name(deployment), 1, replicas).await?;
-        Ok(Principals { store })
+        let callers =
+            Records::open_bucket(js, &callers_bucket_name(deployment), 1, replicas).await?;
+        let principals = Principals { store, callers };
+        principals.republish().await?;
+        Ok(principals)
+    }
+
+    /// Writes a record, then its sealed copy for providers.
+    async fn put(&self, record: &PrincipalRecord) -> Result<(), AuthorityError> {
+        self.store.put(&record.public_key, record).await?;
+        self.publish(record).await
+    }
+
+    async fn publish(&self, record: &PrincipalRecord) -> Result<(), AuthorityError> {
+        let sealed = trellis_runtime::sealed::seal(record).map_err(storage)?;
+        self.callers
+            .kv
+            .put(
+                trellis_runtime::sealed::entry_key(&record.public_key),
+                sealed.into(),
+            )
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    /// Brings the callers bucket in line with the records (a deployment
+    /// from before it existed, or a write that stopped between the two):
+    /// missing or stale entries are written, entries of no record deleted.
+    async fn republish(&self) -> Result<(), AuthorityError> {
+        let mut expected = std::collections::BTreeSet::new();
+        for record in self.list().await? {
+            let entry = trellis_runtime::sealed::entry_key(&record.public_key);
+            let current = self.callers.kv.get(&entry).await.map_err(storage)?;
+            let same = current
+                .and_then(|b| trellis_runtime::sealed::open(&record.public_key, &b).ok())
+                .is_some_and(|r| r == record);
+            if !same {
+                self.publish(&record).await?;
+            }
+            expected.insert(entry);
+        }
+        for entry in self.callers.keys(">").await? {
+            if !expected.contains(&entry) {
+                self.callers.delete(&entry).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The record of a public key.
@@ -119,7 +173,7 @@ impl Principals {
             revoked: false,
             updated_ms: now_ms(),
         };
-        self.store.put(&record.public_key, &record).await?;
+        self.put(&record).await?;
         Ok(record)
     }
 
@@ -157,7 +211,7 @@ impl Principals {
                 record.capabilities.extend(caps.iter().cloned());
             }
             record.updated_ms = now_ms();
-            self.store.put(&record.public_key, &record).await?;
+            self.put(&record).await?;
             out.push(record);
         }
         Ok(out)
@@ -171,7 +225,7 @@ impl Principals {
         for mut record in self.matching(principal).await? {
             record.revoked = true;
             record.updated_ms = now_ms();
-            self.store.put(&record.public_key, &record).await?;
+            self.put(&record).await?;
             out.push(record);
         }
         Ok(out)

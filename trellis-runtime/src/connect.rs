@@ -481,13 +481,9 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
     let js = jetstream::new(client.clone());
     let verifier = match &auth {
         Some(auth) => Some(
-            Verifier::start(
-                &js,
-                &auth.principals_bucket,
-                Duration::from_millis(auth.skew_window_ms),
-            )
-            .await
-            .map_err(ConnectError::Verification)?,
+            Verifier::start(&js, &auth.callers_bucket)
+                .await
+                .map_err(ConnectError::Verification)?,
         ),
         None => None,
     };

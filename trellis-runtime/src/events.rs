@@ -204,10 +204,7 @@ impl<T: Serialize> EventPublisher<T> {
         headers.insert(EVENT_ID_HEADER, id.as_str());
         headers.insert("Nats-Msg-Id", id.as_str());
         headers.insert(EVENT_TIME_HEADER, crate::wire::ids::now_ms().to_string());
-        // Signed with the service's key: consumers tell a genuine event
-        // from one nats-server was made to deliver on someone's behalf.
-        self.runtime
-            .identify(&subject, &payload, &mut headers, false);
+        self.runtime.sign_event(&subject, &payload, &mut headers);
         let nats = |e: &dyn std::fmt::Display| EventError::Nats {
             event: self.spec.name.to_owned(),
             reason: e.to_string(),

@@ -1,14 +1,16 @@
 //! Identities: principals with ed25519 (nkey) keys, the credential files
-//! they load at connect, and the signed proof every request carries.
+//! they load at connect, and the signed proof every event carries.
 //!
 //! A principal is an operator, a service (bound to one contract), a user,
 //! or a device (which belongs to a user). The authority registers each
 //! principal's public key; the private seed never leaves its credential
 //! file. A connection authenticates to nats-server with the key (the
-//! authority's auth callout checks the signed nonce), and each request a
-//! client sends is signed over its subject, the SHA-256 of its payload, the
-//! issue time and a fresh request id, so providers verify the caller
-//! locally with no round trip to the authority.
+//! authority's auth callout checks the signed nonce) and may publish
+//! requests only below its own key
+//! (`trellis.<deployment>.<key>.<contract>.…`), so a provider reads a
+//! proven caller from the request subject with no cryptography per
+//! request. Events are signed over their subject and the SHA-256 of their
+//! payload, so consumers can tell the publishing service.
 //!
 //! ```
 //! use trellis_runtime::identity::{Credentials, PrincipalKind};
@@ -19,7 +21,6 @@
 //! ```
 
 use std::path::Path;
-use std::time::Duration;
 
 use async_nats::HeaderMap;
 use base64::Engine as _;
@@ -28,11 +29,11 @@ use sha2::Digest as _;
 
 use crate::wire::ids::{b64url as b64, now_ms};
 
-/// Header carrying the caller's public key.
+/// Header carrying the publisher's public key.
 pub const KEY_HEADER: &str = "Trellis-Key";
 /// Header carrying the issue time (ms since the Unix epoch).
 pub const ISSUED_AT_HEADER: &str = "Trellis-Issued-At";
-/// Header carrying the request id (unique per key within the skew window).
+/// Header carrying the proof id (unique per key).
 pub const REQUEST_ID_HEADER: &str = "Trellis-Request-Id";
 /// Header carrying the SHA-256 of the payload (base64url, no padding).
 pub const PAYLOAD_DIGEST_HEADER: &str = "Trellis-Payload-Sha256";
@@ -348,6 +349,11 @@ impl Signer {
         self.public_key.to_string()
     }
 
+    /// The signer's public key, borrowed.
+    pub(crate) fn public_key_str(&self) -> &str {
+        &self.public_key
+    }
+
     /// A proof for a request to `subject` with `payload`, issued now with
     /// a fresh request id.
     pub fn prove(&self, subject: &str, payload: &[u8]) -> Proof {
@@ -378,12 +384,16 @@ impl Signer {
     }
 }
 
-/// Why a request's proof was refused.
+/// Why a request's caller or an event's publisher was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProofError {
-    /// The request carries no (complete) proof.
-    #[error("the request carries no caller proof")]
+    /// The event carries no (complete) publisher proof.
+    #[error("the event carries no publisher proof")]
     Missing,
+    /// The request subject names no caller key (its caller token is not
+    /// an nkey user key).
+    #[error("the request subject names no caller key (caller token `{0}`)")]
+    NoCaller(String),
     /// The key is not a registered principal.
     #[error("key {0} is not a registered principal")]
     UnknownKey(String),
@@ -394,19 +404,8 @@ pub enum ProofError {
     #[error("the payload does not match its signed digest")]
     PayloadDigest,
     /// The signature does not verify.
-    #[error("the request signature does not verify for key {0}")]
+    #[error("the event signature does not verify for key {0}")]
     BadSignature(String),
-    /// The issue time is outside the skew window.
-    #[error("the request was issued {skew_ms} ms away from now (window {window_ms} ms)")]
-    Stale {
-        /// Distance from now in ms.
-        skew_ms: u64,
-        /// Allowed window in ms.
-        window_ms: u64,
-    },
-    /// The request id was seen before.
-    #[error("request id `{0}` was already used")]
-    Replayed(String),
     /// The reply subject is not the caller's inbox.
     #[error("the reply subject is not below the caller's inbox")]
     ReplyOutsideInbox,
@@ -419,53 +418,23 @@ pub enum ProofError {
         /// The contract whose event it is.
         contract: String,
     },
-    /// The provider cannot record the request id now (its replay cache is
-    /// full of unexpired ids); retry shortly.
-    #[error("the provider is too busy to check the request id: {0}")]
-    Busy(String),
     /// A proof field is malformed (too long, or outside its alphabet);
     /// refused before any lookup or cache.
-    #[error("the request proof is malformed: {0}")]
+    #[error("the event proof is malformed: {0}")]
     Malformed(String),
 }
 
 impl Proof {
-    /// Checks the digest, signature and skew window (not the registry, nor
-    /// replays).
-    pub fn verify(
-        &self,
-        subject: &str,
-        payload: &[u8],
-        now: u64,
-        window: Duration,
-    ) -> Result<(), ProofError> {
+    /// Checks the digest and the signature (not the registry).
+    pub fn verify(&self, subject: &str, payload: &[u8]) -> Result<(), ProofError> {
         let key = nkeys::KeyPair::from_public_key(&self.key)
             .map_err(|_| ProofError::BadSignature(self.key.clone()))?;
-        self.verify_with(&key, subject, payload, now, window)
+        self.verify_signature(&key, subject, payload)
     }
 
-    /// [`Proof::verify`] with the key already decoded (providers cache
-    /// decoded keys).
-    pub(crate) fn verify_with(
-        &self,
-        key: &nkeys::KeyPair,
-        subject: &str,
-        payload: &[u8],
-        now: u64,
-        window: Duration,
-    ) -> Result<(), ProofError> {
-        self.verify_signature(key, subject, payload)?;
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        let skew_ms = now.abs_diff(self.issued_at);
-        if skew_ms > window_ms {
-            return Err(ProofError::Stale { skew_ms, window_ms });
-        }
-        Ok(())
-    }
-
-    /// Checks the payload digest and the signature over `subject` only:
-    /// events are verified whenever they are read, long after any skew
-    /// window.
+    /// Checks the payload digest and the signature over `subject`. No
+    /// skew window: events are verified whenever they are read, long after
+    /// they were published.
     pub(crate) fn verify_signature(
         &self,
         key: &nkeys::KeyPair,
@@ -515,28 +484,19 @@ mod tests {
     fn proofs_verify_and_refuse_tampering() {
         let c = Credentials::generate(PrincipalKind::User, "alice", None, None).expect("gen");
         let s = c.signer().expect("signer");
-        let now = now_ms();
-        let w = Duration::from_secs(30);
-        let p = s.prove_at("a.b", b"{}", now, "r1");
-        assert_eq!(p.verify("a.b", b"{}", now, w), Ok(()));
-        assert_eq!(
-            p.verify("a.b", b"{ }", now, w),
-            Err(ProofError::PayloadDigest)
-        );
+        let p = s.prove_at("a.b", b"{}", now_ms(), "r1");
+        assert_eq!(p.verify("a.b", b"{}"), Ok(()));
+        assert_eq!(p.verify("a.b", b"{ }"), Err(ProofError::PayloadDigest));
         assert!(matches!(
-            p.verify("a.c", b"{}", now, w),
+            p.verify("a.c", b"{}"),
             Err(ProofError::BadSignature(_))
-        ));
-        assert!(matches!(
-            p.verify("a.b", b"{}", now + 31_000, w),
-            Err(ProofError::Stale { .. })
         ));
         let mut forged = p.clone();
         forged.key = Credentials::generate(PrincipalKind::User, "bob", None, None)
             .expect("gen")
             .public_key();
         assert!(matches!(
-            forged.verify("a.b", b"{}", now, w),
+            forged.verify("a.b", b"{}"),
             Err(ProofError::BadSignature(_))
         ));
         let mut h = HeaderMap::new();

@@ -46,6 +46,7 @@ pub mod principal;
 pub mod protocol;
 pub mod rpc;
 mod runtime;
+pub mod sealed;
 mod serve;
 pub mod state;
 pub mod store;
@@ -79,7 +80,7 @@ pub use store::{
 pub use tls::{Tls, TlsError};
 pub use transfer::TransferError;
 pub use transfer::receive::{Download, DownloadStream, GrantError, Grants, ReceiveGrant};
-pub use verify::{MAX_REPLAY_ENTRIES, REVOCATION_BOUND};
+pub use verify::REVOCATION_BOUND;
 
 /// What the deployment authority (`trellis-authority`) shares with the
 /// runtime: serving an RPC surface, verifying request proofs, the subject
@@ -94,7 +95,10 @@ pub mod internal {
     pub use crate::verify::Verifier;
     pub use crate::wire::ids::{b64url, now_ms};
     pub use crate::wire::reply::{ConfirmError, confirm_subscriptions};
-    pub use crate::wire::subjects::{control_subject, render as render_template, surface_subject};
+    pub use crate::wire::subjects::{
+        control_subject, render as render_template, request_subject, served_subject,
+        surface_subject,
+    };
 
     /// A typed handle on a KV bucket the authority opened itself.
     pub fn kv_handle<T>(

@@ -199,11 +199,9 @@ pub struct BindingsReply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthBinding {
-    /// The KV bucket the authority publishes principals into (read-only
-    /// for services), keyed by public key.
-    pub principals_bucket: String,
-    /// Allowed distance of a request's issue time from now (ms).
-    pub skew_window_ms: u64,
+    /// The KV bucket of sealed principal records (read-only for
+    /// services; see [`crate::sealed`]).
+    pub callers_bucket: String,
 }
 
 /// A registered principal, as the authority publishes it.
@@ -287,8 +285,16 @@ pub struct RevokeRequest {
 pub struct Permissions {
     /// Subjects it may publish to.
     pub publish: Vec<String>,
+    /// Subjects it may not publish to, though `publish` covers them
+    /// (internal RPCs, for users and devices).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish_deny: Vec<String>,
     /// Subjects it may subscribe to.
     pub subscribe: Vec<String>,
+    /// Subjects it may not subscribe to or receive, though `subscribe`
+    /// covers them (gated events it does not satisfy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscribe_deny: Vec<String>,
 }
 
 /// One principal in `principals.list`, with what its connections get.

@@ -22,7 +22,7 @@ use crate::wire::limits::{MAX_HEADER_BYTES, header_bytes};
 use crate::wire::reply::{ConfirmError, REPLY_TOO_LARGE, RawReply, reply};
 
 pub use crate::wire::headers::STATUS_HEADER;
-pub use crate::wire::subjects::surface_subject;
+pub use crate::wire::subjects::{NO_CALLER, request_subject, surface_subject};
 
 /// How RPCs and operations are served.
 #[derive(Debug, Clone)]
@@ -307,8 +307,15 @@ pub(crate) async fn admit(
     what: &str,
     gate: Option<&[String]>,
 ) -> Option<Principal> {
-    // A request that needs a reply but names none does no work.
-    message.reply.as_ref()?;
+    // A request that needs a reply but names none does no work. With
+    // authentication, one whose reply is no inbox is not answered either:
+    // JetStream deliveries nats-server was made to route here reply on
+    // `$JS.ACK.…`, and answering them would publish for the forger.
+    let to = message.reply.as_ref()?;
+    if runtime.authenticates() && !to.starts_with(crate::identity::INBOXES) {
+        debug!(subject = %message.subject, reply = %to, "request dropped: its reply is no inbox");
+        return None;
+    }
     let refuse = |status: &'static str, body: String| async move {
         debug!(status, reason = %body, "request refused");
         reply(
@@ -329,6 +336,14 @@ pub(crate) async fn admit(
         return None;
     }
     match runtime.caller(message).await {
+        Err(crate::identity::ProofError::ReplyOutsideInbox) => {
+            // Not answered: the reply would go to someone else's inbox.
+            debug!(
+                subject = %message.subject,
+                "request refused: its reply is not below the caller's inbox"
+            );
+            None
+        }
         Err(e) => {
             refuse("unauthenticated", e.to_string()).await;
             None
@@ -400,13 +415,8 @@ impl RpcClient {
         identify: bool,
     ) -> Result<RawReply, CallError> {
         let rpc = || name.to_owned();
-        let subject = surface_subject(
-            self.runtime.deployment(),
-            self.runtime.contract_id(),
-            subject,
-        );
-        self.runtime
-            .identify(&subject, &payload, &mut headers, identify);
+        let subject = self.runtime.request_subject(subject);
+        self.runtime.identify(&mut headers, identify);
         let mut request = async_nats::Request::new()
             .payload(payload)
             .timeout(Some(timeout));

@@ -85,20 +85,49 @@ impl ServiceRuntime {
         self
     }
 
-    /// Adds the caller's identity to a request to `subject`: a signed
-    /// proof when this connection has a key, else the asserted principal
-    /// (only when `assert_principal`).
-    pub(crate) fn identify(
+    /// The subject of a request to this runtime's contract surface
+    /// `manifest_subject`, below this connection's caller token (its
+    /// public key with authentication).
+    pub(crate) fn request_subject(&self, manifest_subject: &str) -> String {
+        let caller = self
+            .signer
+            .as_ref()
+            .map_or(crate::wire::subjects::NO_CALLER, |s| s.public_key_str());
+        crate::wire::subjects::request_subject(
+            &self.deployment,
+            caller,
+            &self.contract_id,
+            manifest_subject,
+        )
+    }
+
+    /// What this service subscribes to for requests to its surface
+    /// `manifest_subject` (from every caller).
+    pub(crate) fn served_subject(&self, manifest_subject: &str) -> String {
+        crate::wire::subjects::served_subject(&self.deployment, &self.contract_id, manifest_subject)
+    }
+
+    /// Adds the asserted principal to a request when `assert_principal`
+    /// and this connection has no key (a deployment without
+    /// authentication). With a key, the request subject names the caller
+    /// and nats-server proves it.
+    pub(crate) fn identify(&self, headers: &mut async_nats::HeaderMap, assert_principal: bool) {
+        if self.signer.is_none() && assert_principal {
+            self.principal.write(headers);
+        }
+    }
+
+    /// Signs an event this service publishes on `subject` with its key
+    /// (nothing without one): consumers tell a genuine event from one
+    /// nats-server was made to deliver on someone's behalf.
+    pub(crate) fn sign_event(
         &self,
         subject: &str,
         payload: &[u8],
         headers: &mut async_nats::HeaderMap,
-        assert_principal: bool,
     ) {
-        match &self.signer {
-            Some(signer) => signer.prove(subject, payload).write(headers),
-            None if assert_principal => self.principal.write(headers),
-            None => {}
+        if let Some(signer) = &self.signer {
+            signer.prove(subject, payload).write(headers);
         }
     }
 
@@ -117,13 +146,8 @@ impl ServiceRuntime {
     ) -> Result<crate::principal::Principal, crate::identity::ProofError> {
         match &self.verifier {
             Some(v) => {
-                v.verify(
-                    &message.subject,
-                    message.reply.as_deref(),
-                    message.headers.as_ref(),
-                    &message.payload,
-                )
-                .await
+                v.verify(&self.deployment, &message.subject, message.reply.as_deref())
+                    .await
             }
             None => Ok(crate::principal::Principal::of_request(
                 message.headers.as_ref(),

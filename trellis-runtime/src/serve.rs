@@ -21,7 +21,6 @@ use crate::rpc::{Caller, RpcSpec, ServeError, ServeOptions, admit, gate};
 use crate::runtime::ServiceRuntime;
 use crate::store::StoreHandle;
 use crate::wire::reply::{confirm_subscriptions, json, reply};
-use crate::wire::subjects::surface_subject;
 
 type Reply = (&'static str, Bytes);
 type BoxFut = Pin<Box<dyn Future<Output = Reply> + Send>>;
@@ -158,7 +157,7 @@ pub async fn serve(
     options: ServeOptions,
 ) -> Result<RpcServer, ServeError> {
     let client = runtime.nats();
-    let (deployment, contract_id) = (runtime.deployment(), runtime.contract_id());
+    let contract_id = runtime.contract_id();
     let operations = if endpoints.operations.is_empty() {
         None
     } else {
@@ -172,7 +171,7 @@ pub async fn serve(
         let gate = gate(spec.call);
         let what = format!("`{}`", spec.name);
         let runtime = runtime.clone();
-        let subject = surface_subject(deployment, contract_id, spec.subject);
+        let subject = runtime.served_subject(spec.subject);
         let mut sub = client
             .queue_subscribe(subject.clone(), format!("trellis.{contract_id}"))
             .await

@@ -1,7 +1,13 @@
-//! Provider-side caller verification: each request's proof is checked
-//! locally against the principals the authority publishes (a KV bucket
-//! this process watches), with a skew window and a replay cache, so no
-//! request costs a round trip to the authority.
+//! Provider-side caller verification. nats-server lets a connection
+//! publish requests only below its own key
+//! (`trellis.<deployment>.<key>.<contract>.…`), so the caller token of a
+//! request subject is proven by the server; the provider checks that the
+//! reply goes below that caller's inbox (which nothing nats-server
+//! delivers on a principal's behalf ever names) and looks the key up in
+//! the sealed principal records the authority publishes (the callers
+//! bucket this process watches; see [`crate::sealed`]): a record is opened
+//! once per key and change. No cryptography and no round trip per
+//! request.
 //!
 //! Revocation bound: a revoked key or removed capability reaches every
 //! provider through the watch (milliseconds in practice). While the watch
@@ -10,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
@@ -20,13 +26,8 @@ use tracing::{debug, warn};
 use crate::identity::{Proof, ProofError, inbox_prefix};
 use crate::principal::Principal;
 use crate::protocol::PrincipalRecord;
-use crate::wire::ids::now_ms;
 use crate::wire::limits::{MAX_REQUEST_ID_BYTES, is_token};
-
-/// Request ids kept at most (each under 200 bytes with its key and the
-/// map's overhead, so under 100 MiB in all): about 8,000 requests a second
-/// sustained over the 60 s an id can live.
-pub const MAX_REPLAY_ENTRIES: usize = 500_000;
+use crate::wire::subjects::caller_token;
 
 /// Length of an nkey public key.
 const MAX_KEY_BYTES: usize = 56;
@@ -34,23 +35,29 @@ const MAX_KEY_BYTES: usize = 56;
 /// The longest time a revocation takes to reach a running provider.
 pub const REVOCATION_BOUND: Duration = Duration::from_secs(2);
 
+/// A callers-bucket entry as the watch saw it, and its record once a
+/// request or event named its key.
+struct Entry {
+    sealed: bytes::Bytes,
+    opened: Option<Arc<PrincipalRecord>>,
+}
+
+/// Callers-bucket entries by entry key.
+type Entries = Arc<RwLock<HashMap<String, Entry>>>;
+
 /// Verifies callers of one service connection.
 pub struct Verifier {
-    records: Arc<RwLock<HashMap<String, Arc<PrincipalRecord>>>>,
+    entries: Entries,
     /// Decoded public keys (decoding a curve point per request is costly).
     keys: RwLock<HashMap<String, Arc<nkeys::KeyPair>>>,
     live: Arc<AtomicBool>,
     store: kv::Store,
-    window: Duration,
-    replays: Mutex<Replays>,
     watch: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier")
-            .field("window", &self.window)
-            .finish_non_exhaustive()
+        f.debug_struct("Verifier").finish_non_exhaustive()
     }
 }
 
@@ -60,100 +67,65 @@ impl Drop for Verifier {
     }
 }
 
-/// Request ids seen within their window, by key. Entries are at most
-/// 56 + 64 bytes of key and id; there are at most `cap` of them.
-struct Replays {
-    seen: HashMap<(String, String), u64>,
-    pruned_ms: u64,
-    cap: usize,
-}
-
-impl Default for Replays {
-    fn default() -> Self {
-        Replays {
-            seen: HashMap::new(),
-            pruned_ms: 0,
-            cap: MAX_REPLAY_ENTRIES,
-        }
-    }
-}
-
-/// Why a request id could not be recorded.
-#[derive(Debug, PartialEq, Eq)]
-enum Replay {
-    /// Seen within its window.
-    Seen,
-    /// The cache is full of unexpired ids.
-    Full,
-}
-
-impl Replays {
-    /// Records a request id.
-    fn first_use(&mut self, key: &str, id: &str, expires_ms: u64, now: u64) -> Result<(), Replay> {
-        // Pruning scans every entry: once a second, or every 50 ms while
-        // full (never per request).
-        let since = now.saturating_sub(self.pruned_ms);
-        if since > 1000 || (self.seen.len() >= self.cap && since > 50) {
-            self.seen.retain(|_, until| *until >= now);
-            self.pruned_ms = now;
-        }
-        let full = self.seen.len() >= self.cap;
-        match self.seen.entry((key.to_owned(), id.to_owned())) {
-            std::collections::hash_map::Entry::Occupied(_) => Err(Replay::Seen),
-            std::collections::hash_map::Entry::Vacant(_) if full => Err(Replay::Full),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(expires_ms);
-                Ok(())
-            }
-        }
-    }
-}
-
-fn decode(value: &[u8]) -> Option<Arc<PrincipalRecord>> {
-    serde_json::from_slice(value).ok().map(Arc::new)
-}
-
 impl Verifier {
-    /// Opens the principals bucket and starts watching it.
+    /// Opens the callers bucket and starts watching it.
     pub async fn start(
         js: &async_nats::jetstream::Context,
         bucket: &str,
-        window: Duration,
     ) -> Result<Verifier, String> {
         let store = js
             .get_key_value(bucket)
             .await
-            .map_err(|e| format!("opening the principals bucket `{bucket}` failed: {e}"))?;
-        let records = Arc::new(RwLock::new(HashMap::new()));
+            .map_err(|e| format!("opening the callers bucket `{bucket}` failed: {e}"))?;
+        let entries = Entries::default();
         let live = Arc::new(AtomicBool::new(false));
-        let watch = tokio::spawn(watch(store.clone(), records.clone(), live.clone()));
+        let watch = tokio::spawn(watch(store.clone(), entries.clone(), live.clone()));
         Ok(Verifier {
             keys: RwLock::default(),
-            records,
+            entries,
             live,
             store,
-            window,
-            replays: Mutex::default(),
             watch,
         })
     }
 
+    /// The record of `key`, if registered: opened from the watched entry
+    /// (once per key and change), or read directly when the watch has not
+    /// seen it (just registered) or is down.
     async fn record(&self, key: &str) -> Result<Option<Arc<PrincipalRecord>>, ProofError> {
-        if self.live.load(Ordering::Acquire)
-            && let Ok(records) = self.records.read()
-            && let Some(r) = records.get(key)
-        {
-            return Ok(Some(r.clone()));
+        let entry = crate::sealed::entry_key(key);
+        if self.live.load(Ordering::Acquire) {
+            let sealed = match self.entries.read() {
+                Ok(entries) => match entries.get(&entry) {
+                    Some(Entry {
+                        opened: Some(r), ..
+                    }) => return Ok(Some(r.clone())),
+                    Some(e) => Some(e.sealed.clone()),
+                    None => None,
+                },
+                Err(_) => None,
+            };
+            if let Some(sealed) = sealed {
+                let Ok(record) = crate::sealed::open(key, &sealed) else {
+                    return Ok(None);
+                };
+                let record = Arc::new(record);
+                if let Ok(mut entries) = self.entries.write()
+                    && let Some(e) = entries.get_mut(&entry)
+                    && e.sealed == sealed
+                {
+                    e.opened = Some(record.clone());
+                }
+                return Ok(Some(record));
+            }
         }
-        // Not seen by the watch yet (just registered), or the watch is down.
-        if nkeys::KeyPair::from_public_key(key).is_err() {
-            return Ok(None);
-        }
-        match self.store.entry(key).await {
-            Ok(Some(e)) if e.operation == kv::Operation::Put => Ok(decode(&e.value)),
+        match self.store.entry(&entry).await {
+            Ok(Some(e)) if e.operation == kv::Operation::Put => {
+                Ok(crate::sealed::open(key, &e.value).ok().map(Arc::new))
+            }
             Ok(_) => Ok(None),
             Err(e) => {
-                warn!(error = %e, "reading a principal record failed");
+                warn!(error = %e, "reading a caller record failed");
                 Err(ProofError::UnknownKey(key.to_owned()))
             }
         }
@@ -179,8 +151,8 @@ impl Verifier {
         Ok(decoded)
     }
 
-    /// The proof in `headers` and the registered, unrevoked principal it
-    /// names; its fields are bounded before any lookup or cache.
+    /// The event proof in `headers` and the registered, unrevoked principal
+    /// it names; its fields are bounded before any lookup or cache.
     async fn signer(
         &self,
         headers: Option<&async_nats::HeaderMap>,
@@ -199,13 +171,7 @@ impl Verifier {
                 proof.key.len()
             )));
         }
-        let record = self
-            .record(&proof.key)
-            .await?
-            .ok_or_else(|| ProofError::UnknownKey(proof.key.clone()))?;
-        if record.revoked {
-            return Err(ProofError::Revoked(record.id.clone()));
-        }
+        let record = self.registered(&proof.key).await?;
         Ok((proof, record))
     }
 
@@ -234,20 +200,38 @@ impl Verifier {
         proof.verify_signature(&key, subject, payload)
     }
 
-    /// Verifies a request and returns its caller.
+    /// The registered, unrevoked principal of `key`.
+    async fn registered(&self, key: &str) -> Result<Arc<PrincipalRecord>, ProofError> {
+        let record = self
+            .record(key)
+            .await?
+            .ok_or_else(|| ProofError::UnknownKey(key.to_owned()))?;
+        if record.revoked {
+            return Err(ProofError::Revoked(record.id.clone()));
+        }
+        Ok(record)
+    }
+
+    /// Verifies a request to `subject` (in `deployment`) and returns its
+    /// caller: the key its subject names (which nats-server lets only that
+    /// key's connections publish below), registered and unrevoked, with
+    /// the reply below that key's inbox.
     pub(crate) async fn verify(
         &self,
+        deployment: &str,
         subject: &str,
         reply: Option<&str>,
-        headers: Option<&async_nats::HeaderMap>,
-        payload: &[u8],
     ) -> Result<Principal, ProofError> {
-        let (proof, record) = self.signer(headers).await?;
-        let now = now_ms();
-        let key = self.decoded(&proof.key)?;
-        proof.verify_with(&key, subject, payload, now, self.window)?;
+        let token = caller_token(deployment, subject).unwrap_or_default();
+        if !is_user_key(token) {
+            let shown: String = token.chars().take(MAX_KEY_BYTES).collect();
+            return Err(ProofError::NoCaller(shown));
+        }
+        // Checked before the lookup: a message nats-server delivered on
+        // someone's behalf (a push consumer's deliver subject, a JetStream
+        // API reply) never replies below the named caller's inbox.
         if let Some(reply) = reply {
-            let prefix = inbox_prefix(&proof.key);
+            let prefix = inbox_prefix(token);
             if !reply
                 .strip_prefix(prefix.as_str())
                 .is_some_and(|rest| rest.starts_with('.'))
@@ -255,43 +239,39 @@ impl Verifier {
                 return Err(ProofError::ReplyOutsideInbox);
             }
         }
-        let expires = proof
-            .issued_at
-            .saturating_add(u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX));
-        let recorded = self
-            .replays
-            .lock()
-            .map_err(|_| Replay::Full)
-            .and_then(|mut r| r.first_use(&proof.key, &proof.request_id, expires, now));
-        match recorded {
-            Ok(()) => {}
-            Err(Replay::Seen) => return Err(ProofError::Replayed(proof.request_id)),
-            Err(Replay::Full) => {
-                return Err(ProofError::Busy(format!(
-                    "{MAX_REPLAY_ENTRIES} requests were accepted within the skew window; \
-                     retry shortly"
-                )));
-            }
-        }
+        let record = self.registered(token).await?;
         Ok(Principal::verified(&record))
     }
 }
 
-async fn watch(
-    store: kv::Store,
-    records: Arc<RwLock<HashMap<String, Arc<PrincipalRecord>>>>,
-    live: Arc<AtomicBool>,
-) {
+/// Whether `token` has the form of an nkey user public key (`U` and 55
+/// base32 characters); its checksum is left to the registry lookup.
+fn is_user_key(token: &str) -> bool {
+    token.len() == MAX_KEY_BYTES
+        && token.starts_with('U')
+        && token
+            .bytes()
+            .all(|b| matches!(b, b'A'..=b'Z' | b'2'..=b'7'))
+}
+
+async fn watch(store: kv::Store, entries: Entries, live: Arc<AtomicBool>) {
     loop {
         match store.watch_all_from_revision(1).await {
             Ok(mut changes) => {
-                // The watch replays every record, then follows changes.
+                // The watch replays every entry, then follows changes; a
+                // change drops the record opened from the old entry.
                 while let Some(change) = changes.next().await {
                     let Ok(entry) = change else { break };
-                    if let Ok(mut map) = records.write() {
-                        match (entry.operation, decode(&entry.value)) {
-                            (kv::Operation::Put, Some(r)) => {
-                                map.insert(entry.key.clone(), r);
+                    if let Ok(mut map) = entries.write() {
+                        match entry.operation {
+                            kv::Operation::Put => {
+                                map.insert(
+                                    entry.key.clone(),
+                                    Entry {
+                                        sealed: entry.value.clone(),
+                                        opened: None,
+                                    },
+                                );
                             }
                             _ => {
                                 map.remove(&entry.key);
@@ -302,9 +282,9 @@ async fn watch(
                         live.store(true, Ordering::Release);
                     }
                 }
-                debug!("principals watch ended; restarting");
+                debug!("callers watch ended; restarting");
             }
-            Err(e) => warn!(error = %e, "watching principals failed; retrying"),
+            Err(e) => warn!(error = %e, "watching callers failed; retrying"),
         }
         live.store(false, Ordering::Release);
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -316,30 +296,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn replays_are_caught_and_pruned() {
-        let mut r = Replays::default();
-        assert_eq!(r.first_use("k", "a", 100, 10), Ok(()));
-        assert_eq!(r.first_use("k", "a", 100, 20), Err(Replay::Seen));
-        assert_eq!(r.first_use("j", "a", 100, 20), Ok(()));
-        assert_eq!(
-            r.first_use("k", "a", 5000, 2000),
-            Ok(()),
-            "pruned after expiry"
-        );
-    }
-
-    #[test]
-    fn the_replay_cache_is_bounded() {
-        let mut r = Replays {
-            cap: 3,
-            ..Replays::default()
-        };
-        for id in ["a", "b", "c"] {
-            assert_eq!(r.first_use("k", id, 1000, 10), Ok(()));
-        }
-        assert_eq!(r.first_use("k", "d", 1000, 20), Err(Replay::Full));
-        assert_eq!(r.seen.len(), 3);
-        // Once entries expire, their room is reused.
-        assert_eq!(r.first_use("k", "d", 5000, 1001), Ok(()));
+    fn only_user_keys_name_callers() {
+        let key = crate::identity::Credentials::generate(
+            crate::identity::PrincipalKind::User,
+            "alice",
+            None,
+            None,
+        )
+        .expect("generate")
+        .public_key();
+        assert!(is_user_key(&key));
+        assert!(!is_user_key(crate::wire::subjects::NO_CALLER));
+        assert!(!is_user_key(&key[1..]));
+        assert!(!is_user_key(&key.replace('U', "A")));
+        assert!(!is_user_key(&format!("{}*", &key[..55])));
     }
 }

@@ -111,12 +111,12 @@ impl Stack {
         &self,
         id: &str,
         capabilities: &[&str],
-    ) -> (
-        async_nats::Client,
-        Option<trellis_runtime::identity::Signer>,
-    ) {
+    ) -> (async_nats::Client, RawCaller) {
         if !self.auth() {
-            return (self.server.client().await.expect("client"), None);
+            let caller = RawCaller {
+                key: trellis_runtime::rpc::NO_CALLER.to_owned(),
+            };
+            return (self.server.client().await.expect("client"), caller);
         }
         let _ = self.user(id, capabilities).await;
         let creds = self.enrolled(PrincipalKind::User, id, None).await;
@@ -125,7 +125,10 @@ impl Stack {
             .connect(self.server.url())
             .await
             .expect("raw user connection");
-        (client, Some(creds.signer().expect("signer")))
+        let caller = RawCaller {
+            key: creds.public_key(),
+        };
+        (client, caller)
     }
 
     /// The credentials of user `id` (enrolled on first use).
@@ -314,21 +317,29 @@ pub async fn accept_ready(stack: &Stack, manifest: &str, id: &str, digest: &str)
     ready(&stack.client, id, digest).await;
 }
 
-/// Sends a raw request, signed when `signer` is given.
+/// The caller token a raw connection sends requests below: its key with
+/// auth, `_` without.
+#[derive(Debug, Clone)]
+pub struct RawCaller {
+    /// The caller token.
+    pub key: String,
+}
+
+impl RawCaller {
+    /// The subject of a request from this caller to `manifest_subject` of
+    /// contract `contract` in deployment `test`.
+    pub fn subject(&self, contract: &str, manifest_subject: &str) -> String {
+        trellis_runtime::rpc::request_subject("test", &self.key, contract, manifest_subject)
+    }
+}
+
+/// Sends a raw request (replying to the connection's own inbox).
 pub async fn raw_request(
     client: &async_nats::Client,
-    signer: Option<&trellis_runtime::identity::Signer>,
     subject: String,
     payload: bytes::Bytes,
 ) -> async_nats::Message {
-    let mut headers = async_nats::HeaderMap::new();
-    if let Some(signer) = signer {
-        signer.prove(&subject, &payload).write(&mut headers);
-    }
-    client
-        .request_with_headers(subject, headers, payload)
-        .await
-        .expect("reply")
+    client.request(subject, payload).await.expect("reply")
 }
 
 /// A raw connection as `creds` (a new auth callout), recording the

@@ -26,9 +26,8 @@ impl Inner {
         Ok(BindingsReply {
             accepted_digest: desired.map(|d| d.value.digest),
             status: status.map(|s| s.value),
-            auth: self.config.auth.as_ref().map(|a| AuthBinding {
-                principals_bucket: principals::bucket_name(&self.config.deployment),
-                skew_window_ms: u64::try_from(a.skew_window.as_millis()).unwrap_or(u64::MAX),
+            auth: self.config.auth.as_ref().map(|_| AuthBinding {
+                callers_bucket: principals::callers_bucket_name(&self.config.deployment),
             }),
         })
     }

@@ -73,7 +73,7 @@ impl Inner {
             .deployed()
             .await
             .map_err(|e| format!("reading accepted contracts failed: {e}"))?;
-        let bucket = principals::bucket_name(&self.config.deployment);
+        let bucket = principals::callers_bucket_name(&self.config.deployment);
         let permissions =
             permissions::compute(&self.config.deployment, &record, &deployed, &bucket);
         Ok((record, permissions))

@@ -78,7 +78,7 @@ impl Inner {
             });
         };
         let deployed = self.deployed().await?;
-        let bucket = principals::bucket_name(&self.config.deployment);
+        let bucket = principals::callers_bucket_name(&self.config.deployment);
         let principals = registry
             .list()
             .await?

@@ -363,7 +363,10 @@ impl<'a, I: Serialize, P: DeserializeOwned, O: DeserializeOwned> TransferStart<'
         }
         let runtime = target.rpc.runtime();
         let route = outbound::Route {
-            subject: crate::transfer::transfer_subject(runtime, target.subject, &snapshot.id),
+            subject: crate::transfer::transfer_subject(
+                &runtime.request_subject(target.subject),
+                &snapshot.id,
+            ),
             chunk_size,
             window,
             idle,

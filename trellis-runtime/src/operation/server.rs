@@ -32,7 +32,7 @@ use crate::runtime::ServiceRuntime;
 use crate::store::{ObjectInfo, StoreHandle};
 use crate::wire::ids::{is_id, now_ms};
 use crate::wire::reply::reply;
-use crate::wire::subjects::{control_subject, surface_subject};
+use crate::wire::subjects::control_subject;
 
 type OpFuture = Pin<Box<dyn Future<Output = Result<Value, OperationFailure>> + Send>>;
 type OpHandlerFn = Arc<dyn Fn(RawContext, &Bytes) -> Result<OpFuture, String> + Send + Sync>;
@@ -259,7 +259,7 @@ pub(crate) async fn serve(
     let client = runtime.nats();
     let queue = format!("trellis.{}", runtime.contract_id());
     for spec in shared.specs.values() {
-        let base = surface_subject(runtime.deployment(), runtime.contract_id(), &spec.subject);
+        let base = runtime.served_subject(&spec.subject);
         for (subject, control) in [(base.clone(), false), (control_subject(&base), true)] {
             let mut sub = client
                 .queue_subscribe(subject.clone(), queue.clone())
@@ -616,7 +616,8 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
     let transfer = match plan {
         Some(plan) => {
             // Subscribe before replying: the sender starts on our reply.
-            let subject = crate::transfer::transfer_subject(&shared.runtime, &spec.subject, &id);
+            // Below the start's subject: only its caller may send chunks.
+            let subject = crate::transfer::transfer_subject(&message.subject, &id);
             match client.subscribe(subject.clone()).await {
                 Ok(sub) => {
                     headers.insert(

@@ -17,19 +17,11 @@ pub(crate) const CHUNK_SIZE_HEADER: &str = "Trellis-Chunk-Size";
 /// Reply header on a transfer start: chunks the sender may have unacked.
 pub(crate) const WINDOW_HEADER: &str = "Trellis-Window";
 
-/// The subject of operation `id`'s send transfer: per service (contract)
-/// and per transfer, under the operation's manifest subject.
-pub(crate) fn transfer_subject(
-    runtime: &crate::runtime::ServiceRuntime,
-    operation_subject: &str,
-    id: &str,
-) -> String {
-    let base = crate::wire::subjects::surface_subject(
-        runtime.deployment(),
-        runtime.contract_id(),
-        operation_subject,
-    );
-    format!("{base}.transfer.{id}")
+/// The subject of operation `id`'s send transfer: below the subject of
+/// the request that started it (which names the caller), so only that
+/// caller may send its chunks.
+pub(crate) fn transfer_subject(start_subject: &str, id: &str) -> String {
+    format!("{start_subject}.transfer.{id}")
 }
 
 /// `SHA-256=<base64url>` of a finished hasher (the object store's form).

@@ -35,7 +35,6 @@ use crate::store::{ObjectInfo, StoreError, StoreHandle};
 use crate::wire::headers::STATUS_HEADER;
 use crate::wire::ids::now_ms;
 use crate::wire::reply::reply;
-use crate::wire::subjects::surface_subject;
 
 /// Manifest-style subject (under the contract) where grants are redeemed.
 pub const RECEIVE_SUBJECT: &str = "transfer.v1.receive";
@@ -241,7 +240,7 @@ pub(crate) async fn serve(
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<tokio::task::JoinHandle<()>, ServeError> {
     let state = runtime.ledger().await?;
-    let subject = surface_subject(runtime.deployment(), runtime.contract_id(), RECEIVE_SUBJECT);
+    let subject = runtime.served_subject(RECEIVE_SUBJECT);
     let mut sub = runtime
         .nats()
         .queue_subscribe(
@@ -507,14 +506,9 @@ impl Download {
         };
         let payload =
             serde_json::to_vec(&request).map_err(|e| TransferError::Nats(e.to_string()))?;
-        let subject = surface_subject(
-            self.runtime.deployment(),
-            self.runtime.contract_id(),
-            RECEIVE_SUBJECT,
-        );
+        let subject = self.runtime.request_subject(RECEIVE_SUBJECT);
         let mut headers = HeaderMap::new();
-        self.runtime
-            .identify(&subject, &payload, &mut headers, true);
+        self.runtime.identify(&mut headers, true);
         client
             .publish_with_reply_and_headers(subject, inbox, headers, payload.into())
             .await
