@@ -282,13 +282,16 @@ async fn failed_reconcile_keeps_running_services_permissions_under_auth() {
     no_errors(&mut errors, "the new connection's own KV traffic");
 
     // Readiness still gates new typed instances (a separate matter from
-    // NATS permissions): the superseded build is refused, the new one
-    // waits for the failed bucket.
+    // NATS permissions): the superseded build is refused (v2 was accepted
+    // through a dangerous plan), the new one waits for the failed bucket.
     match v1::ledger::Service::connect(options.clone().credentials(creds.clone())).await {
-        Err(ConnectError::DigestMismatch { accepted, .. }) => {
-            assert_eq!(accepted, v2::ledger::DIGEST)
+        Err(ConnectError::Retired {
+            accepted, reason, ..
+        }) => {
+            assert_eq!(accepted, v2::ledger::DIGEST);
+            assert_eq!(reason, trellis_runtime::protocol::RetireReason::Dangerous);
         }
-        other => panic!("expected DigestMismatch, got {:?}", other.err()),
+        other => panic!("expected Retired, got {:?}", other.err()),
     }
     match v2::ledger::Service::connect(
         options

@@ -210,15 +210,27 @@ async fn accept_reconcile_connect_and_compatible_rollout_reuses_data() {
     assert_eq!(old.value.count, 7);
     assert_eq!(old.value.location, None);
 
-    // The superseded build is refused with a typed error.
+    // The superseded build still connects during the rollout (on the
+    // accepted build's bindings); retired, it is refused with a typed
+    // error naming the retirement.
+    let v1_again = v1::inventory::Service::connect(options(&stack).await)
+        .await
+        .expect("v1 connects during the rollout");
+    let kept = v1_again.kv.levels.get("sku-1").await.expect("get");
+    assert_eq!(kept.expect("value").value.count, 7);
+    stack
+        .client
+        .retire("inventory@v1", v1::inventory::DIGEST)
+        .await
+        .expect("retire v1");
     match v1::inventory::Service::connect(options(&stack).await).await {
-        Err(ConnectError::DigestMismatch {
-            local, accepted, ..
+        Err(ConnectError::Retired {
+            digest, accepted, ..
         }) => {
-            assert_eq!(local, v1::inventory::DIGEST);
+            assert_eq!(digest, v1::inventory::DIGEST);
             assert_eq!(accepted, v2::inventory::DIGEST);
         }
-        other => panic!("expected DigestMismatch, got {other:?}"),
+        other => panic!("expected Retired, got {other:?}"),
     }
 }
 

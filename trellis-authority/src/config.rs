@@ -7,6 +7,10 @@ use crate::callout::AuthSettings;
 use crate::naming::physical_name;
 use trellis_runtime::protocol::ResourceKind;
 
+/// How long a superseded digest may connect by default: a day, enough for
+/// a rolling deploy that pauses overnight.
+pub const DEFAULT_ROLLOUT_GRACE: Duration = Duration::from_secs(24 * 3600);
+
 /// Where and how the authority provisions.
 #[derive(Debug, Clone)]
 pub struct AuthorityConfig {
@@ -21,6 +25,9 @@ pub struct AuthorityConfig {
     /// Authentication: when set, the authority serves the server's auth
     /// callout and keeps the principal registry.
     pub auth: Option<AuthSettings>,
+    /// How long a digest superseded through a safe plan may still connect
+    /// (a rolling deploy's window), unless retired sooner.
+    pub rollout_grace: Duration,
 }
 
 impl AuthorityConfig {
@@ -32,6 +39,7 @@ impl AuthorityConfig {
             replicas: 1,
             reconcile_interval: Duration::from_secs(2),
             auth: None,
+            rollout_grace: DEFAULT_ROLLOUT_GRACE,
         }
     }
 
@@ -53,6 +61,12 @@ impl AuthorityConfig {
     /// Sets the drift-check interval.
     pub fn reconcile_interval(mut self, interval: Duration) -> Self {
         self.reconcile_interval = interval;
+        self
+    }
+
+    /// Sets how long a superseded digest may still connect.
+    pub fn rollout_grace(mut self, grace: Duration) -> Self {
+        self.rollout_grace = grace;
         self
     }
 

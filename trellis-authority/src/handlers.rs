@@ -7,6 +7,7 @@ mod bindings;
 mod callout;
 mod contracts;
 mod principals;
+mod rollout;
 mod status;
 
 use serde::Serialize;
@@ -42,6 +43,7 @@ impl Inner {
             "bindings" => encode(self.bindings(&message.payload).await),
             "status" => encode(self.status().await),
             "purge" => encode(self.purge(&message.payload).await),
+            "retire" => encode(self.retire(&message.payload).await),
             "register" => encode(self.register(&message.payload).await),
             "grant" => encode(self.grant(&message.payload).await),
             "revoke" => encode(self.revoke(&message.payload).await),

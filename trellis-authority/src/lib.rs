@@ -31,8 +31,9 @@ pub mod provision;
 pub mod public_state;
 mod reconcile;
 pub(crate) mod records;
+pub(crate) mod rollout;
 pub mod settings;
 
 pub use authority::{Authority, StartError};
-pub use config::AuthorityConfig;
+pub use config::{AuthorityConfig, DEFAULT_ROLLOUT_GRACE};
 pub use settings::{Settings, SettingsError};

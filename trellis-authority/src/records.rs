@@ -37,6 +37,14 @@ pub struct Desired {
     /// cannot apply in place.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recreate_consumers: Vec<String>,
+    /// Earlier digests superseded through safe plans that may still
+    /// connect (newest first), until retired or past the rollout grace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<crate::rollout::Earlier>,
+    /// Digests that may no longer connect, and why (newest first, at most
+    /// [`crate::rollout::RETIRED_KEPT`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<trellis_runtime::protocol::Retired>,
 }
 
 /// The reconcile lease.

@@ -261,6 +261,23 @@ pub enum ContractCommand {
     /// Accept a manifest as the desired contract; dangerous plans need
     /// `--allow-dangerous`.
     Accept(ProposeArgs),
+    /// Stop an earlier digest of a contract from connecting before its
+    /// rollout grace period ends (see `trellis status` for live digests).
+    Retire(RetireArgs),
+}
+
+/// Arguments of `trellis contract retire`.
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    /// Contract id (e.g. `documents@v1`).
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The earlier digest to retire.
+    #[arg(value_name = "DIGEST")]
+    pub digest: String,
+    /// Where the authority is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
 }
 
 /// Arguments of `trellis contract digest`.

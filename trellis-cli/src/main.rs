@@ -45,6 +45,9 @@ fn main() -> ExitCode {
         Command::Contract {
             command: ContractCommand::Accept(args),
         } => commands::connection::block_on(commands::authority::accept(args)),
+        Command::Contract {
+            command: ContractCommand::Retire(args),
+        } => commands::connection::block_on(commands::authority::retire(args)),
         Command::Status(conn) => commands::connection::block_on(commands::authority::status(conn)),
         Command::Principal {
             command: PrincipalCommand::Add(args),

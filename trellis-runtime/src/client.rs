@@ -138,6 +138,23 @@ impl AuthorityClient {
         .await
     }
 
+    /// Stops letting an earlier digest of contract `id` connect (operators
+    /// only); returns the digests still live.
+    pub async fn retire(
+        &self,
+        id: &str,
+        digest: &str,
+    ) -> Result<Vec<crate::protocol::LiveDigestReport>, ClientError> {
+        self.call(
+            "retire",
+            &crate::protocol::RetireRequest {
+                id: id.to_owned(),
+                digest: digest.to_owned(),
+            },
+        )
+        .await
+    }
+
     /// Registers a principal key (operators only).
     pub async fn register(
         &self,

@@ -245,6 +245,22 @@ pub enum ConnectError {
         /// The accepted digest.
         accepted: String,
     },
+    /// This build's digest was live in a rollout and no longer is.
+    #[error(
+        "contract {id}: this build's digest {digest} was retired ({reason}, at {retired_ms} ms since the epoch); deploy the accepted build {accepted}"
+    )]
+    Retired {
+        /// Contract id.
+        id: String,
+        /// This build's digest.
+        digest: String,
+        /// Why it may no longer connect.
+        reason: crate::protocol::RetireReason,
+        /// When (unix ms).
+        retired_ms: u64,
+        /// The accepted digest.
+        accepted: String,
+    },
     /// Required resources were still not ready at the deadline.
     #[error("contract {id} is not ready after {waited:?}: {}", unready.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     NotReady {
@@ -308,6 +324,53 @@ fn unready(status: Option<&ContractStatus>, digest: &str) -> Vec<Unready> {
             },
         })
         .collect()
+}
+
+/// The resources a manifest declares, by kind and alias (read once per
+/// connect of an earlier build in a rollout).
+struct Declared {
+    kv: Vec<String>,
+    store: Vec<String>,
+    ledger: bool,
+    events: bool,
+    consumers: Vec<String>,
+}
+
+impl Declared {
+    fn of(manifest_json: &str) -> Declared {
+        let m: serde_json::Value = serde_json::from_str(manifest_json).unwrap_or_default();
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            v.as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        let present = |k: &str| m[k].as_object().is_some_and(|o| !o.is_empty());
+        let has_receive = m["rpc"]
+            .as_object()
+            .is_some_and(|o| o.values().any(|r| r.get("transfer").is_some()));
+        Declared {
+            kv: keys(&m["resources"]["kv"]),
+            store: keys(&m["resources"]["store"]),
+            ledger: present("operations") || present("eventConsumers") || has_receive,
+            events: present("events"),
+            consumers: keys(&m["eventConsumers"]),
+        }
+    }
+
+    /// Whether this build needs the resource `u` is about.
+    fn covers(&self, u: &Unready) -> bool {
+        match u.kind {
+            "kv" => self.kv.contains(&u.alias),
+            "store" => self.store.contains(&u.alias),
+            "ledger" => self.ledger,
+            "events" => self.events,
+            "consumer" => u
+                .alias
+                .split_once('/')
+                .is_some_and(|(group, _)| self.consumers.iter().any(|g| g == group)),
+            _ => true,
+        }
+    }
 }
 
 /// The NATS connection and the identity it acts as.
@@ -447,16 +510,36 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
                 id: S::ID.to_owned(),
             });
         };
-        if accepted != S::DIGEST {
+        // An earlier digest still live in a rollout runs on the accepted
+        // digest's bindings (a safe plan only extends them).
+        if accepted != S::DIGEST && !reply.live_digests.iter().any(|d| d == S::DIGEST) {
+            if let Some(retired) = reply.retired {
+                return Err(ConnectError::Retired {
+                    id: S::ID.to_owned(),
+                    digest: retired.digest,
+                    reason: retired.reason,
+                    retired_ms: retired.retired_ms,
+                    accepted,
+                });
+            }
             return Err(ConnectError::DigestMismatch {
                 id: S::ID.to_owned(),
                 local: S::DIGEST.to_owned(),
                 accepted,
             });
         }
-        let missing = unready(reply.status.as_ref(), S::DIGEST);
+        let earlier = accepted != S::DIGEST;
+        let mut missing = unready(reply.status.as_ref(), &accepted);
+        if earlier {
+            // An earlier build waits only for the resources it declares
+            // (the accepted build may add one that is still failing).
+            let ours = Declared::of(S::MANIFEST_JSON);
+            missing.retain(|u| ours.covers(u));
+        }
         match reply.status {
-            Some(status) if missing.is_empty() && status.phase == Phase::Ready => break status,
+            Some(status) if missing.is_empty() && (earlier || status.phase == Phase::Ready) => {
+                break status;
+            }
             _ => {
                 if started.elapsed() + delay > options.ready_deadline {
                     return Err(ConnectError::NotReady {

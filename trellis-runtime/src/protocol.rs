@@ -190,9 +190,80 @@ pub struct BindingsReply {
     #[serde(alias = "state")]
     pub status: Option<ContractStatus>,
     /// Set when the deployment authenticates callers: providers then
-    /// verify every request's proof against the published principals.
+    /// verify every request's caller against the sealed principal records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthBinding>,
+    /// Earlier digests of the lineage that may still connect during a
+    /// rollout (accepted before a safe plan superseded them, neither
+    /// retired nor past the grace period). Their instances run on the
+    /// accepted digest's bindings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub live_digests: Vec<String>,
+    /// Why the requested digest may no longer connect, if it was live once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<Retired>,
+}
+
+/// A digest of a lineage that may no longer connect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retired {
+    /// The digest.
+    pub digest: String,
+    /// Why.
+    pub reason: RetireReason,
+    /// When (unix ms).
+    pub retired_ms: u64,
+}
+
+/// Why a digest stopped being live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RetireReason {
+    /// An operator retired it (`trellis contract retire`).
+    Retired,
+    /// The rollout grace period after it was superseded ended.
+    GraceEnded,
+    /// A dangerous change superseded it: older builds are refused at once.
+    Dangerous,
+}
+
+impl std::fmt::Display for RetireReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RetireReason::Retired => "retired by an operator",
+            RetireReason::GraceEnded => "its rollout grace period ended",
+            RetireReason::Dangerous => "a dangerous change superseded it",
+        })
+    }
+}
+
+/// `retire` request: stop letting an earlier digest of a lineage connect.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetireRequest {
+    /// Contract id.
+    pub id: String,
+    /// The earlier digest to retire.
+    pub digest: String,
+}
+
+/// The digests of one lineage: the accepted one and the earlier ones still
+/// live, as `status` reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveDigestReport {
+    /// The digest.
+    pub digest: String,
+    /// Whether it is the accepted digest.
+    pub accepted: bool,
+    /// When a later accept superseded it (unix ms); `None` for the
+    /// accepted digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_ms: Option<u64>,
+    /// When it stops being live unless retired sooner (unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
 }
 
 /// How a deployment's providers verify callers.
@@ -486,6 +557,10 @@ pub struct ContractReport {
     /// Latest reconcile status.
     #[serde(alias = "state")]
     pub status: Option<ContractStatus>,
+    /// Digests that may connect: the accepted one first, then earlier ones
+    /// still live during a rollout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub live: Vec<LiveDigestReport>,
 }
 
 /// `status` reply.

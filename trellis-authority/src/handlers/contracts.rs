@@ -31,12 +31,24 @@ impl Inner {
             });
         }
         let generation = previous.as_ref().map_or(0, |p| p.value.generation) + 1;
+        let now = now_ms();
+        // A safe plan keeps the superseded digest live for a rolling
+        // deploy; a dangerous one refuses every earlier digest at once.
+        let (earlier, retired) = crate::rollout::supersede(
+            previous.as_ref().map(|p| &p.value),
+            &plan.digest,
+            plan.is_dangerous(),
+            self.config.rollout_grace,
+            now,
+        );
         let desired = Desired {
             id: manifest.id.clone(),
             digest: plan.digest.clone(),
             manifest: canonical,
             generation,
-            accepted_ms: now_ms(),
+            accepted_ms: now,
+            earlier,
+            retired,
             recreate_consumers: plan
                 .items
                 .iter()

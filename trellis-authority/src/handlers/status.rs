@@ -24,7 +24,13 @@ impl Inner {
                 .records
                 .read::<ContractStatus>(&format!("contract.{lineage}.status"))
                 .await?;
+            let live = crate::rollout::report(
+                &desired.value,
+                self.config.rollout_grace,
+                crate::records::now_ms(),
+            );
             contracts.push(ContractReport {
+                live,
                 id: desired.value.id,
                 digest: desired.value.digest,
                 generation: desired.value.generation,

@@ -4,7 +4,7 @@ use trellis_runtime::ClientError;
 use trellis_runtime::protocol::{AuthorityError, Change, Phase, Plan, ResourceStatus};
 
 use super::connection::client;
-use crate::cli::{ConnArgs, ProposeArgs, PurgeArgs};
+use crate::cli::{ConnArgs, ProposeArgs, PurgeArgs, RetireArgs};
 use crate::outcome::Outcome;
 
 /// Prints a plan, one line per change.
@@ -114,6 +114,15 @@ pub async fn status(conn: ConnArgs) -> anyhow::Result<Outcome> {
             "  {} {} (generation {}): {phase}",
             c.id, c.digest, c.generation
         );
+        for live in c.live.iter().filter(|l| !l.accepted) {
+            println!(
+                "    also live (rolling deploy): {} until {} ms since the epoch; `trellis contract retire {} {}` ends it",
+                live.digest,
+                live.expires_ms.unwrap_or_default(),
+                c.id,
+                live.digest
+            );
+        }
         let Some(contract) = &c.status else { continue };
         for r in &contract.resources {
             let status = match &r.status {
@@ -205,6 +214,20 @@ pub async fn status(conn: ConnArgs) -> anyhow::Result<Outcome> {
         }
     }
     super::principals::print_principals(&authority).await?;
+    Ok(Outcome::Ok)
+}
+
+/// `trellis contract retire`.
+pub async fn retire(args: RetireArgs) -> anyhow::Result<Outcome> {
+    let live = client(&args.conn)
+        .await?
+        .retire(&args.id, &args.digest)
+        .await?;
+    println!("retired {} {}", args.id, args.digest);
+    for l in live {
+        let what = if l.accepted { "accepted" } else { "still live" };
+        println!("  {what}: {}", l.digest);
+    }
     Ok(Outcome::Ok)
 }
 
