@@ -219,21 +219,25 @@ async fn v1_instances_keep_serving_and_restarting_through_a_compatible_rollout()
         .await
         .expect("a restarted v1 instance connects during the rollout");
 
-    // `status` lists both live digests.
-    let status = stack.client.status().await.expect("status");
+    // `status` lists both live digests and the instances running each
+    // (b and the restarted a on v1, c on v2).
+    let status = stack.client.status_with_instances().await.expect("status");
     let greeter = status
         .contracts
         .iter()
         .find(|c| c.id == v1::greeter::ID)
         .expect("greeter");
-    let live: Vec<(&str, bool)> = greeter
+    let live: Vec<(&str, bool, u64)> = greeter
         .live
         .iter()
-        .map(|l| (l.digest.as_str(), l.accepted))
+        .map(|l| (l.digest.as_str(), l.accepted, l.instances))
         .collect();
     assert_eq!(
         live,
-        [(v2::greeter::DIGEST, true), (v1::greeter::DIGEST, false)]
+        [
+            (v2::greeter::DIGEST, true, 1),
+            (v1::greeter::DIGEST, false, 2)
+        ]
     );
     assert!(greeter.live[1].expires_ms.is_some());
 

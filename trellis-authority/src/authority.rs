@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::callout::CALLOUT_SUBJECT;
 use crate::config::AuthorityConfig;
 use crate::inner::Inner;
+use crate::metrics::AuthorityMetrics;
 use crate::naming::valid_scope_name;
 use crate::principals::{self, Principals};
 use crate::public_state;
@@ -61,6 +62,10 @@ pub struct Authority {
     stop: CancellationToken,
     /// Every request and callout being handled.
     handlers: TaskTracker,
+    /// What its service API and `/metrics` report.
+    metrics: Arc<AuthorityMetrics>,
+    service_api: Option<trellis_runtime::observe::ServiceApi>,
+    http: Option<trellis_runtime::observe::HttpServer>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -95,6 +100,10 @@ impl Authority {
             None => None,
         };
         let wake = Arc::new(Notify::new());
+        let metrics = Arc::new(AuthorityMetrics::new(
+            &config.deployment,
+            config.auth.is_some(),
+        ));
         let holder = format!("authority-{}-{}", std::process::id(), next_instance());
         let inner = Arc::new(Inner {
             client: client.clone(),
@@ -106,6 +115,7 @@ impl Authority {
                 records,
                 config: config.clone(),
                 holder,
+                metrics: metrics.clone(),
             },
             wake: wake.clone(),
             principals,
@@ -131,28 +141,53 @@ impl Authority {
                 )
                 .await?;
             let inner = inner.clone();
+            let metrics = metrics.clone();
             tasks.push(tokio::spawn(serve_until(
                 callouts,
                 stop.clone(),
                 handlers.clone(),
                 move |message| {
-                    let inner = inner.clone();
-                    async move { inner.callout(message).await }
+                    let (inner, metrics) = (inner.clone(), metrics.clone());
+                    let started = std::time::Instant::now();
+                    async move { metrics.callout(started, inner.callout(message).await) }
                 },
             )));
         }
+        let service_api =
+            trellis_runtime::observe::ServiceApi::start(&client, metrics.requests().clone())
+                .await
+                .map_err(|e| StartError::Subscribe(e.source))?;
         trellis_runtime::internal::confirm_subscriptions(&client)
             .await
             .map_err(|e| StartError::Confirm(e.to_string()))?;
         let server = {
             let inner = inner.clone();
+            let metrics = metrics.clone();
             tokio::spawn(serve_until(
                 requests,
                 stop.clone(),
                 handlers.clone(),
                 move |message| {
                     let inner = inner.clone();
-                    async move { inner.handle(message).await }
+                    let call = metrics.request(&message.subject);
+                    // Replies carry their outcome in the payload; the
+                    // service API counts requests and their time (and
+                    // those `handle` drops: no client sent them).
+                    let answered = message
+                        .reply
+                        .as_ref()
+                        .is_some_and(|r| r.starts_with(trellis_runtime::identity::INBOXES));
+                    async move {
+                        inner.handle(message).await;
+                        if let Some(mut call) = call {
+                            let status = if answered {
+                                trellis_runtime::observe::OK
+                            } else {
+                                "dropped"
+                            };
+                            call.finish(status, b"");
+                        }
+                    }
                 },
             ))
         };
@@ -160,6 +195,7 @@ impl Authority {
             let inner = inner.clone();
             let stop = stop.clone();
             tokio::spawn(async move {
+                let _running = inner.reconciler.metrics.reconcile_loop();
                 // A pass is never cut short by a drain: it ends, then the
                 // loop stops.
                 while !stop.is_cancelled() {
@@ -186,7 +222,36 @@ impl Authority {
             public_state,
             stop,
             handlers,
+            metrics,
+            service_api: Some(service_api),
+            http: None,
         })
+    }
+
+    /// Serves HTTP on `addr` (setting `http`; port 0 picks a free port):
+    /// `/healthz`, `/readyz` (connected to NATS, buckets open, reconcile
+    /// loop running) and Prometheus `/metrics`. Returns the bound address.
+    /// It stops with the authority.
+    pub async fn serve_http(
+        &mut self,
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<std::net::SocketAddr> {
+        let also = self
+            .public_state
+            .iter()
+            .map(|s| s.stats().clone())
+            .collect();
+        let http = crate::http::serve(
+            addr,
+            self.inner.client.clone(),
+            self.metrics.clone(),
+            also,
+            self.stop.clone(),
+        )
+        .await?;
+        let bound = http.local_addr();
+        self.http = Some(http);
+        Ok(bound)
     }
 
     /// Registers (or re-registers, keeping its capabilities) a principal
@@ -212,6 +277,9 @@ impl Authority {
     pub async fn drain(mut self, grace: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + grace;
         self.stop.cancel();
+        if let Some(api) = self.service_api.take() {
+            api.stop().await;
+        }
         let mut finished = true;
         for task in self.tasks.drain(..) {
             let abort = task.abort_handle();
@@ -230,6 +298,9 @@ impl Authority {
         if let Some(server) = self.public_state.take() {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             finished &= server.shutdown(left).await;
+        }
+        if let Some(http) = self.http.take() {
+            http.stop().await;
         }
         info!(finished, "authority drained");
         finished
@@ -294,6 +365,10 @@ async fn start_public_state(
         trellis_runtime::principal::Principal::new("authority"),
     )
     .with_verifier(verifier);
+    let runtime = match trellis_manifest::digest_text(trellis_runtime::state::STATE_MANIFEST) {
+        Ok(digest) => runtime.with_digest(&digest),
+        Err(_) => runtime,
+    };
     public_state::serve(&runtime, data, authority_records.clone())
         .await
         .map_err(|e| StartError::PublicState(e.to_string()))

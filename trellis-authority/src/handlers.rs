@@ -41,7 +41,7 @@ impl Inner {
             "plan" => encode(self.plan(&message.payload).await),
             "accept" => encode(self.accept(&message.payload).await),
             "bindings" => encode(self.bindings(&message.payload).await),
-            "status" => encode(self.status().await),
+            "status" => encode(self.status(&message.payload).await),
             "purge" => encode(self.purge(&message.payload).await),
             "retire" => encode(self.retire(&message.payload).await),
             "register" => encode(self.register(&message.payload).await),

@@ -206,6 +206,16 @@ fn service(
         "{}.>",
         request_subject(deployment, "*", id, "").trim_end_matches('.')
     ));
+    // The NATS service API (`nats micro ls|info|stats`): discovery of
+    // every service, and the verbs addressed to its own micro name and
+    // instances (replies go to inboxes).
+    let micro = trellis_runtime::observe::service_name(id);
+    let api = trellis_runtime::observe::SERVICE_API_PREFIX;
+    for verb in trellis_runtime::observe::VERBS {
+        b.subscribe(format!("{api}.{verb}"));
+    }
+    b.subscribe(format!("{api}.*.{micro}"));
+    b.subscribe(format!("{api}.*.{micro}.*"));
     if let Some(bindings) = &own.bindings {
         for kv in bindings.kv.values().chain(bindings.ledger.iter()) {
             b.kv(&kv.bucket);

@@ -40,6 +40,8 @@ pub(crate) struct Reconciler {
     pub(crate) records: Records,
     pub(crate) config: AuthorityConfig,
     pub(crate) holder: String,
+    /// Phase gauges and pass counters.
+    pub(crate) metrics: std::sync::Arc<crate::metrics::AuthorityMetrics>,
 }
 
 /// Outcome of ensuring one resource.
@@ -79,8 +81,10 @@ impl Reconciler {
                 .to_owned();
             if let Err(e) = self.reconcile(&lineage).await {
                 warn!(contract = %lineage, error = %e, "reconcile failed");
+                self.metrics.reconcile_failed(&lineage.replace('=', "@"));
             }
         }
+        self.metrics.pass();
         Ok(())
     }
 
@@ -117,6 +121,7 @@ impl Reconciler {
             let next = self
                 .compute_state(&desired.value, previous.as_ref().map(|p| &p.value))
                 .await?;
+            self.metrics.status(&next);
             if previous.as_ref().map(|p| &p.value.resources) != Some(&next.resources)
                 || previous
                     .as_ref()

@@ -40,11 +40,25 @@ pub struct Desired {
     /// Earlier digests superseded through safe plans that may still
     /// connect (newest first), until retired or past the rollout grace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub earlier: Vec<crate::rollout::Earlier>,
+    pub earlier: Vec<Earlier>,
     /// Digests that may no longer connect, and why (newest first, at most
-    /// [`crate::rollout::RETIRED_KEPT`]).
+    /// [`RETIRED_KEPT`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retired: Vec<trellis_runtime::protocol::Retired>,
+}
+
+/// Retired digests remembered per lineage (to name the retirement to a
+/// build that tries to connect).
+pub const RETIRED_KEPT: usize = 16;
+
+/// An earlier digest of a lineage still live in a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Earlier {
+    /// The digest.
+    pub digest: String,
+    /// When a later accept superseded it (unix ms).
+    pub superseded_ms: u64,
 }
 
 /// The reconcile lease.

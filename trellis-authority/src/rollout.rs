@@ -9,24 +9,9 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use trellis_runtime::protocol::{AuthorityError, LiveDigestReport, RetireReason, Retired};
 
-use crate::records::Desired;
-
-/// Retired digests remembered per lineage (to name the retirement to a
-/// build that tries to connect).
-pub const RETIRED_KEPT: usize = 16;
-
-/// An earlier digest still live.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Earlier {
-    /// The digest.
-    pub digest: String,
-    /// When a later accept superseded it (unix ms).
-    pub superseded_ms: u64,
-}
+use crate::records::{Desired, Earlier, RETIRED_KEPT};
 
 fn grace_ms(grace: Duration) -> u64 {
     u64::try_from(grace.as_millis()).unwrap_or(u64::MAX)
@@ -155,6 +140,7 @@ pub fn report(desired: &Desired, grace: Duration, now: u64) -> Vec<LiveDigestRep
         accepted: true,
         superseded_ms: None,
         expires_ms: None,
+        instances: 0,
     }];
     out.extend(
         live(desired, grace, now)
@@ -164,6 +150,7 @@ pub fn report(desired: &Desired, grace: Duration, now: u64) -> Vec<LiveDigestRep
                 accepted: false,
                 superseded_ms: Some(e.superseded_ms),
                 expires_ms: Some(e.superseded_ms.saturating_add(grace_ms(grace))),
+                instances: 0,
             }),
     );
     out

@@ -8,9 +8,11 @@
 //! replicas = 3
 //! reconcile_interval = "2s"
 //! session_ttl = "1h"
+//! rollout_grace = "24h"
 //! drain_timeout = "10s"
 //! connect_timeout = "30s"
 //! log_format = "json"
+//! http = "127.0.0.1:9090"
 //!
 //! [nats]
 //! nkey_seed_file = "keys/authority.nk"
@@ -105,12 +107,17 @@ pub struct Settings {
     pub reconcile_interval: Duration,
     /// Lifetime of the users the auth callout issues.
     pub session_ttl: Duration,
+    /// How long builds a safe plan superseded may still connect.
+    pub rollout_grace: Duration,
     /// How long a SIGTERM waits for in-flight work.
     pub drain_timeout: Duration,
     /// How long start-up keeps trying the servers.
     pub connect_timeout: Duration,
     /// Log format.
     pub log_format: LogFormat,
+    /// Where to serve HTTP `/healthz`, `/readyz` and Prometheus `/metrics`
+    /// (off when unset); see [`Authority::serve_http`](crate::Authority::serve_http).
+    pub http: Option<std::net::SocketAddr>,
     /// TLS of every connection the authority makes.
     pub tls: trellis_runtime::Tls,
     /// Operators registered at start.
@@ -148,9 +155,11 @@ struct FileSettings {
     profile: Option<String>,
     reconcile_interval: Option<String>,
     session_ttl: Option<String>,
+    rollout_grace: Option<String>,
     drain_timeout: Option<String>,
     connect_timeout: Option<String>,
     log_format: Option<String>,
+    http: Option<String>,
     #[serde(default)]
     nats: NatsSection,
     tls: Option<TlsSection>,
@@ -202,9 +211,11 @@ const OVERRIDES: &[(&str, Kind)] = &[
     ("replicas", Kind::Number),
     ("reconcile_interval", Kind::Text),
     ("session_ttl", Kind::Text),
+    ("rollout_grace", Kind::Text),
     ("drain_timeout", Kind::Text),
     ("connect_timeout", Kind::Text),
     ("log_format", Kind::Text),
+    ("http", Kind::Text),
     ("nats.nkey_seed_file", Kind::Path),
     ("tls.ca_file", Kind::Path),
     ("tls.cert_file", Kind::Path),
@@ -370,6 +381,7 @@ impl Settings {
         config.profile = self.profile.clone();
         config.replicas = self.replicas;
         config.reconcile_interval = self.reconcile_interval;
+        config.rollout_grace = self.rollout_grace;
         if let Some(callout) = &self.callout {
             let mut auth = AuthSettings::new(&callout.issuer_seed, &callout.account)
                 .map_err(|e| SettingsError::new("callout.issuer_seed_file", e.to_string()))?
@@ -521,6 +533,11 @@ impl FileSettings {
         if session_ttl < Duration::from_secs(2) {
             return Err(SettingsError::new("session_ttl", "use at least 2s"));
         }
+        let rollout_grace = duration(
+            "rollout_grace",
+            self.rollout_grace.as_deref(),
+            crate::config::DEFAULT_ROLLOUT_GRACE,
+        )?;
         let drain_timeout = duration(
             "drain_timeout",
             self.drain_timeout.as_deref(),
@@ -541,6 +558,18 @@ impl FileSettings {
                 ));
             }
         };
+        let http = self
+            .http
+            .as_deref()
+            .map(|text| {
+                text.trim().parse::<std::net::SocketAddr>().map_err(|e| {
+                    SettingsError::new(
+                        "http",
+                        format!("`{text}` is not a listen address like `127.0.0.1:9090`: {e}"),
+                    )
+                })
+            })
+            .transpose()?;
         let mut tls = trellis_runtime::Tls::new();
         if let Some(section) = self.tls {
             if let Some(ca) = section.ca_file {
@@ -629,9 +658,11 @@ impl FileSettings {
             replicas: self.replicas,
             reconcile_interval,
             session_ttl,
+            rollout_grace,
             drain_timeout,
             connect_timeout,
             log_format,
+            http,
             tls,
             operators: self.operators,
             nkey_seed,
@@ -677,6 +708,7 @@ deployment = "main"
 servers = ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"]
 replicas = 3
 reconcile_interval = "500ms"
+rollout_grace = "2h"
 session_ttl = "10m"
 log_format = "json"
 [nats]
@@ -704,9 +736,11 @@ public_key = "UAOPERATOR"
         assert_eq!(s.replicas, 3);
         assert_eq!(s.servers.len(), 2);
         assert_eq!(s.reconcile_interval, Duration::from_millis(500));
+        assert_eq!(s.rollout_grace, Duration::from_secs(7200));
         assert_eq!(s.session_ttl, Duration::from_secs(600));
         assert_eq!(s.drain_timeout, Duration::from_secs(10));
         assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.http, None);
         assert!(s.authenticates());
         let config = s.authority_config(None).expect("config");
         assert_eq!(config.replicas, 3);
@@ -735,6 +769,19 @@ public_key = "UAOPERATOR"
         assert_eq!(s.servers, ["nats://a:1", "nats://b:2", "nats://c:3"]);
         assert_eq!(s.replicas, 1);
         assert_eq!(s.profile, "local");
+
+        let s = dir
+            .parse(
+                &format!("http = \"127.0.0.1:9090\"\n{}", full()),
+                &[("TRELLIS_AUTHORITY_HTTP", "[::1]:9191")],
+            )
+            .expect("valid");
+        assert_eq!(s.http, Some("[::1]:9191".parse().expect("addr")));
+        let e = dir
+            .parse(&full(), &[("TRELLIS_AUTHORITY_HTTP", "localhost")])
+            .expect_err("no port");
+        assert_eq!(e.setting, "http");
+        assert_eq!(e.from_env.as_deref(), Some("TRELLIS_AUTHORITY_HTTP"));
 
         let e = dir
             .parse(&full(), &[("TRELLIS_AUTHORITY_REPLICAS", "three")])
@@ -780,6 +827,8 @@ public_key = "UAOPERATOR"
             ),
             (full().replace("\"10m\"", "\"1s\""), "session_ttl"),
             (full().replace("\"json\"", "\"xml\""), "log_format"),
+            (format!("http = \"9090\"\n{}", full()), "http"),
+            (format!("http = 9090\n{}", full()), "http"),
             (
                 full().replace("keys/issuer.nk", "keys/missing.nk"),
                 "callout.issuer_seed_file",

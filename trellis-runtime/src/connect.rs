@@ -578,6 +578,7 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
             options.request_timeout,
             connected.principal,
         )
+        .with_digest(S::DIGEST)
         .with_ledger_bucket(status.bindings.ledger.as_ref().map(|b| b.bucket.clone()))
         .with_signer(connected.signer)
         .with_denials(connected.denials)

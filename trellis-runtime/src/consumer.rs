@@ -446,8 +446,11 @@ where
         consumed.stream_sequence,
         consumed.source.clone(),
     );
+    // The handler continues the publisher's trace.
+    let (trace, parent) = crate::trace::TraceContext::incoming(acker.message.headers.as_ref());
+    let span = trace.span("trellis.consume", &consumed.name, parent.as_deref());
     // Keep the message while the handler runs longer than half its ack wait.
-    let work = handler(consumed);
+    let work = tracing::Instrument::instrument(trace.scope(handler(consumed)), span);
     tokio::pin!(work);
     // Most handlers finish on their first poll: no timer for those. Longer
     // ones keep their message with in-progress acks every half ack wait.

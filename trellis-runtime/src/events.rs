@@ -204,6 +204,8 @@ impl<T: Serialize> EventPublisher<T> {
         headers.insert(EVENT_ID_HEADER, id.as_str());
         headers.insert("Nats-Msg-Id", id.as_str());
         headers.insert(EVENT_TIME_HEADER, crate::wire::ids::now_ms().to_string());
+        let trace = crate::trace::TraceContext::outgoing(&mut headers);
+        let span = trace.span("trellis.event", self.spec.name, None);
         self.runtime.sign_event(&subject, &payload, &mut headers);
         let nats = |e: &dyn std::fmt::Display| EventError::Nats {
             event: self.spec.name.to_owned(),
@@ -213,14 +215,17 @@ impl<T: Serialize> EventPublisher<T> {
         // duplicate window stores it once even when an earlier attempt was
         // stored and only its ack was lost.
         let payload = Bytes::from(payload);
-        crate::wire::retry::retry_transient(|| async {
-            let ack = self
-                .js
-                .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
-                .await
-                .map_err(|e| Attempt::of("publishing", &e))?;
-            ack.await.map_err(|e| Attempt::of("storing", &e))
-        })
+        tracing::Instrument::instrument(
+            crate::wire::retry::retry_transient(|| async {
+                let ack = self
+                    .js
+                    .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                    .await
+                    .map_err(|e| Attempt::of("publishing", &e))?;
+                ack.await.map_err(|e| Attempt::of("storing", &e))
+            }),
+            span,
+        )
         .await
         .map_err(|e| nats(&e))?;
         Ok(id)

@@ -67,18 +67,20 @@ impl ResourceKind {
     }
 }
 
-/// What happens to one resource.
+/// What happens to one resource (or surface).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "change")]
 pub enum Change {
-    /// A new alias: a bucket is created (or a compatible one adopted).
+    /// A new alias: a bucket is created (or a compatible one adopted). For
+    /// a surface: a new RPC, operation or event.
     Added,
-    /// An existing alias with different settings.
+    /// An existing alias (or surface) with different settings.
     Changed {
         /// Human-readable field changes (`history 8 -> 4`).
         fields: Vec<String>,
     },
     /// The alias disappears: its resource is detached and kept as orphaned.
+    /// For a surface: it is removed (or renamed).
     Removed,
 }
 
@@ -107,6 +109,70 @@ impl PlanItem {
     }
 }
 
+/// The kind of a contract surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SurfaceKind {
+    /// An entry of `rpc`.
+    Rpc,
+    /// An entry of `operations`.
+    Operation,
+    /// An entry of `events`.
+    Event,
+}
+
+impl SurfaceKind {
+    /// `rpc` / `operation` / `event`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SurfaceKind::Rpc => "rpc",
+            SurfaceKind::Operation => "operation",
+            SurfaceKind::Event => "event",
+        }
+    }
+}
+
+/// An accepted contract whose `uses` selects a surface.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependent {
+    /// The dependent contract's id.
+    pub contract: String,
+    /// Its `uses` alias of this contract.
+    pub alias: String,
+    /// How it selects the surface: `rpc.call`, `operations.call`,
+    /// `events.subscribe` or `events.publish`.
+    pub selects: String,
+}
+
+/// One changed surface (RPC, operation or event) of a contract, compared
+/// with the accepted manifest of the same lineage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SurfaceChange {
+    /// Surface kind.
+    pub kind: SurfaceKind,
+    /// Surface name (`Files.List`).
+    pub name: String,
+    /// The change (`changed` lists what differs).
+    #[serde(flatten)]
+    pub change: Change,
+    /// Why this breaks callers built on the accepted manifest; empty when
+    /// the change is additive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dangers: Vec<String>,
+    /// Other accepted contracts whose `uses` select this surface.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependents: Vec<Dependent>,
+}
+
+impl SurfaceChange {
+    /// Whether accepting needs explicit confirmation.
+    pub fn is_dangerous(&self) -> bool {
+        !self.dangers.is_empty()
+    }
+}
+
 /// The plan for accepting one manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -119,17 +185,52 @@ pub struct Plan {
     pub previous_digest: Option<String>,
     /// Resource changes (unchanged resources are omitted).
     pub items: Vec<PlanItem>,
+    /// Surface changes against the accepted manifest of the lineage
+    /// (unchanged surfaces are omitted; empty on a first accept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub surfaces: Vec<SurfaceChange>,
 }
 
 impl Plan {
-    /// Whether any change is dangerous.
+    /// Whether any change (resource or surface) is dangerous.
     pub fn is_dangerous(&self) -> bool {
         self.items.iter().any(PlanItem::is_dangerous)
+            || self.surfaces.iter().any(SurfaceChange::is_dangerous)
     }
 
     /// Whether nothing would change.
     pub fn is_noop(&self) -> bool {
-        self.items.is_empty() && self.previous_digest.as_deref() == Some(self.digest.as_str())
+        self.items.is_empty()
+            && self.surfaces.is_empty()
+            && self.previous_digest.as_deref() == Some(self.digest.as_str())
+    }
+
+    /// Every danger, one line each, naming what it concerns (and, for a
+    /// surface, the dependents selecting it).
+    pub fn danger_lines(&self) -> Vec<String> {
+        let resources = self.items.iter().flat_map(|i| {
+            i.dangers
+                .iter()
+                .map(move |d| format!("{} `{}`: {d}", i.kind.as_str(), i.alias))
+        });
+        let surfaces = self.surfaces.iter().flat_map(|s| {
+            let used_by = if s.dependents.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (selected by {})",
+                    s.dependents
+                        .iter()
+                        .map(|d| format!("{} via uses `{}` {}", d.contract, d.alias, d.selects))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            s.dangers
+                .iter()
+                .map(move |d| format!("{} `{}`: {d}{used_by}", s.kind.as_str(), s.name))
+        });
+        resources.chain(surfaces).collect()
     }
 }
 
@@ -264,6 +365,10 @@ pub struct LiveDigestReport {
     /// When it stops being live unless retired sooner (unix ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_ms: Option<u64>,
+    /// Running instances built from it that answered `$SRV.PING` while
+    /// `status` waited (when asked to count them).
+    #[serde(default)]
+    pub instances: u64,
 }
 
 /// How a deployment's providers verify callers.
@@ -598,7 +703,7 @@ pub enum AuthorityError {
         problems: Vec<String>,
     },
     /// The plan is dangerous and confirmation was not given.
-    #[error("the plan for {} has dangerous changes; review it and accept with --allow-dangerous: {}", plan.id, plan.items.iter().flat_map(|i| i.dangers.iter().map(move |d| format!("{} `{}`: {d}", i.kind.as_str(), i.alias))).collect::<Vec<_>>().join("; "))]
+    #[error("the plan for {} has dangerous changes; review it and accept with --allow-dangerous: {}", plan.id, plan.danger_lines().join("; "))]
     Dangerous {
         /// The refused plan.
         plan: Box<Plan>,

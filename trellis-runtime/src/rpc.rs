@@ -52,6 +52,9 @@ pub struct ServeOptions {
     pub max_pending_transfers: usize,
     /// Send transfers one caller may have pending at once.
     pub max_pending_transfers_per_caller: usize,
+    /// Where to serve HTTP `/healthz`, `/readyz` and Prometheus
+    /// `/metrics` for this instance (off when `None`).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Default for ServeOptions {
@@ -66,6 +69,7 @@ impl Default for ServeOptions {
             max_operations_in_flight: 1024,
             max_pending_transfers: 128,
             max_pending_transfers_per_caller: 16,
+            metrics: None,
         }
     }
 }
@@ -120,6 +124,17 @@ impl ServeOptions {
         self.max_pending_transfers_per_caller = per_caller.max(1);
         self
     }
+
+    /// Also serves HTTP on `addr` (port 0 picks a free one, see
+    /// [`RpcServer::metrics_addr`](crate::RpcServer::metrics_addr)):
+    /// `/healthz` (200 while the process serves), `/readyz` (200 while
+    /// connected to NATS and serving) and Prometheus `/metrics` (this
+    /// instance's requests, errors and latency per RPC and operation, and
+    /// its transfer bytes; see [`crate::observe::register`]).
+    pub fn metrics(mut self, addr: std::net::SocketAddr) -> Self {
+        self.metrics = Some(addr);
+        self
+    }
 }
 
 /// Serving failures.
@@ -144,6 +159,14 @@ pub enum ServeError {
         /// Why.
         reason: String,
     },
+    /// The HTTP health and metrics address could not be bound.
+    #[error("serving HTTP health and metrics on {addr} failed: {source}")]
+    Metrics {
+        /// The address of [`ServeOptions::metrics`].
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The contract's manifest does not describe a registered operation.
     #[error("operation `{name}` cannot be served: {reason}")]
     Manifest {
@@ -159,6 +182,15 @@ impl From<LedgerError> for ServeError {
         ServeError::Ledger {
             bucket: e.bucket,
             reason: e.reason,
+        }
+    }
+}
+
+impl From<crate::observe::SubscribeFailed> for ServeError {
+    fn from(e: crate::observe::SubscribeFailed) -> Self {
+        ServeError::Subscribe {
+            subject: e.subject,
+            source: e.source,
         }
     }
 }
@@ -307,14 +339,43 @@ pub(crate) async fn admit(
     what: &str,
     gate: Option<&[String]>,
 ) -> Option<Principal> {
+    admission(runtime, message, what, gate).await.ok()
+}
+
+/// Why [`admission`] refused a request: the status it answered with, or
+/// [`DROPPED`] when it answered nothing, and the reason.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) status: &'static str,
+    pub(crate) reason: String,
+}
+
+/// The refusal status of a request left unanswered (no reply subject, a
+/// reply that is no inbox or outside the caller's inbox).
+pub(crate) const DROPPED: &str = "dropped";
+
+/// [`admit`], saying why a request was refused (for the statistics).
+pub(crate) async fn admission(
+    runtime: &ServiceRuntime,
+    message: &async_nats::Message,
+    what: &str,
+    gate: Option<&[String]>,
+) -> Result<Principal, Refusal> {
+    let dropped = |reason: &str| Refusal {
+        status: DROPPED,
+        reason: reason.to_owned(),
+    };
     // A request that needs a reply but names none does no work. With
     // authentication, one whose reply is no inbox is not answered either:
     // JetStream deliveries nats-server was made to route here reply on
     // `$JS.ACK.…`, and answering them would publish for the forger.
-    let to = message.reply.as_ref()?;
+    let to = message
+        .reply
+        .as_ref()
+        .ok_or_else(|| dropped("the request names no reply subject"))?;
     if runtime.authenticates() && !to.starts_with(crate::identity::INBOXES) {
         debug!(subject = %message.subject, reply = %to, "request dropped: its reply is no inbox");
-        return None;
+        return Err(dropped("its reply subject is no inbox"));
     }
     let refuse = |status: &'static str, body: String| async move {
         debug!(status, reason = %body, "request refused");
@@ -323,17 +384,20 @@ pub(crate) async fn admit(
             message.reply.clone(),
             status,
             async_nats::HeaderMap::new(),
-            Bytes::from(body),
+            Bytes::from(body.clone()),
         )
         .await;
+        Refusal {
+            status,
+            reason: body,
+        }
     };
     let header_bytes = header_bytes(message.headers.as_ref());
     if header_bytes > MAX_HEADER_BYTES {
         let body = format!(
             "the request carries {header_bytes} header bytes; at most {MAX_HEADER_BYTES} are accepted"
         );
-        refuse("bad-request", body).await;
-        return None;
+        return Err(refuse("bad-request", body).await);
     }
     match runtime.caller(message).await {
         Err(crate::identity::ProofError::ReplyOutsideInbox) => {
@@ -342,12 +406,9 @@ pub(crate) async fn admit(
                 subject = %message.subject,
                 "request refused: its reply is not below the caller's inbox"
             );
-            None
+            Err(dropped("its reply subject is not below the caller's inbox"))
         }
-        Err(e) => {
-            refuse("unauthenticated", e.to_string()).await;
-            None
-        }
+        Err(e) => Err(refuse("unauthenticated", e.to_string()).await),
         Ok(caller) if runtime.authenticates() && !caller.may_call(gate) => {
             let missing: Vec<&str> = gate
                 .unwrap_or_default()
@@ -360,10 +421,9 @@ pub(crate) async fn admit(
                 caller.id,
                 missing.join(", ")
             );
-            refuse("forbidden", body).await;
-            None
+            Err(refuse("forbidden", body).await)
         }
-        Ok(caller) => Some(caller),
+        Ok(caller) => Ok(caller),
     }
 }
 
@@ -417,15 +477,18 @@ impl RpcClient {
         let rpc = || name.to_owned();
         let subject = self.runtime.request_subject(subject);
         self.runtime.identify(&mut headers, identify);
-        let mut request = async_nats::Request::new()
+        let parent = crate::trace::TraceContext::current().map(|c| c.span_id());
+        let trace = crate::trace::TraceContext::outgoing(&mut headers);
+        let span = trace.span("trellis.call", name, parent.as_deref());
+        let request = async_nats::Request::new()
             .payload(payload)
-            .timeout(Some(timeout));
-        if !headers.is_empty() {
-            // Header-less requests stay plain PUBs (cheaper for the server).
-            request = request.headers(headers);
-        }
+            .timeout(Some(timeout))
+            .headers(headers);
         let denied = self.runtime.denials();
-        let sent = self.runtime.nats().send_request(subject.clone(), request);
+        let sent = tracing::Instrument::instrument(
+            self.runtime.nats().send_request(subject.clone(), request),
+            span,
+        );
         let sent = match denied {
             None => sent.await,
             Some(mut denied) => {

@@ -18,6 +18,9 @@ pub struct ServiceRuntime {
     client: async_nats::Client,
     deployment: String,
     contract_id: String,
+    /// The manifest digest this service was built from, when known (set
+    /// by `connect`; reported on the service API).
+    digest: Option<std::sync::Arc<str>>,
     request_timeout: std::time::Duration,
     principal: crate::principal::Principal,
     ledger: std::sync::Arc<tokio::sync::OnceCell<async_nats::jetstream::kv::Store>>,
@@ -51,6 +54,7 @@ impl ServiceRuntime {
             client,
             deployment: deployment.to_owned(),
             contract_id: contract_id.to_owned(),
+            digest: None,
             request_timeout,
             principal,
             ledger: std::sync::Arc::default(),
@@ -60,6 +64,17 @@ impl ServiceRuntime {
             verifier: None,
             denials: None,
         }
+    }
+
+    /// Records the manifest digest this service was built from.
+    pub fn with_digest(mut self, digest: &str) -> Self {
+        self.digest = Some(digest.into());
+        self
+    }
+
+    /// The manifest digest this service was built from, when known.
+    pub(crate) fn digest(&self) -> Option<&str> {
+        self.digest.as_deref()
     }
 
     /// Reports the server's permission violations on this connection.
@@ -210,6 +225,7 @@ impl ServiceRuntime {
             client: self.client.clone(),
             deployment: self.deployment.clone(),
             contract_id: id.to_owned(),
+            digest: None,
             request_timeout: self.request_timeout,
             principal: self.principal.clone(),
             ledger: std::sync::Arc::default(),

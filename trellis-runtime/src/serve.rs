@@ -15,11 +15,13 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use crate::observe::{HttpServer, Instance, ServiceApi, Stats};
 use crate::operation::server::OperationEndpoint;
 use crate::operation::{OperationContext, OperationFailure, OperationSpec};
-use crate::rpc::{Caller, RpcSpec, ServeError, ServeOptions, admit, gate};
+use crate::rpc::{Caller, RpcSpec, ServeError, ServeOptions, admission, gate};
 use crate::runtime::ServiceRuntime;
 use crate::store::StoreHandle;
+use crate::trace::TraceContext;
 use crate::wire::reply::{confirm_subscriptions, json, reply};
 
 type Reply = (&'static str, Bytes);
@@ -139,6 +141,12 @@ pub struct RpcServer {
     concurrency: usize,
     subscriptions: Vec<tokio::sync::oneshot::Sender<()>>,
     operations: Option<crate::operation::server::OperationServer>,
+    /// What its service API and `/metrics` report.
+    stats: Stats,
+    service_api: Option<ServiceApi>,
+    http: Option<HttpServer>,
+    /// Cleared when a shutdown starts (`/readyz` then answers 503).
+    serving: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for RpcServer {
@@ -158,10 +166,30 @@ pub async fn serve(
 ) -> Result<RpcServer, ServeError> {
     let client = runtime.nats();
     let contract_id = runtime.contract_id();
+    let stats = Stats::new(Instance::of_contract(
+        runtime.deployment(),
+        contract_id,
+        runtime.digest(),
+    ));
+    let queue = format!("trellis.{contract_id}");
+    // Bound before anything is subscribed, so a busy address fails the
+    // start cleanly; `/readyz` says 503 until serving starts.
+    let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let http = match options.metrics {
+        Some(addr) => Some(
+            serve_http(addr, client, &stats, &serving)
+                .await
+                .map_err(|source| ServeError::Metrics { addr, source })?,
+        ),
+        None => None,
+    };
     let operations = if endpoints.operations.is_empty() {
         None
     } else {
-        Some(crate::operation::server::serve(runtime, endpoints.operations, &options).await?)
+        Some(
+            crate::operation::server::serve(runtime, endpoints.operations, &options, &stats)
+                .await?,
+        )
     };
     let concurrency = options.concurrency.max(1);
     let permits = Arc::new(Semaphore::new(concurrency));
@@ -169,11 +197,13 @@ pub async fn serve(
     let mut stops = Vec::new();
     for (spec, handler) in endpoints.list {
         let gate = gate(spec.call);
+        let name = spec.name;
         let what = format!("`{}`", spec.name);
         let runtime = runtime.clone();
         let subject = runtime.served_subject(spec.subject);
+        let endpoint = stats.add_endpoint(spec.name, "rpc", &subject, &queue);
         let mut sub = client
-            .queue_subscribe(subject.clone(), format!("trellis.{contract_id}"))
+            .queue_subscribe(subject.clone(), queue.clone())
             .await
             .map_err(|source| ServeError::Subscribe {
                 subject: subject.clone(),
@@ -196,19 +226,29 @@ pub async fn serve(
                 let Some(to) = message.reply.clone() else {
                     continue;
                 };
+                let mut call = endpoint.begin();
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
                 };
-                let Some(principal) = admit(&runtime, &message, &what, gate.as_deref()).await
-                else {
-                    continue;
+                let principal = match admission(&runtime, &message, &what, gate.as_deref()).await {
+                    Ok(principal) => principal,
+                    Err(refusal) => {
+                        call.finish(refusal.status, refusal.reason.as_bytes());
+                        continue;
+                    }
                 };
-                let mut pending = handler(Caller::new(principal), message.payload);
+                // The handler continues the caller's trace.
+                let (trace, parent) = TraceContext::incoming(message.headers.as_ref());
+                let span = trace.span("trellis.rpc", name, parent.as_deref());
+                let work = handler(Caller::new(principal), message.payload);
+                let mut pending =
+                    Box::pin(tracing::Instrument::instrument(trace.scope(work), span));
                 // Handlers that finish without waiting (decode errors, cached
                 // or computed answers) are answered inline, saving a task
                 // spawn and a cross-thread wake-up; the others get a task.
                 match futures::poll!(pending.as_mut()) {
                     std::task::Poll::Ready((status, body)) => {
+                        call.finish(status, &body);
                         reply(
                             &client,
                             Some(to),
@@ -223,6 +263,7 @@ pub async fn serve(
                         let client = client.clone();
                         tokio::spawn(async move {
                             let (status, body) = pending.await;
+                            call.finish(status, &body);
                             reply(
                                 &client,
                                 Some(to),
@@ -241,17 +282,57 @@ pub async fn serve(
     if endpoints.downloads {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         stops.push(stop_tx);
-        tasks.push(crate::transfer::receive::serve(runtime, permits.clone(), stop_rx).await?);
+        tasks.push(
+            crate::transfer::receive::serve(runtime, permits.clone(), stop_rx, stats.clone())
+                .await?,
+        );
     }
+    let service_api = ServiceApi::start(client, stats.clone()).await?;
     // Once `serve` returns, the subscriptions are live on the server.
     confirm_subscriptions(client).await?;
+    serving.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(RpcServer {
         tasks,
         permits,
         concurrency,
         subscriptions: stops,
         operations,
+        stats,
+        service_api: Some(service_api),
+        http,
+        serving,
     })
+}
+
+/// HTTP health and metrics of one instance: ready while its connection is
+/// up and it has not started shutting down.
+async fn serve_http(
+    addr: std::net::SocketAddr,
+    client: &async_nats::Client,
+    stats: &Stats,
+    serving: &Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<HttpServer> {
+    let mut registry = crate::observe::prometheus_client::registry::Registry::default();
+    crate::observe::register(&mut registry, vec![stats.clone()]);
+    let (client, serving) = (client.clone(), serving.clone());
+    let ready = move || {
+        serving.load(std::sync::atomic::Ordering::Relaxed)
+            && client.connection_state() == async_nats::connection::State::Connected
+    };
+    HttpServer::start(addr, registry, Arc::new(ready)).await
+}
+
+impl Drop for RpcServer {
+    fn drop(&mut self) {
+        // Dropping the handle leaves the RPC loops running (as before):
+        // the service API and HTTP endpoints stay with them.
+        if let Some(api) = self.service_api.take() {
+            api.detach();
+        }
+        if let Some(http) = self.http.take() {
+            http.detach();
+        }
+    }
 }
 
 impl RpcServer {
@@ -260,6 +341,10 @@ impl RpcServer {
     /// are until their lease runs out (then another instance fails them).
     /// Use [`RpcServer::shutdown`] for a graceful stop.
     pub fn abort(mut self) {
+        self.serving
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        drop(self.service_api.take());
+        drop(self.http.take());
         for task in self.tasks.drain(..) {
             task.abort();
         }
@@ -271,6 +356,11 @@ impl RpcServer {
     /// Stops taking requests, waits for in-flight ones to finish (up to
     /// `grace`), and returns whether all finished.
     pub async fn shutdown(mut self, grace: Duration) -> bool {
+        self.serving
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        if let Some(api) = self.service_api.take() {
+            api.stop().await;
+        }
         for stop in self.subscriptions.drain(..) {
             let _ = stop.send(());
         }
@@ -286,7 +376,24 @@ impl RpcServer {
             Some(ops) => ops.shutdown(deadline).await,
             None => true,
         };
+        if let Some(http) = self.http.take() {
+            http.stop().await;
+        }
         rpcs && operations
+    }
+
+    /// Where HTTP health and metrics are served, when
+    /// [`ServeOptions::metrics`] asked for them (the bound address, so
+    /// port 0 shows the port picked).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http.as_ref().map(HttpServer::local_addr)
+    }
+
+    /// This instance's statistics: what its service API
+    /// (`$SRV.PING|INFO|STATS`) and `/metrics` report. Its
+    /// [`instance`](Stats::instance) names it on the service API.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 }
 

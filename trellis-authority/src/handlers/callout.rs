@@ -6,15 +6,16 @@ use tracing::{debug, warn};
 
 use crate::callout::{self, CalloutRequest};
 use crate::inner::Inner;
+use crate::metrics::CalloutOutcome;
 use crate::{permissions, principals};
 use trellis_runtime::protocol::{Permissions, PrincipalRecord};
 
 impl Inner {
-    /// Answers one auth callout request.
-    pub(crate) async fn callout(&self, message: async_nats::Message) {
+    /// Answers one auth callout request; says how it ended.
+    pub(crate) async fn callout(&self, message: async_nats::Message) -> CalloutOutcome {
         let (Some(reply), Some(settings)) = (message.reply.clone(), self.config.auth.as_ref())
         else {
-            return;
+            return CalloutOutcome::Unanswered;
         };
         let request = match std::str::from_utf8(&message.payload)
             .map_err(|e| callout::JwtError(e.to_string()))
@@ -23,7 +24,7 @@ impl Inner {
             Ok(r) => r,
             Err(e) => {
                 warn!(error = %e, "unusable auth callout request");
-                return;
+                return CalloutOutcome::Unanswered;
             }
         };
         let decided = self.authorize(&request).await;
@@ -49,9 +50,17 @@ impl Inner {
             Ok(token) => {
                 if let Err(e) = self.client.publish(reply, token.into()).await {
                     warn!(error = %e, "could not answer the auth callout");
+                    return CalloutOutcome::Unanswered;
                 }
             }
-            Err(e) => warn!(error = %e, "could not sign the auth callout response"),
+            Err(e) => {
+                warn!(error = %e, "could not sign the auth callout response");
+                return CalloutOutcome::Unanswered;
+            }
+        }
+        match decided {
+            Ok(_) => CalloutOutcome::Authorized,
+            Err(_) => CalloutOutcome::Refused,
         }
     }
 

@@ -186,11 +186,13 @@ impl Inner {
         }
         let existing = self.existing(&manifest.id, &manifest).await;
         let id = manifest.id.clone();
+        let accepted = plan::accepted_manifests(&self.records, &id).await?;
         let mut plan = plan::compute(
             previous_manifest.as_ref(),
             &manifest,
             &checked.digest,
             previous.as_ref().map(|p| p.value.digest.as_str()),
+            &accepted,
             &|kind, alias| self.config.physical(&id, kind, alias),
             &|kind, alias| {
                 existing

@@ -1,14 +1,81 @@
 //! The `status` handler: every accepted contract with its reconcile status,
 //! and the orphans.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use trellis_runtime::observe::{CONTRACT_KEY, DEPLOYMENT_KEY, DIGEST_KEY, PingResponse};
+
+use super::decode;
 use crate::inner::Inner;
 use crate::records::Desired;
 use trellis_runtime::protocol::{
     AuthorityError, ContractReport, ContractStatus, Orphan, StatusReply,
 };
 
+/// `status` request.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusRequest {
+    /// Count running instances per live digest.
+    #[serde(default)]
+    instances: bool,
+}
+
+/// How long `status` collects `$SRV.PING` answers.
+const PING_WAIT: Duration = Duration::from_millis(250);
+/// Answers counted at most.
+const PING_MAX: usize = 100_000;
+
 impl Inner {
-    pub(super) async fn status(&self) -> Result<StatusReply, AuthorityError> {
+    /// Running instances of this deployment by (contract, digest), from
+    /// the service API's metadata.
+    async fn instances(&self) -> HashMap<(String, String), u64> {
+        let mut out = HashMap::new();
+        let inbox = self.client.new_inbox();
+        let Ok(mut answers) = self.client.subscribe(inbox.clone()).await else {
+            return out;
+        };
+        if self
+            .client
+            .publish_with_reply("$SRV.PING", inbox, Default::default())
+            .await
+            .is_err()
+        {
+            return out;
+        }
+        let deadline = tokio::time::Instant::now() + PING_WAIT;
+        for _ in 0..PING_MAX {
+            let Ok(Some(message)) = tokio::time::timeout_at(deadline, answers.next()).await else {
+                break;
+            };
+            let Ok(ping) = serde_json::from_slice::<PingResponse>(&message.payload) else {
+                continue;
+            };
+            let meta = |k: &str| ping.metadata.get(k).cloned();
+            if meta(DEPLOYMENT_KEY).as_deref() != Some(self.config.deployment.as_str()) {
+                continue;
+            }
+            if let (Some(contract), Some(digest)) = (meta(CONTRACT_KEY), meta(DIGEST_KEY)) {
+                *out.entry((contract, digest)).or_default() += 1;
+            }
+        }
+        let _ = answers.unsubscribe().await;
+        out
+    }
+
+    pub(super) async fn status(&self, payload: &[u8]) -> Result<StatusReply, AuthorityError> {
+        let request: StatusRequest = if payload.is_empty() {
+            StatusRequest::default()
+        } else {
+            decode(payload)?
+        };
+        let instances = if request.instances {
+            self.instances().await
+        } else {
+            HashMap::new()
+        };
         let mut contracts = Vec::new();
         for key in self.records.keys("contract.>").await? {
             let Some(lineage) = key
@@ -24,11 +91,17 @@ impl Inner {
                 .records
                 .read::<ContractStatus>(&format!("contract.{lineage}.status"))
                 .await?;
-            let live = crate::rollout::report(
+            let mut live = crate::rollout::report(
                 &desired.value,
                 self.config.rollout_grace,
                 crate::records::now_ms(),
             );
+            for l in &mut live {
+                l.instances = instances
+                    .get(&(desired.value.id.clone(), l.digest.clone()))
+                    .copied()
+                    .unwrap_or(0);
+            }
             contracts.push(ContractReport {
                 live,
                 id: desired.value.id,

@@ -7,37 +7,74 @@ use super::connection::client;
 use crate::cli::{ConnArgs, ProposeArgs, PurgeArgs, RetireArgs};
 use crate::outcome::Outcome;
 
-/// Prints a plan, one line per change.
+/// Prints a plan, one line per change: resources first, then surfaces
+/// (with the accepted contracts whose `uses` select them).
 pub fn print_plan(plan: &Plan) {
+    print!("{}", plan_text(plan));
+}
+
+/// The text [`print_plan`] prints.
+fn plan_text(plan: &Plan) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let from = plan
         .previous_digest
         .as_deref()
         .unwrap_or("(nothing accepted)");
-    println!("plan for {}: {from} -> {}", plan.id, plan.digest);
+    let _ = writeln!(out, "plan for {}: {from} -> {}", plan.id, plan.digest);
     if plan.items.is_empty() {
-        println!("  no resource changes");
+        let _ = writeln!(out, "  no resource changes");
     }
     for item in &plan.items {
-        let (mark, what) = match &item.change {
-            Change::Added => ("+", "add".to_owned()),
-            Change::Removed => ("-", "detach".to_owned()),
-            Change::Changed { fields } => ("~", fields.join(", ")),
-        };
-        let verdict = if item.is_dangerous() {
-            "DANGEROUS"
-        } else {
-            "safe"
-        };
-        println!(
-            "  {mark} {} {:<16} {what}  [{verdict}]  ({})",
+        let (mark, what) = change(&item.change, "detach");
+        let _ = writeln!(
+            out,
+            "  {mark} {} {:<16} {what}  [{}]  ({})",
             item.kind.as_str(),
             item.alias,
+            verdict(item.is_dangerous()),
             item.physical
         );
         for danger in &item.dangers {
-            println!("      ! {danger}");
+            let _ = writeln!(out, "      ! {danger}");
         }
     }
+    if plan.previous_digest.is_some() && plan.surfaces.is_empty() {
+        let _ = writeln!(out, "  no surface changes");
+    }
+    for surface in &plan.surfaces {
+        let (mark, what) = change(&surface.change, "remove");
+        let _ = writeln!(
+            out,
+            "  {mark} {} {:<16} {what}  [{}]",
+            surface.kind.as_str(),
+            surface.name,
+            verdict(surface.is_dangerous())
+        );
+        for danger in &surface.dangers {
+            let _ = writeln!(out, "      ! {danger}");
+        }
+        for d in &surface.dependents {
+            let _ = writeln!(
+                out,
+                "      used by {} (uses `{}`, {})",
+                d.contract, d.alias, d.selects
+            );
+        }
+    }
+    out
+}
+
+fn change(change: &Change, removed: &str) -> (&'static str, String) {
+    match change {
+        Change::Added => ("+", "add".to_owned()),
+        Change::Removed => ("-", removed.to_owned()),
+        Change::Changed { fields } => ("~", fields.join(", ")),
+    }
+}
+
+fn verdict(dangerous: bool) -> &'static str {
+    if dangerous { "DANGEROUS" } else { "safe" }
 }
 
 fn refused(e: ClientError) -> anyhow::Result<Outcome> {
@@ -97,7 +134,7 @@ pub async fn accept(args: ProposeArgs) -> anyhow::Result<Outcome> {
 /// `trellis status`.
 pub async fn status(conn: ConnArgs) -> anyhow::Result<Outcome> {
     let authority = client(&conn).await?;
-    let report = authority.status().await?;
+    let report = authority.status_with_instances().await?;
     println!(
         "deployment {} (profile {}, R{})",
         report.deployment, report.profile, report.replicas
@@ -110,14 +147,24 @@ pub async fn status(conn: ConnArgs) -> anyhow::Result<Outcome> {
             Some(s) if s.digest == c.digest && s.phase == Phase::Ready => "ready",
             Some(_) | None => "pending",
         };
+        let running = |digest: &str| {
+            c.live
+                .iter()
+                .find(|l| l.digest == digest)
+                .map_or(0, |l| l.instances)
+        };
         println!(
-            "  {} {} (generation {}): {phase}",
-            c.id, c.digest, c.generation
+            "  {} {} (generation {}): {phase}, {} instance(s) running",
+            c.id,
+            c.digest,
+            c.generation,
+            running(&c.digest)
         );
         for live in c.live.iter().filter(|l| !l.accepted) {
             println!(
-                "    also live (rolling deploy): {} until {} ms since the epoch; `trellis contract retire {} {}` ends it",
+                "    also live (rolling deploy): {}, {} instance(s) running, until {} ms since the epoch; `trellis contract retire {} {}` ends it",
                 live.digest,
+                live.instances,
                 live.expires_ms.unwrap_or_default(),
                 c.id,
                 live.digest
@@ -242,4 +289,70 @@ pub async fn purge(args: PurgeArgs) -> anyhow::Result<Outcome> {
         orphan.alias
     );
     Ok(Outcome::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trellis_runtime::protocol::{
+        Dependent, PlanItem, ResourceKind, SurfaceChange, SurfaceKind,
+    };
+
+    #[test]
+    fn plans_show_resources_then_surfaces_with_their_dependents() {
+        let plan = Plan {
+            id: "catalog@v1".into(),
+            digest: "new".into(),
+            previous_digest: Some("old".into()),
+            items: vec![PlanItem {
+                kind: ResourceKind::Kv,
+                alias: "items".into(),
+                physical: "phys".into(),
+                change: Change::Changed {
+                    fields: vec!["history 4 -> 8".into()],
+                },
+                dangers: Vec::new(),
+            }],
+            surfaces: vec![
+                SurfaceChange {
+                    kind: SurfaceKind::Rpc,
+                    name: "Catalog.Get".into(),
+                    change: Change::Removed,
+                    dangers: vec!["rpc `Catalog.Get` is removed (or renamed)".into()],
+                    dependents: vec![Dependent {
+                        contract: "shelf@v1".into(),
+                        alias: "catalog".into(),
+                        selects: "rpc.call".into(),
+                    }],
+                },
+                SurfaceChange {
+                    kind: SurfaceKind::Event,
+                    name: "Catalog.Removed".into(),
+                    change: Change::Added,
+                    dangers: Vec::new(),
+                    dependents: Vec::new(),
+                },
+            ],
+        };
+        let text = plan_text(&plan);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "plan for catalog@v1: old -> new");
+        assert!(lines[1].starts_with("  ~ kv items") && lines[1].ends_with("[safe]  (phys)"));
+        assert!(
+            lines[2].starts_with("  - rpc Catalog.Get")
+                && lines[2].ends_with("remove  [DANGEROUS]")
+        );
+        assert_eq!(
+            lines[3],
+            "      ! rpc `Catalog.Get` is removed (or renamed)"
+        );
+        assert_eq!(
+            lines[4],
+            "      used by shelf@v1 (uses `catalog`, rpc.call)"
+        );
+        assert!(
+            lines[5].starts_with("  + event Catalog.Removed") && lines[5].ends_with("add  [safe]")
+        );
+        assert_eq!(lines.len(), 6);
+    }
 }

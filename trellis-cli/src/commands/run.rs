@@ -36,9 +36,15 @@ fn init_logging(format: LogFormat) {
 async fn serve(settings: Settings) -> anyhow::Result<Outcome> {
     let (client, system) = settings.connect().await?;
     let config = settings.authority_config(system)?;
-    let authority = Authority::start(client, config)
+    let mut authority = Authority::start(client, config)
         .await
         .context("starting the deployment authority")?;
+    if let Some(addr) = settings.http {
+        authority
+            .serve_http(addr)
+            .await
+            .with_context(|| format!("setting `http`: cannot listen on {addr}"))?;
+    }
     for operator in &settings.operators {
         authority
             .register_principal(RegisterRequest {

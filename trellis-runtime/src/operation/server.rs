@@ -25,6 +25,7 @@ use super::record::{
     snapshot_bytes,
 };
 use super::spec::OperationSpec;
+use crate::observe::{Call, Direction, Stats};
 use crate::principal::Principal;
 use crate::rpc::gate;
 use crate::rpc::{ServeError, ServeOptions};
@@ -180,6 +181,8 @@ pub(crate) struct Spec {
 
 pub(crate) struct Shared {
     pub runtime: ServiceRuntime,
+    /// The serving instance's statistics (transfer bytes).
+    stats: Stats,
     pub kv: kv::Store,
     options: ServeOptions,
     specs: HashMap<String, Arc<Spec>>,
@@ -232,6 +235,7 @@ pub(crate) async fn serve(
     runtime: &ServiceRuntime,
     endpoints: Vec<OperationEndpoint>,
     options: &ServeOptions,
+    stats: &Stats,
 ) -> Result<OperationServer, ServeError> {
     let kv = runtime.ledger().await?;
     let mut specs = HashMap::new();
@@ -241,6 +245,7 @@ pub(crate) async fn serve(
     }
     let shared = Arc::new(Shared {
         runtime: runtime.clone(),
+        stats: stats.clone(),
         kv,
         options: options.clone(),
         specs,
@@ -261,6 +266,12 @@ pub(crate) async fn serve(
     for spec in shared.specs.values() {
         let base = runtime.served_subject(&spec.subject);
         for (subject, control) in [(base.clone(), false), (control_subject(&base), true)] {
+            let endpoint = if control {
+                let name = format!("{}.control", spec.name);
+                stats.add_endpoint(&name, "operation-control", &subject, &queue)
+            } else {
+                stats.add_endpoint(&spec.name, "operation", &subject, &queue)
+            };
             let mut sub = client
                 .queue_subscribe(subject.clone(), queue.clone())
                 .await
@@ -282,11 +293,12 @@ pub(crate) async fn serve(
                     let Some(message) = message else { break };
                     let shared = shared2.clone();
                     let spec = spec.clone();
+                    let call = endpoint.begin();
                     shared2.tasks.spawn(async move {
                         if control {
-                            handle_control(&shared, &spec, message).await;
+                            handle_control(&shared, &spec, message, call).await;
                         } else {
-                            handle_start(&shared, &spec, message).await;
+                            handle_start(&shared, &spec, message, call).await;
                         }
                     });
                 }
@@ -389,18 +401,37 @@ async fn sweep_expired(shared: &Arc<Shared>) {
     }
 }
 
-async fn handle_control(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nats::Message) {
+/// Answers a start or control request, recording the answer in `call`.
+async fn answer(
+    call: &mut Call,
+    client: &async_nats::Client,
+    to: Option<async_nats::Subject>,
+    status: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) {
+    call.finish(status, &body);
+    reply(client, to, status, headers, body).await;
+}
+
+async fn handle_control(
+    shared: &Arc<Shared>,
+    spec: &Arc<Spec>,
+    message: async_nats::Message,
+    mut call: Call,
+) {
     let client = shared.runtime.nats();
     let to = message.reply.clone();
     let what = format!("`{}`", spec.name);
-    let Some(principal) = crate::rpc::admit(&shared.runtime, &message, &what, None).await else {
-        return;
+    let principal = match crate::rpc::admission(&shared.runtime, &message, &what, None).await {
+        Ok(principal) => principal,
+        Err(refusal) => return call.finish(refusal.status, refusal.reason.as_bytes()),
     };
     let control: Control = match serde_json::from_slice(&message.payload) {
         Ok(c) => c,
         Err(e) => {
             let body = Bytes::from(format!("control request does not decode: {e}"));
-            reply(client, to, "bad-request", HeaderMap::new(), body).await;
+            answer(&mut call, client, to, "bad-request", HeaderMap::new(), body).await;
             return;
         }
     };
@@ -414,23 +445,47 @@ async fn handle_control(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_n
             "`id` must be an operation id: 16-64 bytes of A-Z a-z 0-9 - _ (got {} bytes)",
             id.len()
         ));
-        reply(client, to, "bad-request", HeaderMap::new(), body).await;
+        answer(&mut call, client, to, "bad-request", HeaderMap::new(), body).await;
         return;
     }
     if matches!(control, Control::Cancel { .. }) && !spec.cancel {
         let body = Bytes::from(format!("operation `{}` does not support cancel", spec.name));
-        reply(client, to, "cancel-unsupported", HeaderMap::new(), body).await;
+        answer(
+            &mut call,
+            client,
+            to,
+            "cancel-unsupported",
+            HeaderMap::new(),
+            body,
+        )
+        .await;
         return;
     }
     let mut changes = shared.changes.subscribe();
     let current = match read(&shared.kv, &id).await {
         Ok(Some((rev, record))) if record.operation == spec.name => (rev, record),
         Ok(_) => {
-            reply(client, to, "not-found", HeaderMap::new(), Bytes::from(id)).await;
+            answer(
+                &mut call,
+                client,
+                to,
+                "not-found",
+                HeaderMap::new(),
+                Bytes::from(id),
+            )
+            .await;
             return;
         }
         Err(e) => {
-            reply(client, to, "internal", HeaderMap::new(), Bytes::from(e)).await;
+            answer(
+                &mut call,
+                client,
+                to,
+                "internal",
+                HeaderMap::new(),
+                Bytes::from(e),
+            )
+            .await;
             return;
         }
     };
@@ -443,7 +498,7 @@ async fn handle_control(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_n
                 |g| g.join(", ")
             )
         ));
-        reply(client, to, "forbidden", HeaderMap::new(), body).await;
+        answer(&mut call, client, to, "forbidden", HeaderMap::new(), body).await;
         return;
     }
     let (revision, record) = match control {
@@ -464,11 +519,27 @@ async fn handle_control(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_n
             match result {
                 Ok(Some(current)) => current,
                 Ok(None) => {
-                    reply(client, to, "not-found", HeaderMap::new(), Bytes::from(id)).await;
+                    answer(
+                        &mut call,
+                        client,
+                        to,
+                        "not-found",
+                        HeaderMap::new(),
+                        Bytes::from(id),
+                    )
+                    .await;
                     return;
                 }
                 Err(e) => {
-                    reply(client, to, "internal", HeaderMap::new(), Bytes::from(e)).await;
+                    answer(
+                        &mut call,
+                        client,
+                        to,
+                        "internal",
+                        HeaderMap::new(),
+                        Bytes::from(e),
+                    )
+                    .await;
                     return;
                 }
             }
@@ -499,7 +570,8 @@ async fn handle_control(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_n
             current
         }
     };
-    reply(
+    answer(
+        &mut call,
         client,
         to,
         "ok",
@@ -509,15 +581,36 @@ async fn handle_control(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_n
     .await;
 }
 
-async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nats::Message) {
+/// Handles a start within the caller's trace: a `trellis.operation` span
+/// (with the operation id once known) covers the start, the transfer and
+/// the handler.
+async fn handle_start(
+    shared: &Arc<Shared>,
+    spec: &Arc<Spec>,
+    message: async_nats::Message,
+    call: Call,
+) {
+    let (trace, parent) = crate::trace::TraceContext::incoming(message.headers.as_ref());
+    let span = trace.span("trellis.operation", &spec.name, parent.as_deref());
+    tracing::Instrument::instrument(trace.scope(start(shared, spec, message, call)), span).await;
+}
+
+async fn start(
+    shared: &Arc<Shared>,
+    spec: &Arc<Spec>,
+    message: async_nats::Message,
+    mut call: Call,
+) {
     let client = shared.runtime.nats();
     let to = message.reply.clone();
     let what = format!("`{}`", spec.name);
     let gate = spec.call.as_deref();
-    let Some(principal) = crate::rpc::admit(&shared.runtime, &message, &what, gate).await else {
-        return;
+    let principal = match crate::rpc::admission(&shared.runtime, &message, &what, gate).await {
+        Ok(principal) => principal,
+        Err(refusal) => return call.finish(refusal.status, refusal.reason.as_bytes()),
     };
     let id = crate::wire::ids::random_id();
+    tracing::Span::current().record("operation_id", id.as_str());
     let raw = RawContext {
         id: id.clone(),
         owner: principal.id.clone(),
@@ -529,7 +622,15 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
     let future = match (spec.handler)(raw.clone(), &message.payload) {
         Ok(f) => f,
         Err(e) => {
-            reply(client, to, "bad-request", HeaderMap::new(), Bytes::from(e)).await;
+            answer(
+                &mut call,
+                client,
+                to,
+                "bad-request",
+                HeaderMap::new(),
+                Bytes::from(e),
+            )
+            .await;
             return;
         }
     };
@@ -563,7 +664,7 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
         Ok(admitted) => admitted,
         Err(refusal) => {
             let body = Bytes::from(refusal);
-            reply(client, to, "refused", HeaderMap::new(), body).await;
+            answer(&mut call, client, to, "refused", HeaderMap::new(), body).await;
             return;
         }
     };
@@ -592,7 +693,7 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
         Ok(v) => v,
         Err(e) => {
             let body = Bytes::from(e.to_string());
-            reply(client, to, "internal", HeaderMap::new(), body).await;
+            answer(&mut call, client, to, "internal", HeaderMap::new(), body).await;
             return;
         }
     };
@@ -607,7 +708,7 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
         Err(e) => {
             forget(shared, &id);
             let body = Bytes::from(format!("recording the operation failed: {e}"));
-            reply(client, to, "internal", HeaderMap::new(), body).await;
+            answer(&mut call, client, to, "internal", HeaderMap::new(), body).await;
             return;
         }
     };
@@ -632,14 +733,15 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
                     finish(shared, &id, Err(OperationFailure::Failed(e.to_string()))).await;
                     forget(shared, &id);
                     let body = Bytes::from(format!("subscribing to the transfer failed: {e}"));
-                    reply(client, to, "internal", HeaderMap::new(), body).await;
+                    answer(&mut call, client, to, "internal", HeaderMap::new(), body).await;
                     return;
                 }
             }
         }
         None => None,
     };
-    reply(
+    answer(
+        &mut call,
         client,
         to,
         "ok",
@@ -661,6 +763,7 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
             .await
         {
             Ok(object) => {
+                shared.stats.transfer(Direction::Received, object.size);
                 let _ = raw.object.set(object);
             }
             Err(failure) => {
@@ -691,7 +794,13 @@ async fn handle_start(shared: &Arc<Shared>, spec: &Arc<Spec>, message: async_nat
     let result = match (&started, permit) {
         (Ok(Some((_, record))), Some(_permit)) if record.status == OperationStatus::Running => {
             // A handler panic fails the operation rather than leaving it stuck.
-            let mut task = tokio::spawn(future);
+            // The handler's task keeps the trace and the span.
+            let trace = crate::trace::TraceContext::current()
+                .unwrap_or_else(crate::trace::TraceContext::root);
+            let mut task = tokio::spawn(tracing::Instrument::instrument(
+                trace.scope(future),
+                tracing::Span::current(),
+            ));
             tokio::select! {
                 joined = &mut task => match joined {
                     Ok(result) => Some(result),

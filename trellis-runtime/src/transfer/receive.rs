@@ -233,11 +233,13 @@ struct RedeemRequest {
 }
 
 /// Serves grant redemptions until `stop` fires; each download holds one
-/// of `permits` (the service's request bound).
+/// of `permits` (the service's request bound); the bytes sent are counted
+/// in `stats`.
 pub(crate) async fn serve(
     runtime: &ServiceRuntime,
     permits: std::sync::Arc<tokio::sync::Semaphore>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
+    stats: crate::observe::Stats,
 ) -> Result<tokio::task::JoinHandle<()>, ServeError> {
     let state = runtime.ledger().await?;
     let subject = runtime.served_subject(RECEIVE_SUBJECT);
@@ -263,16 +265,21 @@ pub(crate) async fn serve(
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
-            let (runtime, state) = (runtime.clone(), state.clone());
+            let (runtime, state, stats) = (runtime.clone(), state.clone(), stats.clone());
             tokio::spawn(async move {
-                send_download(&runtime, &state, message).await;
+                send_download(&runtime, &state, message, &stats).await;
                 drop(permit);
             });
         }
     }))
 }
 
-async fn send_download(runtime: &ServiceRuntime, state: &kv::Store, message: async_nats::Message) {
+async fn send_download(
+    runtime: &ServiceRuntime,
+    state: &kv::Store,
+    message: async_nats::Message,
+    stats: &crate::observe::Stats,
+) {
     let client = runtime.nats();
     let Some(to) = message.reply.clone() else {
         return;
@@ -344,10 +351,12 @@ async fn send_download(runtime: &ServiceRuntime, state: &kv::Store, message: asy
             }
             let mut headers = HeaderMap::new();
             headers.insert(SEQ_HEADER, seq.to_string());
+            let bytes = chunk.len() as u64;
             client
                 .publish_with_headers(to.clone(), headers, chunk)
                 .await
                 .map_err(|e| TransferError::Nats(e.to_string()))?;
+            stats.transfer(crate::observe::Direction::Sent, bytes);
             seq += 1;
         }
         let mut headers = HeaderMap::new();
@@ -509,6 +518,7 @@ impl Download {
         let subject = self.runtime.request_subject(RECEIVE_SUBJECT);
         let mut headers = HeaderMap::new();
         self.runtime.identify(&mut headers, true);
+        crate::trace::TraceContext::outgoing(&mut headers);
         client
             .publish_with_reply_and_headers(subject, inbox, headers, payload.into())
             .await

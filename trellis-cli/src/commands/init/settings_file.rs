@@ -29,6 +29,8 @@ pub fn render(plan: &Plan, operator_public_key: &str) -> String {
          reconcile_interval = \"2s\"\n\
          # Lifetime of the NATS users the auth callout issues.\n\
          session_ttl = \"1h\"\n\
+         # How long builds a safe plan superseded may still connect (rolling deploys).\n\
+         rollout_grace = \"24h\"\n\
          # How long SIGTERM waits for in-flight requests and the current reconcile pass.\n\
          drain_timeout = \"10s\"\n\
          # `text` or `json`.\n\

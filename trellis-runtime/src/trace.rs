@@ -1,0 +1,275 @@
+//! Trace context across hops: the W3C `traceparent` header on every
+//! request, operation start, transfer, event and durable-consumer
+//! delivery, so one user request keeps one trace id through every service
+//! it reaches.
+//!
+//! The runtime keeps the context of the work it runs (a handler, an
+//! operation, a consumer callback) in a task-local. A request or event sent
+//! from inside that work continues its trace; one sent from outside starts
+//! a new trace. Every hop opens a `tracing` span (`trellis.call`,
+//! `trellis.rpc`, `trellis.operation`, `trellis.event`, `trellis.consume`)
+//! with `trace_id`, `span_id` and `parent_id` fields, so logs and
+//! subscribers can follow one request across services.
+//!
+//! ```
+//! use trellis_runtime::trace::TraceContext;
+//!
+//! let root = TraceContext::root();
+//! let header = root.child().header();
+//! let parsed = TraceContext::parse(&header).unwrap();
+//! assert_eq!(parsed.trace_id(), root.trace_id());
+//! assert_ne!(parsed.span_id(), root.span_id());
+//! ```
+
+use std::fmt::Write as _;
+
+use async_nats::HeaderMap;
+
+/// The header name (W3C Trace Context).
+pub const TRACEPARENT: &str = "traceparent";
+
+tokio::task_local! {
+    static CURRENT: TraceContext;
+}
+
+/// One hop's place in a trace: the trace id, this hop's span id and the
+/// sampled flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    trace: [u8; 16],
+    span: [u8; 8],
+    sampled: bool,
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    loop {
+        if getrandom::fill(&mut bytes).is_err() {
+            // No randomness: a counter keeps ids distinct in this process.
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            for (b, n) in bytes.iter_mut().zip(n.to_be_bytes().iter().cycle()) {
+                *b = *n;
+            }
+        }
+        // All-zero ids are invalid in W3C Trace Context.
+        if bytes.iter().any(|b| *b != 0) {
+            return bytes;
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != N * 2 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).ok()?;
+    }
+    out.iter().any(|b| *b != 0).then_some(out)
+}
+
+impl TraceContext {
+    /// A new trace (sampled).
+    pub fn root() -> TraceContext {
+        TraceContext {
+            trace: random(),
+            span: random(),
+            sampled: true,
+        }
+    }
+
+    /// The next hop of the same trace: a new span id.
+    pub fn child(&self) -> TraceContext {
+        TraceContext {
+            span: random(),
+            ..*self
+        }
+    }
+
+    /// Parses a `traceparent` value (version `00`; later versions are read
+    /// by their first four fields, as the specification asks).
+    pub fn parse(header: &str) -> Option<TraceContext> {
+        let mut parts = header.trim().split('-');
+        let version = parts.next()?;
+        if version.len() != 2 || version == "ff" {
+            return None;
+        }
+        let trace = unhex::<16>(parts.next()?)?;
+        let span = unhex::<8>(parts.next()?)?;
+        let flags = unhex::<1>(parts.next()?).map_or(0, |f| f[0]);
+        if version == "00" && parts.next().is_some() {
+            return None;
+        }
+        Some(TraceContext {
+            trace,
+            span,
+            sampled: flags & 1 == 1,
+        })
+    }
+
+    /// The `traceparent` value.
+    pub fn header(&self) -> String {
+        format!(
+            "00-{}-{}-{:02x}",
+            hex(&self.trace),
+            hex(&self.span),
+            u8::from(self.sampled)
+        )
+    }
+
+    /// The trace id, 32 hex digits.
+    pub fn trace_id(&self) -> String {
+        hex(&self.trace)
+    }
+
+    /// This hop's span id, 16 hex digits.
+    pub fn span_id(&self) -> String {
+        hex(&self.span)
+    }
+
+    /// The context of the work running now (a handler, an operation, a
+    /// consumer callback), if any.
+    pub fn current() -> Option<TraceContext> {
+        CURRENT.try_with(|c| *c).ok()
+    }
+
+    /// Runs `work` as part of this context: requests and events it sends
+    /// continue this trace.
+    pub async fn scope<F: Future>(self, work: F) -> F::Output {
+        CURRENT.scope(self, work).await
+    }
+
+    /// The context a message carries, if its `traceparent` is valid.
+    pub fn of_headers(headers: Option<&HeaderMap>) -> Option<TraceContext> {
+        headers
+            .and_then(|h| h.get(TRACEPARENT))
+            .and_then(|v| TraceContext::parse(v.as_str()))
+    }
+
+    /// The context of an outgoing hop: a child of the current work's, or a
+    /// new trace; written into `headers`.
+    pub(crate) fn outgoing(headers: &mut HeaderMap) -> TraceContext {
+        let next = TraceContext::current().map_or_else(TraceContext::root, |c| c.child());
+        headers.insert(TRACEPARENT, next.header().as_str());
+        next
+    }
+
+    /// The context of work a received message starts: a child of the
+    /// message's context (or a new trace), and the parent span id.
+    pub(crate) fn incoming(headers: Option<&HeaderMap>) -> (TraceContext, Option<String>) {
+        match TraceContext::of_headers(headers) {
+            Some(parent) => (parent.child(), Some(parent.span_id())),
+            None => (TraceContext::root(), None),
+        }
+    }
+
+    /// A span for one hop, carrying the ids.
+    pub(crate) fn span(
+        &self,
+        name: &'static str,
+        what: &str,
+        parent: Option<&str>,
+    ) -> tracing::Span {
+        let parent = parent.unwrap_or("");
+        match name {
+            "trellis.call" => tracing::info_span!(
+                "trellis.call",
+                what,
+                trace_id = %self.trace_id(),
+                span_id = %self.span_id(),
+                parent_id = parent
+            ),
+            "trellis.rpc" => tracing::info_span!(
+                "trellis.rpc",
+                what,
+                trace_id = %self.trace_id(),
+                span_id = %self.span_id(),
+                parent_id = parent
+            ),
+            "trellis.operation" => tracing::info_span!(
+                "trellis.operation",
+                what,
+                trace_id = %self.trace_id(),
+                span_id = %self.span_id(),
+                parent_id = parent,
+                operation_id = tracing::field::Empty
+            ),
+            "trellis.event" => tracing::info_span!(
+                "trellis.event",
+                what,
+                trace_id = %self.trace_id(),
+                span_id = %self.span_id(),
+                parent_id = parent
+            ),
+            _ => tracing::info_span!(
+                "trellis.consume",
+                what,
+                trace_id = %self.trace_id(),
+                span_id = %self.span_id(),
+                parent_id = parent
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_parse_and_refuse_malformed_ones() {
+        let c = TraceContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+            .expect("valid");
+        assert_eq!(c.trace_id(), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(c.span_id(), "b7ad6b7169203331");
+        assert_eq!(
+            c.header(),
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        );
+        for bad in [
+            "",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-x",
+        ] {
+            assert_eq!(TraceContext::parse(bad), None, "{bad}");
+        }
+        // A later version keeps its first four fields.
+        assert!(
+            TraceContext::parse("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-x")
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn work_in_a_scope_continues_its_trace() {
+        assert_eq!(TraceContext::current(), None);
+        let root = TraceContext::root();
+        let mut headers = HeaderMap::new();
+        let sent = root
+            .scope(async { TraceContext::outgoing(&mut headers) })
+            .await;
+        assert_eq!(sent.trace_id(), root.trace_id());
+        let (received, parent) = TraceContext::incoming(Some(&headers));
+        assert_eq!(received.trace_id(), root.trace_id());
+        assert_eq!(parent, Some(sent.span_id()));
+        let mut fresh = HeaderMap::new();
+        assert_ne!(
+            TraceContext::outgoing(&mut fresh).trace_id(),
+            root.trace_id()
+        );
+    }
+}
