@@ -51,6 +51,7 @@ fn fallback_module(mut module: syn::ItemMod) -> TokenStream {
             };
             attrs.retain(|a| !is_dsl_attr(a));
         }
+        crate::schema::strip_hatches(items);
     }
     quote! { #module }
 }

@@ -17,7 +17,7 @@ use syn::{Ident, LitStr, Token};
 
 use crate::args::{Arg, Args, attr_name, parse_attr_args};
 use crate::errors::Errors;
-use crate::schema::SchemaTypes;
+use crate::schema::{SchemaTypes, misplaced_hatches, strip_hatches};
 use trellis_manifest::manifest::*;
 use trellis_manifest::names;
 
@@ -456,6 +456,10 @@ pub fn parse_contract(args: ContractArgs, module: &syn::ItemMod) -> syn::Result<
         out.manifest.resources = Some(resources);
     }
     out.spans = std::mem::take(&mut p.spans);
+    for e in misplaced_hatches(content) {
+        p.errors.push(e);
+    }
+    strip_hatches(&mut out.items);
 
     // Semantic rules shared with `trellis contract check`.
     if p.errors.is_empty() {
@@ -477,6 +481,11 @@ impl Parser {
     }
 
     fn collect_names(&mut self, item: &syn::Item, schema_types: &mut SchemaTypes) {
+        if let syn::Item::Use(u) = item
+            && let Err(e) = schema_types.add_use(u)
+        {
+            self.errors.push(e);
+        }
         let (attrs, ident) = match item {
             syn::Item::Struct(s) => (&s.attrs, &s.ident),
             syn::Item::Enum(e) => (&e.attrs, &e.ident),

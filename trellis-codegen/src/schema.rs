@@ -6,6 +6,17 @@
 //! types of the module are inlined (no `$ref`), so recursive types are
 //! rejected. Doc comments are deliberately not copied into schemas: schemas
 //! are part of the digest, and editing a comment must not change it.
+//!
+//! Types from other crates are read by the full path they name (through the
+//! module's own `use`s, [`imports`]): a schema stated with
+//! `#[trellis(schema = ...)]` ([`hatch`]) wins, then the well-known types
+//! ([`known`]); anything else is an error that shows the attribute to write.
+
+mod hatch;
+mod imports;
+pub mod known;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
@@ -15,16 +26,51 @@ use syn::spanned::Spanned as _;
 
 use trellis_manifest::json::{Json, Object};
 
-/// The schema types of a module, by Rust name.
+pub(crate) use hatch::{misplaced as misplaced_hatches, strip as strip_hatches};
+use imports::Imports;
+use known::Mapping;
+
+/// The schema types of a module, by Rust name, and what the module imports.
 #[derive(Default)]
 pub struct SchemaTypes {
     items: BTreeMap<String, syn::DeriveInput>,
+    imports: Imports,
+    /// Schemas stated once for the module, by full type path.
+    stated: BTreeMap<Vec<String>, Json>,
 }
 
 impl SchemaTypes {
     /// Registers a struct or enum.
     pub fn insert(&mut self, name: String, input: syn::DeriveInput) {
         self.items.insert(name, input);
+    }
+
+    /// Records a `use` item: the names it imports, and the schema it states
+    /// for its type with `#[trellis(schema = ...)]`.
+    pub fn add_use(&mut self, item: &syn::ItemUse) -> syn::Result<()> {
+        self.imports.add(item);
+        let Some(given) = hatch::given(&item.attrs)? else {
+            return Ok(());
+        };
+        let mut names = imports::flatten(&item.tree).into_iter();
+        let (Some(Ok(one)), None) = (names.next(), names.next()) else {
+            return Err(err(
+                item.tree.span(),
+                "a `use` carrying `#[trellis(schema = ...)]` imports exactly one type, \
+                 e.g. `use semver::Version;`: split the import",
+            ));
+        };
+        let path = imports::normalized(one.path);
+        if self.stated.insert(path.clone(), given.schema).is_some() {
+            return Err(err(
+                given.span,
+                format!(
+                    "the schema of `{}` is stated twice in this module; keep one",
+                    path.join("::")
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Whether `name` is a schema type.
@@ -161,10 +207,10 @@ fn generic_args(seg: &syn::PathSegment) -> Vec<&syn::Type> {
     }
 }
 
-const SUPPORTED: &str = "supported: bool, String, char, integers up to 64 bits, f32/f64, \
+const SUPPORTED: &str = "supported: bool, String, char, integers, f32/f64, \
 Option<T>, Vec<T>, VecDeque<T>, [T; N], HashSet/BTreeSet<T>, HashMap/BTreeMap<String, T>, \
-Box/Arc/Rc<T>, serde_json::Value, (), trellis::ReceiveGrant and the schema types declared in \
-this contract module";
+Box/Arc/Rc<T>, serde_json::Value, (), trellis::ReceiveGrant, the schema types declared in \
+this contract module and the well-known types (README: \"Types a contract may use\")";
 
 impl Deriver<'_> {
     fn container(&mut self, input: &syn::DeriveInput) -> syn::Result<Json> {
@@ -244,11 +290,16 @@ impl Deriver<'_> {
     fn check_field_attrs(&self, field: &ast::Field) -> syn::Result<()> {
         let span = field.original.span();
         let a = &field.attrs;
-        if a.serialize_with().is_some() || a.deserialize_with().is_some() {
+        let stated = field.original.attrs.iter().any(hatch::is_attr);
+        if (a.serialize_with().is_some() || a.deserialize_with().is_some()) && !stated {
             return Err(err(
                 span,
-                "`#[serde(with/serialize_with/deserialize_with)]` changes the wire shape invisibly; \
-                 use a schema type that serializes as intended",
+                format!(
+                    "`#[serde(with/serialize_with/deserialize_with)]` changes the wire shape \
+                     invisibly; use a schema type that serializes as intended, or state the \
+                     shape it writes on the field: {}",
+                    hatch::EXAMPLE
+                ),
             ));
         }
         if a.getter().is_some() {
@@ -274,8 +325,22 @@ impl Deriver<'_> {
         Ok(())
     }
 
+    /// The schema of a field's value: stated on the field, or its type's.
     fn field_type(&mut self, field: &ast::Field) -> syn::Result<Json> {
-        self.type_schema(field.ty)
+        let Some(given) = hatch::given(&field.original.attrs)? else {
+            return self.type_schema(field.ty);
+        };
+        if is_option(field.ty) && field.attrs.skip_serializing_if().is_none() && !given.accepts_null
+        {
+            return Err(err(
+                given.span,
+                "this field is an `Option`, which serde writes as `null` when it is `None`, but \
+                 the stated schema rejects `null`: allow it, e.g. \
+                 `{\"anyOf\": [{...}, {\"type\": \"null\"}]}`, or skip `None` with \
+                 `#[serde(default, skip_serializing_if = \"Option::is_none\")]`",
+            ));
+        }
+        Ok(given.schema)
     }
 
     fn fields_object(
@@ -596,12 +661,10 @@ impl Deriver<'_> {
                 "u16" => return Ok(int(false, 16)),
                 "u32" => return Ok(int(false, 32)),
                 "u64" | "usize" => return Ok(int(false, 64)),
-                "i128" | "u128" => {
-                    return Err(err(
-                        seg.span(),
-                        "128-bit integers do not survive JSON round trips; use i64/u64 or a String",
-                    ));
-                }
+                // serde_json writes every digit; readers without big
+                // integers lose precision beyond 2^53, as with 64 bits.
+                "i128" => return Ok(int(true, 128)),
+                "u128" => return Ok(int(false, 128)),
                 "f32" | "f64" => return Ok(ty("number")),
                 _ => {}
             }
@@ -612,6 +675,15 @@ impl Deriver<'_> {
         {
             return Ok(receive_grant_schema());
         }
+        let full = self.types.imports.resolve(path);
+        if let Some(schema) = self.types.stated.get(&full) {
+            return Ok(schema.clone());
+        }
+        if let Some(row) = known::lookup(&full) {
+            return self.well_known(t, row, &args);
+        }
+        // An imported alias of a std container (`use std::collections::HashMap as Map`).
+        let name = full.last().cloned().unwrap_or_else(|| name.clone());
         match name.as_str() {
             "Option" => {
                 let inner = self.type_schema(&one(&args)?)?;
@@ -668,18 +740,56 @@ impl Deriver<'_> {
                 }
                 self.named(&name, seg.span())
             }
-            _ => Err(err(
-                t.span(),
-                format!(
-                    "type `{}` is not declared in this contract and has no JSON Schema mapping; \
-                     declare it in the contract module with #[derive(Serialize, Deserialize)] \
-                     ({SUPPORTED})",
-                    path.segments
+            _ => Err(syn::Error::new_spanned(
+                t,
+                hatch::unsupported(
+                    &path
+                        .segments
                         .iter()
                         .map(|s| s.ident.to_string())
                         .collect::<Vec<_>>()
-                        .join("::")
+                        .join("::"),
+                    &full.join("::"),
+                    self.types.imports.globs(),
                 ),
+            )),
+        }
+    }
+
+    /// The schema of a well-known external type.
+    fn well_known(
+        &mut self,
+        t: &syn::Type,
+        row: &known::WellKnown,
+        args: &[&syn::Type],
+    ) -> syn::Result<Json> {
+        let argument = || {
+            args.first()
+                .copied()
+                .ok_or_else(|| err(t.span(), format!("`{}` needs a type argument", row.rust)))
+        };
+        match row.mapping {
+            Mapping::Schema(text) => Json::parse(text).map_err(|e| {
+                err(
+                    t.span(),
+                    format!("well-known schema of `{}`: {e}", row.rust),
+                )
+            }),
+            Mapping::Argument => self.type_schema(argument()?),
+            Mapping::NonZero(wrapped) => {
+                let inner = match wrapped {
+                    Some(primitive) => {
+                        let ident = syn::Ident::new(primitive, t.span());
+                        self.type_schema(&syn::parse_quote!(#ident))?
+                    }
+                    None => self.type_schema(argument()?)?,
+                };
+                known::non_zero(inner)
+                    .ok_or_else(|| err(t.span(), format!("`{}` wraps an integer type", row.rust)))
+            }
+            Mapping::Refused { .. } => Err(syn::Error::new_spanned(
+                t,
+                known::refusal(row).unwrap_or_default(),
             )),
         }
     }

@@ -1,0 +1,17 @@
+#[trellis::contract(
+    id = "items@v1",
+    display_name = "Items",
+    description = "Keeps item records"
+)]
+pub mod items {
+    use serde::{Deserialize, Serialize};
+
+    /// An item record.
+    #[derive(Serialize, Deserialize)]
+    pub struct Item {
+        pub id: String,
+        pub created: time::OffsetDateTime,
+    }
+}
+
+fn main() {}
