@@ -1,7 +1,9 @@
 //! One trace id across services: a caller's upload, the documents
 //! provider's operation, the event it publishes, and the indexer's durable
 //! consumer (and its call back to documents), seen by a tracing
-//! subscriber as spans carrying the same `trace_id`.
+//! subscriber as spans carrying the same `trace_id`, and by an
+//! OpenTelemetry exporter (through `tracing-opentelemetry` and the
+//! runtime's `opentelemetry` feature) as one linked trace.
 #![allow(missing_docs)]
 
 mod common;
@@ -12,6 +14,8 @@ use std::time::Duration;
 
 use common::*;
 use indexer_example::{documents, index_key, indexer};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use trellis_runtime::trace::TraceContext;
@@ -36,20 +40,24 @@ impl Visit for TraceId {
     }
 }
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Spans {
-    fn on_new_span(
+impl<S> tracing_subscriber::Layer<S> for Spans
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    // Hops record their ids right after opening their span.
+    fn on_record(
         &self,
-        attrs: &tracing::span::Attributes<'_>,
-        _id: &tracing::span::Id,
-        _ctx: Context<'_, S>,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: Context<'_, S>,
     ) {
         let mut visitor = TraceId(None);
-        attrs.record(&mut visitor);
-        if let Some(trace) = visitor.0 {
+        values.record(&mut visitor);
+        if let (Some(trace), Some(span)) = (visitor.0, ctx.span(id)) {
             self.0
                 .lock()
                 .expect("lock")
-                .entry(attrs.metadata().name().to_owned())
+                .entry(span.name().to_owned())
                 .or_default()
                 .push(trace);
         }
@@ -68,11 +76,29 @@ impl Spans {
     }
 }
 
+/// The bytes of a hex id.
+fn unhex<const N: usize>(text: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).expect("hex");
+    }
+    out
+}
+
 #[tokio::test]
 async fn one_trace_spans_an_upload_its_operation_event_and_consumer() {
     let spans = Spans::default();
-    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(spans.clone()))
-        .expect("the only subscriber of this test binary");
+    // An OpenTelemetry pipeline as an application would install it, with
+    // an in-memory exporter.
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("trellis-test"));
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(spans.clone()).with(otel),
+    )
+    .expect("the only subscriber of this test binary");
 
     let docs = documents_stack(Duration::ZERO, trellis::ServeOptions::default()).await;
     let stack = &docs.stack;
@@ -127,6 +153,38 @@ async fn one_trace_spans_an_upload_its_operation_event_and_consumer() {
     ] {
         assert!(names.iter().any(|n| n == hop), "{hop} missing: {names:?}");
     }
+    // The exporter holds one linked trace: every span of it has the
+    // caller's trace id, and each one's parent is another exported span
+    // (or the caller's own root).
+    let _ = provider.force_flush();
+    let exported: Vec<_> = exporter
+        .get_finished_spans()
+        .expect("exported spans")
+        .into_iter()
+        .filter(|s| s.span_context.trace_id().to_bytes() == unhex::<16>(&trace))
+        .collect();
+    let mut kinds: Vec<&str> = exported.iter().map(|s| &*s.name).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    for hop in [
+        "trellis.call",
+        "trellis.operation",
+        "trellis.event",
+        "trellis.consume",
+        "trellis.rpc",
+    ] {
+        assert!(kinds.contains(&hop), "{hop} not exported: {kinds:?}");
+    }
+    let ids: Vec<_> = exported.iter().map(|s| s.span_context.span_id()).collect();
+    for span in &exported {
+        let parent = span.parent_span_id.to_bytes();
+        assert!(
+            ids.iter().any(|id| id.to_bytes() == parent) || parent == unhex::<8>(&root.span_id()),
+            "{} has a parent outside the trace",
+            span.name
+        );
+    }
+
     // A call made outside any trace starts its own.
     let before = spans.0.lock().expect("lock")["trellis.call"].len();
     let _ = caller

@@ -447,8 +447,11 @@ where
         consumed.source.clone(),
     );
     // The handler continues the publisher's trace.
-    let (trace, parent) = crate::trace::TraceContext::incoming(acker.message.headers.as_ref());
-    let span = trace.span("trellis.consume", &consumed.name, parent.as_deref());
+    let (span, trace) = crate::trace::TraceContext::receive(
+        "trellis.consume",
+        &consumed.name,
+        acker.message.headers.as_ref(),
+    );
     // Keep the message while the handler runs longer than half its ack wait.
     let work = tracing::Instrument::instrument(trace.scope(handler(consumed)), span);
     tokio::pin!(work);

@@ -477,9 +477,7 @@ impl RpcClient {
         let rpc = || name.to_owned();
         let subject = self.runtime.request_subject(subject);
         self.runtime.identify(&mut headers, identify);
-        let parent = crate::trace::TraceContext::current().map(|c| c.span_id());
-        let trace = crate::trace::TraceContext::outgoing(&mut headers);
-        let span = trace.span("trellis.call", name, parent.as_deref());
+        let span = crate::trace::TraceContext::send("trellis.call", name, &mut headers);
         let request = async_nats::Request::new()
             .payload(payload)
             .timeout(Some(timeout))

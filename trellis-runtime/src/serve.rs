@@ -238,8 +238,8 @@ pub async fn serve(
                     }
                 };
                 // The handler continues the caller's trace.
-                let (trace, parent) = TraceContext::incoming(message.headers.as_ref());
-                let span = trace.span("trellis.rpc", name, parent.as_deref());
+                let (span, trace) =
+                    TraceContext::receive("trellis.rpc", name, message.headers.as_ref());
                 let work = handler(Caller::new(principal), message.payload);
                 let mut pending =
                     Box::pin(tracing::Instrument::instrument(trace.scope(work), span));

@@ -156,69 +156,139 @@ impl TraceContext {
             .and_then(|v| TraceContext::parse(v.as_str()))
     }
 
-    /// The context of an outgoing hop: a child of the current work's, or a
-    /// new trace; written into `headers`.
-    pub(crate) fn outgoing(headers: &mut HeaderMap) -> TraceContext {
-        let next = TraceContext::current().map_or_else(TraceContext::root, |c| c.child());
-        headers.insert(TRACEPARENT, next.header().as_str());
-        next
+    /// Opens an outgoing hop (a call, an event, a redemption) named `name`
+    /// for `what`: its span continues the current work's trace (or starts
+    /// one), and `headers` get its `traceparent`.
+    pub(crate) fn send(name: &'static str, what: &str, headers: &mut HeaderMap) -> tracing::Span {
+        let parent = TraceContext::current();
+        let span = hop_span(name, what);
+        let context = bridge::adopt(&span, parent.as_ref())
+            .unwrap_or_else(|| parent.map_or_else(TraceContext::root, |p| p.child()));
+        record(&span, &context, parent.as_ref());
+        headers.insert(TRACEPARENT, context.header().as_str());
+        span
     }
 
-    /// The context of work a received message starts: a child of the
-    /// message's context (or a new trace), and the parent span id.
-    pub(crate) fn incoming(headers: Option<&HeaderMap>) -> (TraceContext, Option<String>) {
-        match TraceContext::of_headers(headers) {
-            Some(parent) => (parent.child(), Some(parent.span_id())),
-            None => (TraceContext::root(), None),
-        }
-    }
-
-    /// A span for one hop, carrying the ids.
-    pub(crate) fn span(
-        &self,
+    /// Opens the hop a received message starts (a handler, an operation, a
+    /// consumer callback): its span continues the message's trace (or
+    /// starts one); run the work in the returned context's
+    /// [`scope`](TraceContext::scope).
+    pub(crate) fn receive(
         name: &'static str,
         what: &str,
-        parent: Option<&str>,
-    ) -> tracing::Span {
-        let parent = parent.unwrap_or("");
-        match name {
-            "trellis.call" => tracing::info_span!(
-                "trellis.call",
-                what,
-                trace_id = %self.trace_id(),
-                span_id = %self.span_id(),
-                parent_id = parent
-            ),
-            "trellis.rpc" => tracing::info_span!(
-                "trellis.rpc",
-                what,
-                trace_id = %self.trace_id(),
-                span_id = %self.span_id(),
-                parent_id = parent
-            ),
-            "trellis.operation" => tracing::info_span!(
-                "trellis.operation",
-                what,
-                trace_id = %self.trace_id(),
-                span_id = %self.span_id(),
-                parent_id = parent,
-                operation_id = tracing::field::Empty
-            ),
-            "trellis.event" => tracing::info_span!(
-                "trellis.event",
-                what,
-                trace_id = %self.trace_id(),
-                span_id = %self.span_id(),
-                parent_id = parent
-            ),
-            _ => tracing::info_span!(
-                "trellis.consume",
-                what,
-                trace_id = %self.trace_id(),
-                span_id = %self.span_id(),
-                parent_id = parent
-            ),
+        headers: Option<&HeaderMap>,
+    ) -> (tracing::Span, TraceContext) {
+        let parent = TraceContext::of_headers(headers);
+        let span = hop_span(name, what);
+        let context = bridge::adopt(&span, parent.as_ref())
+            .unwrap_or_else(|| parent.map_or_else(TraceContext::root, |p| p.child()));
+        record(&span, &context, parent.as_ref());
+        (span, context)
+    }
+}
+
+/// A hop's span; its ids are recorded once known.
+fn hop_span(name: &'static str, what: &str) -> tracing::Span {
+    use tracing::field::Empty;
+    match name {
+        "trellis.call" => tracing::info_span!(
+            "trellis.call",
+            what,
+            trace_id = Empty,
+            span_id = Empty,
+            parent_id = Empty
+        ),
+        "trellis.rpc" => tracing::info_span!(
+            "trellis.rpc",
+            what,
+            trace_id = Empty,
+            span_id = Empty,
+            parent_id = Empty
+        ),
+        "trellis.operation" => tracing::info_span!(
+            "trellis.operation",
+            what,
+            trace_id = Empty,
+            span_id = Empty,
+            parent_id = Empty,
+            operation_id = Empty
+        ),
+        "trellis.event" => tracing::info_span!(
+            "trellis.event",
+            what,
+            trace_id = Empty,
+            span_id = Empty,
+            parent_id = Empty
+        ),
+        _ => tracing::info_span!(
+            "trellis.consume",
+            what,
+            trace_id = Empty,
+            span_id = Empty,
+            parent_id = Empty
+        ),
+    }
+}
+
+fn record(span: &tracing::Span, context: &TraceContext, parent: Option<&TraceContext>) {
+    span.record("trace_id", context.trace_id().as_str());
+    span.record("span_id", context.span_id().as_str());
+    if let Some(parent) = parent {
+        span.record("parent_id", parent.span_id().as_str());
+    }
+}
+
+/// The OpenTelemetry bridge (feature `opentelemetry`): a hop's span takes
+/// the remote parent, and the hop propagates the OpenTelemetry span's own
+/// ids, so exported spans link across services.
+#[cfg(feature = "opentelemetry")]
+mod bridge {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    };
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    use super::TraceContext;
+
+    /// Parents `span` on `parent` (if any) and returns the ids
+    /// OpenTelemetry gave it; `None` when no OpenTelemetry layer records
+    /// the span.
+    pub(super) fn adopt(
+        span: &tracing::Span,
+        parent: Option<&TraceContext>,
+    ) -> Option<TraceContext> {
+        if let Some(p) = parent {
+            let flags = if p.sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            };
+            let remote = SpanContext::new(
+                TraceId::from_bytes(p.trace),
+                SpanId::from_bytes(p.span),
+                flags,
+                true,
+                TraceState::default(),
+            );
+            let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
         }
+        let context = span.context();
+        let own = context.span().span_context().clone();
+        own.is_valid().then(|| TraceContext {
+            trace: own.trace_id().to_bytes(),
+            span: own.span_id().to_bytes(),
+            sampled: own.is_sampled(),
+        })
+    }
+}
+
+/// Without the OpenTelemetry bridge, trellis' own ids are propagated.
+#[cfg(not(feature = "opentelemetry"))]
+mod bridge {
+    use super::TraceContext;
+
+    pub(super) fn adopt(_: &tracing::Span, _: Option<&TraceContext>) -> Option<TraceContext> {
+        None
     }
 }
 
@@ -259,17 +329,19 @@ mod tests {
         assert_eq!(TraceContext::current(), None);
         let root = TraceContext::root();
         let mut headers = HeaderMap::new();
-        let sent = root
-            .scope(async { TraceContext::outgoing(&mut headers) })
-            .await;
+        root.scope(async {
+            TraceContext::send("trellis.call", "X", &mut headers);
+        })
+        .await;
+        let sent = TraceContext::of_headers(Some(&headers)).expect("traceparent");
         assert_eq!(sent.trace_id(), root.trace_id());
-        let (received, parent) = TraceContext::incoming(Some(&headers));
+        assert_ne!(sent.span_id(), root.span_id());
+        let (_, received) = TraceContext::receive("trellis.rpc", "X", Some(&headers));
         assert_eq!(received.trace_id(), root.trace_id());
-        assert_eq!(parent, Some(sent.span_id()));
+        assert_ne!(received.span_id(), sent.span_id());
         let mut fresh = HeaderMap::new();
-        assert_ne!(
-            TraceContext::outgoing(&mut fresh).trace_id(),
-            root.trace_id()
-        );
+        TraceContext::send("trellis.call", "X", &mut fresh);
+        let fresh = TraceContext::of_headers(Some(&fresh)).expect("traceparent");
+        assert_ne!(fresh.trace_id(), root.trace_id());
     }
 }

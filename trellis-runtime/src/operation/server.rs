@@ -590,8 +590,11 @@ async fn handle_start(
     message: async_nats::Message,
     call: Call,
 ) {
-    let (trace, parent) = crate::trace::TraceContext::incoming(message.headers.as_ref());
-    let span = trace.span("trellis.operation", &spec.name, parent.as_deref());
+    let (span, trace) = crate::trace::TraceContext::receive(
+        "trellis.operation",
+        &spec.name,
+        message.headers.as_ref(),
+    );
     tracing::Instrument::instrument(trace.scope(start(shared, spec, message, call)), span).await;
 }
 
