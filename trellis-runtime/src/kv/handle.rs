@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use async_nats::jetstream;
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::kv::{Operation, UpdateErrorKind};
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -18,7 +19,7 @@ use crate::protocol::KvBinding;
 use super::entry::KvEntry;
 use super::error::KvError;
 use super::key::validate_key;
-use super::message::decode;
+use super::message::{decode, operation};
 
 /// A typed handle to a KV bucket whose values are `T`, stored as JSON.
 pub struct KvHandle<T> {
@@ -61,20 +62,29 @@ where
     /// written, or was deleted or purged.
     pub async fn get(&self, key: &str) -> Result<Option<KvEntry<T>>, KvError> {
         validate_key(key)?;
-        let entry = self
+        // From the stream leader, not a direct get (which any replica may
+        // answer before it applied the latest write): a read after an
+        // acknowledged write sees it, even right after a leader change.
+        let subject = format!("{}{key}", self.store.prefix);
+        let message = match self
             .store
-            .entry(key)
+            .stream
+            .get_last_raw_message_by_subject(&subject)
             .await
-            .map_err(|err| KvError::nats("get", key, err))?;
-        match entry {
-            Some(entry) if entry.operation == Operation::Put => Ok(Some(KvEntry {
-                value: decode(&entry.key, entry.revision, &entry.value)?,
-                key: entry.key,
-                revision: entry.revision,
-                created: SystemTime::from(entry.created),
-            })),
-            _ => Ok(None),
+        {
+            Ok(message) => message,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(e) => return Err(KvError::nats("get", key, e)),
+        };
+        if operation(Some(&message.headers)) != Operation::Put {
+            return Ok(None);
         }
+        Ok(Some(KvEntry {
+            value: decode(key, message.sequence, &message.payload)?,
+            key: key.to_owned(),
+            revision: message.sequence,
+            created: SystemTime::from(message.time),
+        }))
     }
 
     /// Writes `value` under `key` unconditionally; returns the new revision.
