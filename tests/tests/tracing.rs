@@ -96,7 +96,9 @@ async fn one_trace_spans_an_upload_its_operation_event_and_consumer() {
         .build();
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("trellis-test"));
     tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(spans.clone()).with(otel),
+        tracing_subscriber::registry()
+            .with(spans.clone())
+            .with(otel),
     )
     .expect("the only subscriber of this test binary");
 

@@ -25,6 +25,27 @@
 //! RPC; a schema construct without a faithful Rust mapping is a documented
 //! `serde_json::Value` (see [`crate::stubtypes`]).
 //!
+//! Format-annotated strings are `String`s unless the peer opts in to the
+//! well-known type the contract side derives that format from (the inverse
+//! of `schema/known.rs`): [`ClientStub::uuid`] (`uuid` → `::uuid::Uuid`),
+//! [`ClientStub::chrono`] (`date-time` →
+//! `::chrono::DateTime<::chrono::FixedOffset>`, `date` →
+//! `::chrono::NaiveDate`), [`ClientStub::url`] (`uri` → `::url::Url`) and
+//! [`ClientStub::net`] (`ipv4`/`ipv6` → `::std::net::Ipv4Addr`/`Ipv6Addr`,
+//! `anyOf [ipv4, ipv6]` → `::std::net::IpAddr`). The generated code names
+//! those crates with a leading `::`: the crate compiling it must depend on
+//! them (a dev-dependency when only tests include the stub). See
+//! [`crate::stubtypes::Formats`] for what maps and why `FixedOffset`.
+//!
+//! ```no_run
+//! // build.rs: uuids and dates typed; `uuid` and `chrono` (with its `serde`
+//! // feature) are dependencies of this crate.
+//! trellis_codegen::ClientStub::new("contracts/ledger@v1.json")
+//!     .uuid()
+//!     .chrono()
+//!     .generate_or_panic();
+//! ```
+//!
 //! Generation fails (and so does the build) when the file is not a valid
 //! `trellis.contract.v1` manifest, or when its digest differs from the
 //! pinned one ([`ClientStub::expect_digest`]) or from the `<id>.digest` file
@@ -38,7 +59,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use crate::client::{ClientModel, EventModel, OperationModel, RpcModel};
-use crate::stubtypes::{StubTypeError, rust_types};
+use crate::stubtypes::{Formats, StubTypeError, rust_types_with};
 use trellis_manifest::manifest::{BUILTIN_ERRORS, Docs, Manifest, RpcMethod};
 use trellis_manifest::validate::Rules;
 
@@ -111,6 +132,7 @@ pub struct ClientStub {
     digest: Option<String>,
     out_dir: Option<PathBuf>,
     module: Option<String>,
+    formats: Formats,
 }
 
 impl ClientStub {
@@ -121,7 +143,47 @@ impl ClientStub {
             digest: None,
             out_dir: None,
             module: None,
+            formats: Formats::default(),
         }
+    }
+
+    /// Strings of format `uuid` become `::uuid::Uuid` (the crate must be a
+    /// dependency, with its `serde` feature).
+    pub fn uuid(mut self) -> Self {
+        self.formats.uuid = true;
+        self
+    }
+
+    /// Strings of format `date-time` become
+    /// `::chrono::DateTime<::chrono::FixedOffset>` (any RFC 3339 offset, kept
+    /// as received; `.to_utc()` / `Utc::now().fixed_offset()` convert), and
+    /// of format `date` `::chrono::NaiveDate` (the crate must be a
+    /// dependency, with its `serde` feature).
+    pub fn chrono(mut self) -> Self {
+        self.formats.chrono = true;
+        self
+    }
+
+    /// Strings of format `uri` become `::url::Url` (the crate must be a
+    /// dependency, with its `serde` feature). `Url` normalizes what it
+    /// parses (`HTTP://Host` is sent back as `http://host/`).
+    pub fn url(mut self) -> Self {
+        self.formats.url = true;
+        self
+    }
+
+    /// Strings of format `ipv4`/`ipv6` become `::std::net::Ipv4Addr` /
+    /// `Ipv6Addr`, and `anyOf [ipv4, ipv6]` `::std::net::IpAddr`. No crate
+    /// is needed; it is opt-in so that existing stubs keep their types.
+    pub fn net(mut self) -> Self {
+        self.formats.net = true;
+        self
+    }
+
+    /// Sets every typed-format option at once.
+    pub fn formats(mut self, formats: Formats) -> Self {
+        self.formats = formats;
+        self
     }
 
     /// Pins the digest the generated client must be built from.
@@ -164,11 +226,12 @@ impl ClientStub {
             (None, Err(_)) => None,
         };
         let shown = path.display().to_string();
-        let (module, source) = client_source(
+        let (module, source) = client_source_with(
             &text,
             &shown,
             self.module.as_deref(),
             pinned.as_ref().map(|(d, from)| (d.as_str(), from.as_str())),
+            self.formats,
         )?;
         let out = match &self.out_dir {
             Some(d) => d.clone(),
@@ -202,12 +265,23 @@ fn doc_attrs(docs: Option<&Docs>, fallback: &str) -> TokenStream {
 
 /// The generated module for manifest `text`: (module name, formatted
 /// source). `path` names the file in errors; `pinned` is (digest, where the
-/// expectation came from).
+/// expectation came from). Format-annotated strings are `String`s.
 pub fn client_source(
     text: &str,
     path: &str,
     module: Option<&str>,
     pinned: Option<(&str, &str)>,
+) -> Result<(String, String), StubError> {
+    client_source_with(text, path, module, pinned, Formats::default())
+}
+
+/// [`client_source`] with the typed formats `formats` enables.
+pub fn client_source_with(
+    text: &str,
+    path: &str,
+    module: Option<&str>,
+    pinned: Option<(&str, &str)>,
+    formats: Formats,
 ) -> Result<(String, String), StubError> {
     let checked = trellis_manifest::check_manifest_with(text, Rules::Format).map_err(|e| {
         StubError::Invalid {
@@ -229,13 +303,19 @@ pub fn client_source(
     let module = module.map(str::to_owned).unwrap_or_else(|| {
         trellis_manifest::names::snake_case(m.id.split('@').next().unwrap_or(&m.id))
     });
-    let tokens = module_tokens(m, &checked.digest, path, &module)?;
+    let tokens = module_tokens(m, &checked.digest, path, &module, formats)?;
     let file: syn::File = syn::parse2(tokens).map_err(|e| StubError::Generated {
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
+    let enabled = formats.enabled();
+    let typed = if enabled.is_empty() {
+        String::new()
+    } else {
+        format!("// Typed formats: {}.\n", enabled.join(", "))
+    };
     let header = format!(
-        "// Generated by trellis-codegen from {} ({}, digest {}). Do not edit.\n\n",
+        "// Generated by trellis-codegen from {} ({}, digest {}). Do not edit.\n{typed}\n",
         Path::new(path)
             .file_name()
             .map_or(path.into(), |f| f.to_string_lossy()),
@@ -250,8 +330,9 @@ fn module_tokens(
     digest: &str,
     path: &str,
     module: &str,
+    formats: Formats,
 ) -> Result<TokenStream, StubError> {
-    let types = rust_types(&m.id, &m.schemas)?;
+    let types = rust_types_with(&m.id, &m.schemas, formats)?;
     let ty = |name: &str, at: &str| -> Result<TokenStream, StubError> {
         types
             .names
@@ -602,6 +683,101 @@ mod tests {
                 "missing `{needle}` in:\n{source}"
             );
         }
+    }
+
+    const STAMPS: &str = include_str!("../../tests/fixtures/stamps@v1.json");
+
+    #[test]
+    fn typed_formats_are_opt_in() {
+        let generate = |formats| {
+            client_source_with(STAMPS, "stamps@v1.json", None, None, formats)
+                .expect("stub generates")
+                .1
+        };
+        // Without options: every format string is a `String`, and the
+        // output is exactly `client_source`'s.
+        let plain = generate(Formats::default());
+        assert_eq!(
+            plain,
+            client_source(STAMPS, "stamps@v1.json", None, None)
+                .expect("stub generates")
+                .1
+        );
+        for needle in [
+            "pub at: String,",
+            "pub day: String,",
+            "pub expires: Option<String>,",
+            "pub holidays: ::std::collections::BTreeMap<String, String>,",
+            "pub host: String,",
+            "pub id: String,",
+            "pub related: ::std::collections::BTreeSet<String>,",
+            "pub reviewed: Option<String>,",
+            "pub seen: Vec<String>,",
+            "pub site: String,",
+            "pub struct StampId(pub String);",
+            // `anyOf [ipv4, ipv6]` is an untagged enum of two strings.
+            "#[serde(untagged)] pub enum StampPeer { /// Branch 0 of the untagged union. String(String), /// Branch 1 of the untagged union. String2(String), }",
+        ] {
+            assert!(
+                squash(&plain).contains(&squash(needle)),
+                "missing `{needle}` in:\n{plain}"
+            );
+        }
+        for typed in [
+            "::uuid::",
+            "::chrono::",
+            "::url::",
+            "::std::net::",
+            "Typed formats",
+        ] {
+            assert!(!plain.contains(typed), "`{typed}` in:\n{plain}");
+        }
+
+        // Each option maps its own formats only.
+        let uuid = generate(Formats {
+            uuid: true,
+            ..Formats::default()
+        });
+        for needle in [
+            "// Typed formats: uuid.",
+            "pub id: ::uuid::Uuid,",
+            "pub related: ::std::collections::BTreeSet<::uuid::Uuid>,",
+            "pub struct StampId(pub ::uuid::Uuid);",
+            "pub at: String,",
+            "pub site: String,",
+            "pub host: String,",
+            // A format next to a `pattern` stays a `String`.
+            "pub code: String,",
+        ] {
+            assert!(
+                squash(&uuid).contains(&squash(needle)),
+                "missing `{needle}` in:\n{uuid}"
+            );
+        }
+
+        let all = generate(Formats::all());
+        for needle in [
+            "// Typed formats: uuid, chrono, url, net.",
+            "pub at: ::chrono::DateTime<::chrono::FixedOffset>,",
+            "pub day: ::chrono::NaiveDate,",
+            "pub expires: Option<::chrono::DateTime<::chrono::FixedOffset>>,",
+            "pub holidays: ::std::collections::BTreeMap<String, ::chrono::NaiveDate>,",
+            "pub host: ::std::net::Ipv4Addr,",
+            "pub peer: ::std::net::IpAddr,",
+            "pub reviewed: Option<::chrono::NaiveDate>,",
+            "pub seen: Vec<::chrono::DateTime<::chrono::FixedOffset>>,",
+            "pub site: ::url::Url,",
+            "pub code: String,",
+            "/// Required field `at`. Format `date-time`.",
+        ] {
+            assert!(
+                squash(&all).contains(&squash(needle)),
+                "missing `{needle}` in:\n{all}"
+            );
+        }
+        assert!(!all.contains("StampPeer"), "{all}");
+        let file: syn::File = syn::parse_str(&all).expect("parses");
+        assert!(!file.items.is_empty());
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //!
 //! Beyond what [`crate::schema`] derives, other tools' schemas map too:
 //! annotation keywords (`description`, `title`, ...) are ignored, a string
-//! with `format`, `pattern` or length limits is a `String`, an integer with
+//! with `format`, `pattern` or length limits is a `String` (unless a
+//! [`Formats`] option maps its format, below), an integer with
 //! other bounds a `u64` (lower bound >= 0) or an `i64`, an object with
 //! neither `properties` nor `additionalProperties` (or with
 //! `additionalProperties: true`) a `serde_json::Map`, and
@@ -25,6 +26,20 @@
 //! A construct with no faithful mapping becomes `serde_json::Value`, with a
 //! doc comment on the enclosing field or type naming the JSON path and the
 //! reason; it never fails generation.
+//!
+//! **Typed formats** ([`Formats`], each off by default): a string whose only
+//! keywords besides annotations are `type` and `format` maps back to the
+//! well-known type [`crate::schema`] derives that format from
+//! (`schema/known.rs`), when the peer opts in: `uuid` is `::uuid::Uuid`;
+//! `date-time` is `::chrono::DateTime<::chrono::FixedOffset>` and `date`
+//! `::chrono::NaiveDate`; `uri` is `::url::Url`; `ipv4`/`ipv6` are
+//! `::std::net::Ipv4Addr`/`Ipv6Addr` and `anyOf [ipv4, ipv6]` is
+//! `::std::net::IpAddr`. A format string with a `pattern` or length limits
+//! stays a `String` (the typed value's serde output might not match them).
+//! `date-time` is `FixedOffset`, not `Utc`: both parse any RFC 3339 offset,
+//! but `DateTime<Utc>` converts to UTC and writes `Z`, so a value received
+//! with `+02:00` would be sent back with another text; `FixedOffset` keeps
+//! the offset it was given (equality still compares instants).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -76,10 +91,112 @@ pub enum StubTypeError {
     },
 }
 
-/// Generates Rust definitions for every schema of contract `contract_id`.
+/// Which well-known Rust types format-annotated strings map to (the
+/// inverse of `schema/known.rs`). Every option is off by default: the
+/// format's value is then a `String`. The crate a type names must be a
+/// dependency of the crate that compiles the generated code (the code names
+/// it with a leading `::`); `net` needs none (`std::net`) but is opt-in too,
+/// so that existing stubs keep their types.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Formats {
+    /// `uuid` → `::uuid::Uuid`.
+    pub uuid: bool,
+    /// `date-time` → `::chrono::DateTime<::chrono::FixedOffset>`, `date` →
+    /// `::chrono::NaiveDate`.
+    pub chrono: bool,
+    /// `uri` → `::url::Url`.
+    pub url: bool,
+    /// `ipv4` → `::std::net::Ipv4Addr`, `ipv6` → `::std::net::Ipv6Addr`,
+    /// `anyOf [ipv4, ipv6]` → `::std::net::IpAddr`.
+    pub net: bool,
+}
+
+impl Formats {
+    /// Every option on.
+    pub fn all() -> Self {
+        Formats {
+            uuid: true,
+            chrono: true,
+            url: true,
+            net: true,
+        }
+    }
+
+    /// The names of the options that are on (`uuid`, `chrono`, `url`, `net`).
+    pub fn enabled(&self) -> Vec<&'static str> {
+        [
+            ("uuid", self.uuid),
+            ("chrono", self.chrono),
+            ("url", self.url),
+            ("net", self.net),
+        ]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| name)
+        .collect()
+    }
+
+    /// The Rust type (and a variant name for untagged unions) of a schema
+    /// node that an enabled option maps, if any.
+    fn typed(&self, json: &Json) -> Option<(TokenStream, &'static str)> {
+        if self.net
+            && let Some(map) = json.as_object()
+            && significant_keys(map).eq(["anyOf"])
+            && let Some([v4, v6]) = map.get("anyOf").and_then(Json::as_array)
+            && string_format(v4) == Some("ipv4")
+            && string_format(v6) == Some("ipv6")
+        {
+            return Some((quote!(::std::net::IpAddr), "IpAddr"));
+        }
+        Some(match string_format(json)? {
+            "uuid" if self.uuid => (quote!(::uuid::Uuid), "Uuid"),
+            "date-time" if self.chrono => (
+                quote!(::chrono::DateTime<::chrono::FixedOffset>),
+                "DateTime",
+            ),
+            "date" if self.chrono => (quote!(::chrono::NaiveDate), "Date"),
+            "uri" if self.url => (quote!(::url::Url), "Url"),
+            "ipv4" if self.net => (quote!(::std::net::Ipv4Addr), "Ipv4"),
+            "ipv6" if self.net => (quote!(::std::net::Ipv6Addr), "Ipv6"),
+            _ => return None,
+        })
+    }
+}
+
+/// The keys of a schema object that are not annotations.
+fn significant_keys(map: &Object) -> impl Iterator<Item = &str> {
+    map.keys()
+        .map(String::as_str)
+        .filter(|k| !ANNOTATIONS.contains(k))
+}
+
+/// The format of a schema that is exactly `{"type": "string", "format": ..}`
+/// (plus annotations).
+fn string_format(json: &Json) -> Option<&str> {
+    let map = json.as_object()?;
+    if significant_keys(map).count() != 2
+        || map.get("type").and_then(Json::as_str) != Some("string")
+    {
+        return None;
+    }
+    map.get("format").and_then(Json::as_str)
+}
+
+/// Generates Rust definitions for every schema of contract `contract_id`,
+/// format-annotated strings as `String`.
 pub fn rust_types(
     contract_id: &str,
     schemas: &BTreeMap<String, Json>,
+) -> Result<RustTypes, StubTypeError> {
+    rust_types_with(contract_id, schemas, Formats::default())
+}
+
+/// [`rust_types`] with the typed formats `formats` enables.
+pub fn rust_types_with(
+    contract_id: &str,
+    schemas: &BTreeMap<String, Json>,
+    formats: Formats,
 ) -> Result<RustTypes, StubTypeError> {
     let mut taken: BTreeSet<String> = RESERVED.iter().map(|s| (*s).to_owned()).collect();
     // Names that are plain Rust type names are kept; others (`Files.Page`,
@@ -110,6 +227,7 @@ pub fn rust_types(
     for (_, ident, schema) in &top {
         if let Ok(kind) = classify(schema)
             && kind.needs_own_type()
+            && formats.typed(schema).is_none()
         {
             top_by_shape
                 .entry(schema.to_canonical_string())
@@ -119,6 +237,7 @@ pub fn rust_types(
 
     let mut cx = Gen {
         contract: contract_id,
+        formats,
         schema: String::new(),
         top_by_shape,
         grant: crate::schema::receive_grant_schema().to_canonical_string(),
@@ -669,6 +788,8 @@ fn derives() -> TokenStream {
 
 struct Gen<'a> {
     contract: &'a str,
+    /// Which format-annotated strings get a well-known Rust type.
+    formats: Formats,
     /// The top-level schema being generated (for errors).
     schema: String,
     /// Canonical text of top-level schemas that need their own type -> Rust name.
@@ -724,6 +845,9 @@ impl Gen<'_> {
         path: &str,
         hint: &str,
     ) -> Result<TokenStream, StubTypeError> {
+        if let Some((ty, _)) = self.formats.typed(json) {
+            return Ok(ty);
+        }
         Ok(match self.classify(json, path)? {
             Kind::Any => quote!(::serde_json::Value),
             Kind::Null => quote!(()),
@@ -750,10 +874,12 @@ impl Gen<'_> {
             Kind::Array { items, unique, len } => {
                 let items_path = format!("{path}/items");
                 if unique {
-                    let ordered = matches!(
-                        self.classify(items, &items_path)?,
-                        Kind::Bool | Kind::Integer(_) | Kind::String | Kind::Char
-                    );
+                    // Every typed format's type is `Ord` too.
+                    let ordered = self.formats.typed(items).is_some()
+                        || matches!(
+                            self.classify(items, &items_path)?,
+                            Kind::Bool | Kind::Integer(_) | Kind::String | Kind::Char
+                        );
                     if !ordered {
                         return Err(self.err(
                             path,
@@ -860,6 +986,9 @@ impl Gen<'_> {
         top: bool,
     ) -> Result<(TokenStream, TokenStream), StubTypeError> {
         let name = unraw(ident);
+        if top && let Some((ty, _)) = self.formats.typed(json) {
+            return Ok((TokenStream::new(), quote!(pub struct #ident(pub #ty);)));
+        }
         match self.classify(json, path)? {
             Kind::Object(shape) => {
                 let fields = self.fields(&shape, path, &name, None, true)?;
@@ -1235,14 +1364,15 @@ impl Gen<'_> {
                 variants.push(quote!(#doc #ident(#ty)));
                 continue;
             };
-            let known = if kind.needs_own_type() {
+            let typed = self.formats.typed(branch).map(|(_, name)| name);
+            let known = if kind.needs_own_type() && typed.is_none() {
                 self.known_name(branch)
             } else {
                 None
             };
             let base = known
                 .clone()
-                .unwrap_or_else(|| kind.variant_name().to_owned());
+                .unwrap_or_else(|| typed.unwrap_or(kind.variant_name()).to_owned());
             let ident = unique_ident(&base, "", &mut used);
             let text = format!(" Branch {i} of the untagged union.");
             let doc = doc(&text);
@@ -1757,6 +1887,80 @@ mod tests {
             ],
         );
         assert!(!pretty.contains("serde_json::Value"), "{pretty}");
+    }
+
+    /// The formats of `schema/known.rs` map back to the types they are
+    /// derived from: deriving schemas from the generated types gives the
+    /// same schemas again.
+    #[test]
+    fn typed_formats_round_trip_through_the_schema_derivation() {
+        let mut schemas = BTreeMap::new();
+        let object = r#"{"type":"object","properties":{
+            "id":{"type":"string","format":"uuid"},
+            "at":{"type":"string","format":"date-time"},
+            "day":{"type":"string","format":"date"},
+            "site":{"type":"string","format":"uri"},
+            "v4":{"type":"string","format":"ipv4"},
+            "v6":{"type":"string","format":"ipv6"},
+            "ip":{"anyOf":[{"type":"string","format":"ipv4"},{"type":"string","format":"ipv6"}]},
+            "ids":{"type":"array","items":{"type":"string","format":"uuid"},"uniqueItems":true},
+            "when":{"anyOf":[{"type":"string","format":"date-time"},{"type":"null"}]},
+            "either":{"anyOf":[{"type":"string","format":"date"},{"type":"integer"}]}
+        },"required":["at","day","either","id","ids","ip","site","v4","v6"]}"#;
+        schemas.insert("Stamp".to_owned(), Json::parse(object).expect("json"));
+        schemas.insert(
+            "Addr".to_owned(),
+            Json::parse(r#"{"anyOf":[{"type":"string","format":"ipv4"},{"type":"string","format":"ipv6"}]}"#)
+                .expect("json"),
+        );
+        let types = rust_types_with("t@v1", &schemas, Formats::all()).expect("types");
+        let file: syn::File = syn::parse2(types.defs).expect("defs parse");
+        let pretty = prettyplease::unparse(&file);
+        assert_contains(
+            &pretty,
+            &[
+                "pub struct Addr(pub ::std::net::IpAddr);",
+                "pub id: ::uuid::Uuid,",
+                "pub at: ::chrono::DateTime<::chrono::FixedOffset>,",
+                "pub day: ::chrono::NaiveDate,",
+                "pub site: ::url::Url,",
+                "pub v4: ::std::net::Ipv4Addr,",
+                "pub v6: ::std::net::Ipv6Addr,",
+                "pub ip: ::std::net::IpAddr,",
+                "pub ids: ::std::collections::BTreeSet<::uuid::Uuid>,",
+                "pub when: Option<::chrono::DateTime<::chrono::FixedOffset>>,",
+                "Date(::chrono::NaiveDate),",
+            ],
+        );
+        let mut derived_types = SchemaTypes::default();
+        for item in file.items {
+            let input: syn::DeriveInput = match item {
+                syn::Item::Struct(s) => s.into(),
+                syn::Item::Enum(e) => e.into(),
+                other => panic!("unexpected item {other:?}"),
+            };
+            derived_types.insert(input.ident.to_string(), input);
+        }
+        let (derived, errors) = derived_types.derive_all();
+        assert!(
+            errors.is_empty(),
+            "{:?}\n{pretty}",
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>()
+        );
+        for (name, schema) in &schemas {
+            assert_eq!(
+                derived[name].to_canonical_string(),
+                client_view(schema).to_canonical_string(),
+                "schema `{name}` does not round-trip\n{pretty}"
+            );
+        }
+        // Without the options, the same schemas are strings.
+        let plain = generate(object);
+        assert!(
+            !plain.contains("::uuid::") && !plain.contains("::chrono::"),
+            "{plain}"
+        );
+        assert_contains(&plain, &["pub id: String,", "pub at: String,"]);
     }
 
     #[test]
