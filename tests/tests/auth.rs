@@ -323,6 +323,21 @@ async fn services_run_with_exactly_their_contracts_permissions() {
 }
 
 /// The reply status of a raw request (`ok` when the header is absent).
+/// Waits until the server has `sub` (a flush only writes the socket):
+/// publishes `probe`, which `sub` matches, and receives it. Providers drop
+/// a probe on a request subject (no reply, no caller key).
+async fn subscribed(client: &async_nats::Client, sub: &mut async_nats::Subscriber, probe: &str) {
+    client
+        .publish(probe.to_owned(), "probe".into())
+        .await
+        .expect("probe");
+    let got = tokio::time::timeout(WAIT, futures::StreamExt::next(sub))
+        .await
+        .expect("the probe arrives")
+        .expect("message");
+    assert_eq!(got.subject.as_str(), probe);
+}
+
 fn status_of(reply: &async_nats::Message) -> (String, String) {
     let status = reply
         .headers
@@ -419,7 +434,7 @@ async fn requests_are_verified_authorized_and_revocable() {
     let operator = stack.server.client().await.expect("operator");
     let alice_inbox = format!("_INBOX.{}.stolen", alice.public_key());
     let mut spied = operator.subscribe(alice_inbox.clone()).await.expect("sub");
-    operator.flush().await.expect("flush");
+    subscribed(&operator, &mut spied, &alice_inbox).await;
     raw.publish_with_reply(mine.clone(), alice_inbox, payload.clone().into())
         .await
         .expect("publish");
@@ -488,7 +503,9 @@ async fn requests_are_verified_authorized_and_revocable() {
         .expect("serve");
     let deletes = trellis::rpc::request_subject("test", "*", documents::ID, "rpc.v1.Files.Delete");
     let mut sniffed = operator.subscribe(deletes).await.expect("sniff");
-    operator.flush().await.expect("flush");
+    let probe =
+        trellis::rpc::request_subject("test", "PROBE", documents::ID, "rpc.v1.Files.Delete");
+    subscribed(&operator, &mut sniffed, &probe).await;
     let key = documents::FileKey {
         key: "a.txt".into(),
     };
