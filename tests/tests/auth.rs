@@ -323,21 +323,6 @@ async fn services_run_with_exactly_their_contracts_permissions() {
 }
 
 /// The reply status of a raw request (`ok` when the header is absent).
-/// Waits until the server has `sub` (a flush only writes the socket):
-/// publishes `probe`, which `sub` matches, and receives it. Providers drop
-/// a probe on a request subject (no reply, no caller key).
-async fn subscribed(client: &async_nats::Client, sub: &mut async_nats::Subscriber, probe: &str) {
-    client
-        .publish(probe.to_owned(), "probe".into())
-        .await
-        .expect("probe");
-    let got = tokio::time::timeout(WAIT, futures::StreamExt::next(sub))
-        .await
-        .expect("the probe arrives")
-        .expect("message");
-    assert_eq!(got.subject.as_str(), probe);
-}
-
 fn status_of(reply: &async_nats::Message) -> (String, String) {
     let status = reply
         .headers

@@ -194,7 +194,12 @@ async fn starts_without_a_reply_subject_create_no_records() {
         .subscribe(format!("{}.>", inbox_prefix(&bob)))
         .await
         .expect("subscribe");
-    admin.flush().await.expect("flush");
+    subscribed(
+        &admin,
+        &mut bobs_inbox,
+        &format!("{}.probe", inbox_prefix(&bob)),
+    )
+    .await;
     let start = |key: String| {
         Bytes::from(serde_json::json!({"key": key, "contentType": "text/plain"}).to_string())
     };
@@ -607,7 +612,7 @@ async fn services_cannot_forge_requests_grants_or_events_through_the_server() {
         .subscribe(alice_request(">"))
         .await
         .expect("subscribe");
-    admin.flush().await.expect("flush");
+    subscribed(&admin, &mut observed, &alice_request("probe")).await;
     inject(
         &as_ledger,
         &ledger_stream,
