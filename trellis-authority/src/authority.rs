@@ -302,8 +302,18 @@ impl Authority {
         if let Some(http) = self.http.take() {
             http.stop().await;
         }
+        self.unsubscribed().await;
         info!(finished, "authority drained");
         finished
+    }
+
+    /// Waits until the server has processed this instance's unsubscribes
+    /// (one round trip on its connection), so no request is routed to a
+    /// subscription that is gone while another instance could answer it.
+    async fn unsubscribed(&self) {
+        if let Err(e) = trellis_runtime::internal::confirm_subscriptions(&self.inner.client).await {
+            warn!(error = %e, "could not confirm the unsubscribes of a stopping authority");
+        }
     }
 
     /// Stops serving and reconciling at once (in-flight requests are
@@ -313,10 +323,19 @@ impl Authority {
         if let Some(server) = self.public_state.take() {
             server.abort();
         }
-        for task in self.tasks.drain(..) {
-            task.abort();
-            let _ = task.await;
+        // The request and callout loops unsubscribe as soon as they see
+        // the stop (a reconcile pass in progress is cut short).
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        for mut task in self.tasks.drain(..) {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                let _ = task.await;
+            }
         }
+        if let Some(api) = self.service_api.take() {
+            api.stop().await;
+        }
+        self.unsubscribed().await;
     }
 }
 
