@@ -278,8 +278,13 @@ async fn a_service_answers_the_service_api_and_serves_its_metrics() {
     assert!(docs.server.shutdown(Duration::from_secs(5)).await);
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     // Once its unsubscriptions reach the server, nothing answers for it.
+    // (Each try waits briefly: one sent before the server processed the
+    // unsubscribes would otherwise wait out the whole request timeout.)
     eventually(WAIT, "documents to leave the service API", || async {
-        match operator.request("$SRV.PING.documents", Bytes::new()).await {
+        let ping = async_nats::Request::new()
+            .payload(Bytes::new())
+            .timeout(Some(Duration::from_millis(500)));
+        match operator.send_request("$SRV.PING.documents", ping).await {
             Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Some(()),
             _ => None,
         }
