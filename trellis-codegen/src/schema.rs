@@ -8,8 +8,8 @@
 //! are part of the digest, and editing a comment must not change it.
 //!
 //! Types from other crates are read by the full path they name (through the
-//! module's own `use`s, [`imports`]): a schema stated with
-//! `#[trellis(schema = ...)]` ([`hatch`]) wins, then the well-known types
+//! module's own `use`s, `imports`): a schema stated with
+//! `#[trellis(schema = ...)]` (`hatch`) wins, then the well-known types
 //! ([`known`]); anything else is an error that shows the attribute to write.
 
 mod hatch;

@@ -668,7 +668,7 @@ impl Manifest {
         (text, crate::digest::digest(&json))
     }
 
-    /// The contract digest (see [`crate::digest`]).
+    /// The contract digest (see [`digest`](fn@crate::digest)).
     pub fn digest(&self) -> String {
         crate::digest::digest(&self.to_json())
     }
