@@ -419,7 +419,11 @@ async fn requests_are_verified_authorized_and_revocable() {
     let operator = stack.server.client().await.expect("operator");
     let alice_inbox = format!("_INBOX.{}.stolen", alice.public_key());
     let mut spied = operator.subscribe(alice_inbox.clone()).await.expect("sub");
-    subscribed(&operator, &mut spied, &alice_inbox).await;
+    // A round trip: the server then has the subscription (a flush only
+    // writes the socket).
+    trellis_runtime::internal::confirm_subscriptions(&operator)
+        .await
+        .expect("the server has the subscription");
     raw.publish_with_reply(mine.clone(), alice_inbox, payload.clone().into())
         .await
         .expect("publish");
@@ -488,9 +492,9 @@ async fn requests_are_verified_authorized_and_revocable() {
         .expect("serve");
     let deletes = trellis::rpc::request_subject("test", "*", documents::ID, "rpc.v1.Files.Delete");
     let mut sniffed = operator.subscribe(deletes).await.expect("sniff");
-    let probe =
-        trellis::rpc::request_subject("test", "PROBE", documents::ID, "rpc.v1.Files.Delete");
-    subscribed(&operator, &mut sniffed, &probe).await;
+    trellis_runtime::internal::confirm_subscriptions(&operator)
+        .await
+        .expect("the server has the subscription");
     let key = documents::FileKey {
         key: "a.txt".into(),
     };

@@ -194,12 +194,10 @@ async fn starts_without_a_reply_subject_create_no_records() {
         .subscribe(format!("{}.>", inbox_prefix(&bob)))
         .await
         .expect("subscribe");
-    subscribed(
-        &admin,
-        &mut bobs_inbox,
-        &format!("{}.probe", inbox_prefix(&bob)),
-    )
-    .await;
+    // A round trip: the server then has the subscription.
+    trellis_runtime::internal::confirm_subscriptions(&admin)
+        .await
+        .expect("the server has the subscription");
     let start = |key: String| {
         Bytes::from(serde_json::json!({"key": key, "contentType": "text/plain"}).to_string())
     };
@@ -612,7 +610,9 @@ async fn services_cannot_forge_requests_grants_or_events_through_the_server() {
         .subscribe(alice_request(">"))
         .await
         .expect("subscribe");
-    subscribed(&admin, &mut observed, &alice_request("probe")).await;
+    trellis_runtime::internal::confirm_subscriptions(&admin)
+        .await
+        .expect("the server has the subscription");
     inject(
         &as_ledger,
         &ledger_stream,

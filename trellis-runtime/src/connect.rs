@@ -489,6 +489,9 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
         .with_timeout(options.request_timeout);
     let mut delay = Duration::from_millis(20);
     let mut auth;
+    // This build's resources, read from its manifest once it is known to
+    // be an earlier build in a rollout.
+    let mut declared: Option<Declared> = None;
     let status = loop {
         // An authority that is briefly away (restarting, electing its
         // bucket's leader) is waited for within the same deadline.
@@ -533,7 +536,7 @@ pub async fn connect<S: Contract>(options: ConnectOptions) -> Result<S, ConnectE
         if earlier {
             // An earlier build waits only for the resources it declares
             // (the accepted build may add one that is still failing).
-            let ours = Declared::of(S::MANIFEST_JSON);
+            let ours = declared.get_or_insert_with(|| Declared::of(S::MANIFEST_JSON));
             missing.retain(|u| ours.covers(u));
         }
         match reply.status {

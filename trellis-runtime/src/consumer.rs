@@ -448,7 +448,7 @@ where
     );
     // The handler continues the publisher's trace.
     let (span, trace) = crate::trace::TraceContext::receive(
-        "trellis.consume",
+        crate::trace::Hop::Consume,
         &consumed.name,
         acker.message.headers.as_ref(),
     );

@@ -204,7 +204,11 @@ impl<T: Serialize> EventPublisher<T> {
         headers.insert(EVENT_ID_HEADER, id.as_str());
         headers.insert("Nats-Msg-Id", id.as_str());
         headers.insert(EVENT_TIME_HEADER, crate::wire::ids::now_ms().to_string());
-        let span = crate::trace::TraceContext::send("trellis.event", self.spec.name, &mut headers);
+        let span = crate::trace::TraceContext::send(
+            crate::trace::Hop::Event,
+            self.spec.name,
+            &mut headers,
+        );
         self.runtime.sign_event(&subject, &payload, &mut headers);
         let nats = |e: &dyn std::fmt::Display| EventError::Nats {
             event: self.spec.name.to_owned(),

@@ -477,7 +477,7 @@ impl RpcClient {
         let rpc = || name.to_owned();
         let subject = self.runtime.request_subject(subject);
         self.runtime.identify(&mut headers, identify);
-        let span = crate::trace::TraceContext::send("trellis.call", name, &mut headers);
+        let span = crate::trace::TraceContext::send(crate::trace::Hop::Call, name, &mut headers);
         let request = async_nats::Request::new()
             .payload(payload)
             .timeout(Some(timeout))

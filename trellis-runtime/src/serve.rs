@@ -239,7 +239,7 @@ pub async fn serve(
                 };
                 // The handler continues the caller's trace.
                 let (span, trace) =
-                    TraceContext::receive("trellis.rpc", name, message.headers.as_ref());
+                    TraceContext::receive(crate::trace::Hop::Rpc, name, message.headers.as_ref());
                 let work = handler(Caller::new(principal), message.payload);
                 let mut pending =
                     Box::pin(tracing::Instrument::instrument(trace.scope(work), span));

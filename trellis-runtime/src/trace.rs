@@ -156,15 +156,11 @@ impl TraceContext {
             .and_then(|v| TraceContext::parse(v.as_str()))
     }
 
-    /// Opens an outgoing hop (a call, an event, a redemption) named `name`
-    /// for `what`: its span continues the current work's trace (or starts
-    /// one), and `headers` get its `traceparent`.
-    pub(crate) fn send(name: &'static str, what: &str, headers: &mut HeaderMap) -> tracing::Span {
-        let parent = TraceContext::current();
-        let span = hop_span(name, what);
-        let context = bridge::adopt(&span, parent.as_ref())
-            .unwrap_or_else(|| parent.map_or_else(TraceContext::root, |p| p.child()));
-        record(&span, &context, parent.as_ref());
+    /// Opens an outgoing hop (a call, an event, a redemption) for `what`:
+    /// its span continues the current work's trace (or starts one), and
+    /// `headers` get its `traceparent`.
+    pub(crate) fn send(hop: Hop, what: &str, headers: &mut HeaderMap) -> tracing::Span {
+        let (span, context) = open(hop, what, TraceContext::current());
         headers.insert(TRACEPARENT, context.header().as_str());
         span
     }
@@ -174,59 +170,61 @@ impl TraceContext {
     /// starts one); run the work in the returned context's
     /// [`scope`](TraceContext::scope).
     pub(crate) fn receive(
-        name: &'static str,
+        hop: Hop,
         what: &str,
         headers: Option<&HeaderMap>,
     ) -> (tracing::Span, TraceContext) {
-        let parent = TraceContext::of_headers(headers);
-        let span = hop_span(name, what);
-        let context = bridge::adopt(&span, parent.as_ref())
-            .unwrap_or_else(|| parent.map_or_else(TraceContext::root, |p| p.child()));
-        record(&span, &context, parent.as_ref());
-        (span, context)
+        open(hop, what, TraceContext::of_headers(headers))
     }
 }
 
-/// A hop's span; its ids are recorded once known.
-fn hop_span(name: &'static str, what: &str) -> tracing::Span {
+/// The kinds of hop, each with its span name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hop {
+    /// A request sent (`trellis.call`).
+    Call,
+    /// An RPC handled (`trellis.rpc`).
+    Rpc,
+    /// An operation started and run (`trellis.operation`).
+    Operation,
+    /// An event published (`trellis.event`).
+    Event,
+    /// A durable-consumer delivery handled (`trellis.consume`).
+    Consume,
+}
+
+/// The span of a hop continuing `parent` (or a new trace), and the context
+/// it propagates.
+fn open(hop: Hop, what: &str, parent: Option<TraceContext>) -> (tracing::Span, TraceContext) {
+    let span = hop_span(hop, what);
+    let context = bridge::adopt(&span, parent.as_ref())
+        .unwrap_or_else(|| parent.map_or_else(TraceContext::root, |p| p.child()));
+    record(&span, &context, parent.as_ref());
+    (span, context)
+}
+
+/// A hop's span; its ids are recorded once known. (`tracing` needs each
+/// span name as a literal.)
+fn hop_span(hop: Hop, what: &str) -> tracing::Span {
     use tracing::field::Empty;
-    match name {
-        "trellis.call" => tracing::info_span!(
-            "trellis.call",
-            what,
-            trace_id = Empty,
-            span_id = Empty,
-            parent_id = Empty
-        ),
-        "trellis.rpc" => tracing::info_span!(
-            "trellis.rpc",
-            what,
-            trace_id = Empty,
-            span_id = Empty,
-            parent_id = Empty
-        ),
-        "trellis.operation" => tracing::info_span!(
-            "trellis.operation",
-            what,
-            trace_id = Empty,
-            span_id = Empty,
-            parent_id = Empty,
-            operation_id = Empty
-        ),
-        "trellis.event" => tracing::info_span!(
-            "trellis.event",
-            what,
-            trace_id = Empty,
-            span_id = Empty,
-            parent_id = Empty
-        ),
-        _ => tracing::info_span!(
-            "trellis.consume",
-            what,
-            trace_id = Empty,
-            span_id = Empty,
-            parent_id = Empty
-        ),
+    macro_rules! span {
+        ($name:literal $(, $extra:ident)*) => {
+            tracing::info_span!(
+                $name,
+                what,
+                trace_id = Empty,
+                span_id = Empty,
+                parent_id = Empty
+                $(, $extra = Empty)*
+            )
+        };
+    }
+    match hop {
+        Hop::Call => span!("trellis.call"),
+        Hop::Rpc => span!("trellis.rpc"),
+        Hop::Operation => span!("trellis.operation", operation_id),
+        Hop::Event => span!("trellis.event"),
+        Hop::Consume => span!("trellis.consume"),
     }
 }
 
@@ -330,17 +328,17 @@ mod tests {
         let root = TraceContext::root();
         let mut headers = HeaderMap::new();
         root.scope(async {
-            TraceContext::send("trellis.call", "X", &mut headers);
+            TraceContext::send(Hop::Call, "X", &mut headers);
         })
         .await;
         let sent = TraceContext::of_headers(Some(&headers)).expect("traceparent");
         assert_eq!(sent.trace_id(), root.trace_id());
         assert_ne!(sent.span_id(), root.span_id());
-        let (_, received) = TraceContext::receive("trellis.rpc", "X", Some(&headers));
+        let (_, received) = TraceContext::receive(Hop::Rpc, "X", Some(&headers));
         assert_eq!(received.trace_id(), root.trace_id());
         assert_ne!(received.span_id(), sent.span_id());
         let mut fresh = HeaderMap::new();
-        TraceContext::send("trellis.call", "X", &mut fresh);
+        TraceContext::send(Hop::Call, "X", &mut fresh);
         let fresh = TraceContext::of_headers(Some(&fresh)).expect("traceparent");
         assert_ne!(fresh.trace_id(), root.trace_id());
     }

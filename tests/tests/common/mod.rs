@@ -500,22 +500,3 @@ pub async fn upload(
         other => panic!("upload {key} ended {other:?}"),
     }
 }
-
-/// Waits until the server has `sub` (a flush only writes the socket):
-/// publishes `probe`, which `sub` matches, and receives it. Providers drop
-/// a probe on a request subject (no reply, no caller key).
-pub async fn subscribed(
-    client: &async_nats::Client,
-    sub: &mut async_nats::Subscriber,
-    probe: &str,
-) {
-    client
-        .publish(probe.to_owned(), "probe".into())
-        .await
-        .expect("probe");
-    let got = tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(sub))
-        .await
-        .expect("the probe arrives")
-        .expect("message");
-    assert_eq!(got.subject.as_str(), probe);
-}

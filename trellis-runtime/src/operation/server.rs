@@ -591,7 +591,7 @@ async fn handle_start(
     call: Call,
 ) {
     let (span, trace) = crate::trace::TraceContext::receive(
-        "trellis.operation",
+        crate::trace::Hop::Operation,
         &spec.name,
         message.headers.as_ref(),
     );

@@ -518,7 +518,11 @@ impl Download {
         let subject = self.runtime.request_subject(RECEIVE_SUBJECT);
         let mut headers = HeaderMap::new();
         self.runtime.identify(&mut headers, true);
-        let _span = crate::trace::TraceContext::send("trellis.call", RECEIVE_SUBJECT, &mut headers);
+        let _span = crate::trace::TraceContext::send(
+            crate::trace::Hop::Call,
+            RECEIVE_SUBJECT,
+            &mut headers,
+        );
         client
             .publish_with_reply_and_headers(subject, inbox, headers, payload.into())
             .await
