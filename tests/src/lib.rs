@@ -1,5 +1,8 @@
 //! Workspace-level tests live in `tests/`. This library holds the contracts
-//! shared by the integration tests and the fault-test processes in `src/bin`.
+//! shared by the integration tests and the fault-test processes in `src/bin`,
+//! and the shared schema types of `shared`.
+
+pub mod shared;
 
 /// A ledger contract with one event and two durable consumer groups over
 /// it, used by the consumer tests.

@@ -140,6 +140,9 @@ impl Builder {
                 return Err(BuildError::NoContract(path));
             }
             for contract in contracts {
+                for shared in &contract.schema_files {
+                    println!("cargo:rerun-if-changed={}", shared.display());
+                }
                 let (json, digest) = contract.manifest.canonical_and_digest();
                 let name = format!("{}.json", contract.manifest.id);
                 let committed = crate_dir.join("contracts").join(&name);

@@ -13,6 +13,9 @@ pub(crate) struct RpcModel {
     pub name: String,
     pub subject: String,
     pub input: TokenStream,
+    /// No declared input: the accessor takes none and sends
+    /// `trellis::Empty`.
+    pub no_input: bool,
     pub output: TokenStream,
     pub error: Option<TokenStream>,
     /// A receive-transfer RPC (its handler sees the caller).
@@ -340,8 +343,15 @@ pub(crate) fn accessors(
         let ident = marker(&r.name);
         let s = quote!(#surface::rpc::#ident);
         let docs = &r.docs;
-        rpc.method(
-            &group,
+        let method = if r.no_input {
+            quote! {
+                #docs
+                pub async fn #leaf(&self) -> <#s as ::trellis::__private::RpcSurface>::Reply {
+                    <#s as ::trellis::__private::RpcSurface>::call(&self.inner, &::trellis::Empty {})
+                        .await
+                }
+            }
+        } else {
             quote! {
                 #docs
                 pub async fn #leaf(
@@ -350,8 +360,9 @@ pub(crate) fn accessors(
                 ) -> <#s as ::trellis::__private::RpcSurface>::Reply {
                     <#s as ::trellis::__private::RpcSurface>::call(&self.inner, input).await
                 }
-            },
-        );
+            }
+        };
+        rpc.method(&group, method);
     }
     let mut ops = Groups::new();
     for o in &m.operations {

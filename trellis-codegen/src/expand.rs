@@ -33,6 +33,49 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// Expands `#[trellis::schema]` on a module of shared serde types: checks
+/// that every concrete type has a schema (errors at the offending token),
+/// removes `#[trellis(schema = ...)]` attributes and otherwise leaves the
+/// module as written. Contracts name its file with `schemas = "..."`.
+pub fn expand_schema(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut module: syn::ItemMod = match syn::parse2(item) {
+        Ok(m) => m,
+        Err(e) => {
+            let mut err = syn::Error::new(
+                e.span(),
+                "#[trellis::schema] goes on an inline module of serde types: `pub mod shared { ... }`",
+            );
+            err.combine(e);
+            return err.to_compile_error();
+        }
+    };
+    let mut errors = TokenStream::new();
+    if !args.is_empty() {
+        errors.extend(
+            syn::Error::new_spanned(&args, "#[trellis::schema] takes no arguments")
+                .to_compile_error(),
+        );
+    }
+    let Some((_, items)) = &mut module.content else {
+        let e = syn::Error::new(
+            module.ident.span(),
+            "a shared schema module must be inline: write `mod name { ... }`, not `mod name;`",
+        );
+        return e.to_compile_error();
+    };
+    let (types, use_errors) = crate::schema::module_types(items);
+    let (_, derive_errors) = types.derive_all();
+    for e in use_errors
+        .into_iter()
+        .chain(derive_errors)
+        .chain(crate::schema::misplaced_hatches(items))
+    {
+        errors.extend(e.to_compile_error());
+    }
+    crate::schema::strip_hatches(items);
+    quote! { #errors #module }
+}
+
 /// The module as written, minus DSL attributes and body-less declarations,
 /// so author code that uses its schema types does not drown the real error
 /// in follow-up "unresolved" errors.
@@ -134,12 +177,20 @@ fn generate(c: &Contract) -> TokenStream {
     let rpc = rpc_surface(c);
     let (event_defs, event_publishers) = event_surface(c);
     let (peer_defs, uses_init, consumers_init) = peers(c);
+    // Cargo rebuilds the contract when a shared schema file it read changes.
+    let tracked = c.schema_files.iter().map(|path| {
+        let path = path.display().to_string();
+        quote!(
+            const _: &[u8] = ::core::include_bytes!(#path);
+        )
+    });
 
     quote! {
         #(#attrs)*
         #[doc = #docs]
         #vis mod #ident {
             #(#items)*
+            #(#tracked)*
 
             #rpc
 
@@ -279,6 +330,28 @@ fn event_surface(c: &Contract) -> (TokenStream, TokenStream) {
     (defs, quote! { Events { #pub_inits } })
 }
 
+/// The Rust input type of a surface: the declared one, or `trellis::Empty`.
+fn input_type(input: &Option<syn::Type>) -> TokenStream {
+    match input {
+        Some(ty) => quote!(#ty),
+        None => quote!(::trellis::Empty),
+    }
+}
+
+/// How a handler takes its input: (trait parameter, call argument, the
+/// registration closure's parameter). Without a declared input the handler
+/// has no parameter and the closure discards the decoded `trellis::Empty`.
+fn surface_input(input: &Option<syn::Type>) -> (TokenStream, TokenStream, TokenStream) {
+    match input {
+        Some(ty) => (quote!(input: #ty,), quote!(input,), quote!(input: #ty)),
+        None => (
+            TokenStream::new(),
+            TokenStream::new(),
+            quote!(_: ::trellis::Empty),
+        ),
+    }
+}
+
 /// The caller-side model of a contract module's own surfaces.
 fn client_model(c: &Contract) -> crate::client::ClientModel {
     use crate::client::{ClientModel, EventModel, OperationModel, RpcModel};
@@ -287,11 +360,12 @@ fn client_model(c: &Contract) -> crate::client::ClientModel {
         let Some(method) = c.manifest.rpc.get(&rpc.name) else {
             continue;
         };
-        let (input, output, docs) = (&rpc.input, &rpc.output, &rpc.docs);
+        let (input, output, docs) = (input_type(&rpc.input), &rpc.output, &rpc.docs);
         m.rpcs.push(RpcModel {
             name: rpc.name.clone(),
             subject: method.subject.clone(),
-            input: quote!(#input),
+            no_input: rpc.input.is_none(),
+            input,
             output: quote!(#output),
             error: rpc.error.as_ref().map(|e| quote!(#e)),
             receive: method.transfer.is_some(),
@@ -302,11 +376,11 @@ fn client_model(c: &Contract) -> crate::client::ClientModel {
         let Some(spec) = c.manifest.operations.get(&op.name) else {
             continue;
         };
-        let (input, output) = (&op.input, &op.output);
+        let (input, output) = (input_type(&op.input), &op.output);
         m.operations.push(OperationModel {
             name: op.name.clone(),
             subject: spec.subject.clone(),
-            input: quote!(#input),
+            input,
             output: quote!(#output),
             progress: match &op.progress {
                 Some(p) => quote!(#p),
@@ -342,10 +416,11 @@ fn rpc_surface(c: &Contract) -> TokenStream {
         let name = &rpc.name;
         let subject = &method.subject;
         let f = &rpc.ident;
-        let input = &rpc.input;
         let output = &rpc.output;
         let docs = &rpc.docs;
         let receive = method.transfer.is_some();
+        // A declaration without input gets a handler without the parameter.
+        let (input_param, input_arg, closure_input) = surface_input(&rpc.input);
         let call = capabilities(method.capabilities.as_ref().and_then(|c| c.call.as_ref()));
         let spec = quote! {
             ::trellis::__private::RpcSpec { name: #name, subject: #subject, call: #call }
@@ -366,23 +441,23 @@ fn rpc_surface(c: &Contract) -> TokenStream {
         let (grants_param, grants_doc, register, params, capture, grants_let, grants_arg) =
             if receive {
                 (
-                    quote!(, grants: ::trellis::Grants),
+                    quote!(grants: ::trellis::Grants),
                     quote! {
                         ///
                         /// `grants` issues receive grants bound to this caller.
                     },
                     quote!(add_with_caller),
-                    quote!(caller: ::trellis::Caller, input: #input),
+                    quote!(caller: ::trellis::Caller, #closure_input),
                     quote!(let runtime = self.__runtime.clone();),
                     quote!(let grants = ::trellis::Grants::new(runtime.clone(), &caller);),
-                    quote!(, grants),
+                    quote!(grants),
                 )
             } else {
                 (
                     TokenStream::new(),
                     TokenStream::new(),
                     quote!(add),
-                    quote!(input: #input),
+                    quote!(#closure_input),
                     TokenStream::new(),
                     TokenStream::new(),
                     TokenStream::new(),
@@ -391,7 +466,7 @@ fn rpc_surface(c: &Contract) -> TokenStream {
         trait_fns.extend(quote! {
             #(#docs)*
             #grants_doc
-            fn #f(&self, input: #input #grants_param) -> impl ::core::future::Future<
+            fn #f(&self, #input_param #grants_param) -> impl ::core::future::Future<
                 Output = #returns,
             > + ::core::marker::Send;
         });
@@ -402,7 +477,7 @@ fn rpc_surface(c: &Contract) -> TokenStream {
                 let handlers = handlers.clone();
                 #grants_let
                 async move {
-                    let value = handlers.#f(input #grants_arg).await;
+                    let value = handlers.#f(#input_arg #grants_arg).await;
                     #outcome
                 }
             });
@@ -414,7 +489,7 @@ fn rpc_surface(c: &Contract) -> TokenStream {
         };
         let name = &op.name;
         let f = &op.ident;
-        let input = &op.input;
+        let (input_param, input_arg, closure_input) = surface_input(&op.input);
         let output = &op.output;
         let docs = &op.docs;
         let progress = match &op.progress {
@@ -445,7 +520,7 @@ fn rpc_surface(c: &Contract) -> TokenStream {
             fn #f(
                 &self,
                 op: ::trellis::OperationContext<#progress>,
-                input: #input,
+                #input_param
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<#output, ::trellis::OperationFailure>,
             > + ::core::marker::Send;
@@ -455,9 +530,9 @@ fn rpc_surface(c: &Contract) -> TokenStream {
             endpoints.add_operation(
                 #op_spec,
                 #store,
-                move |op: ::trellis::OperationContext<#progress>, input: #input| {
+                move |op: ::trellis::OperationContext<#progress>, #closure_input| {
                     let handlers = handlers.clone();
-                    async move { handlers.#f(op, input).await }
+                    async move { handlers.#f(op, #input_arg).await }
                 },
             );
         }});
@@ -597,6 +672,7 @@ fn peers(c: &Contract) -> (TokenStream, TokenStream, TokenStream) {
                     name,
                     subject: String::new(),
                     input: empty(),
+                    no_input: false,
                     output: empty(),
                     error: None,
                     receive: false,

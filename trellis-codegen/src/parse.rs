@@ -17,7 +17,7 @@ use syn::{Ident, LitStr, Token};
 
 use crate::args::{Arg, Args, attr_name, parse_attr_args};
 use crate::errors::Errors;
-use crate::schema::{SchemaTypes, misplaced_hatches, strip_hatches};
+use crate::schema::{SchemaTypes, has_serde_derives, misplaced_hatches, strip_hatches};
 use trellis_manifest::manifest::*;
 use trellis_manifest::names;
 
@@ -89,10 +89,11 @@ pub struct SurfaceDecl {
     pub name: String,
     /// The declaring function's identifier.
     pub ident: Ident,
-    /// Input type name.
-    pub input: Ident,
-    /// Output type name.
-    pub output: Ident,
+    /// Input type (`None`: the declaration takes no input, and callers
+    /// send `trellis::Empty`).
+    pub input: Option<syn::Type>,
+    /// Output type.
+    pub output: syn::Type,
     /// Declared error type.
     pub error: Option<Ident>,
     /// Progress type (operations).
@@ -156,6 +157,9 @@ pub struct Contract {
     pub uses: Vec<UseDecl>,
     /// Event consumer groups (group name, ident).
     pub consumers: Vec<(String, Ident)>,
+    /// Shared schema files the contract reads (`schemas = "..."`), so the
+    /// expansion and `build.rs` can track them.
+    pub schema_files: Vec<std::path::PathBuf>,
 }
 
 const DSL_ATTRS: &[&str] = &[
@@ -249,25 +253,6 @@ fn doc_attrs(attrs: &[syn::Attribute]) -> Vec<syn::Attribute> {
         .collect()
 }
 
-fn has_serde_derives(attrs: &[syn::Attribute]) -> (bool, bool) {
-    let mut ser = false;
-    let mut de = false;
-    for attr in attrs.iter().filter(|a| a.path().is_ident("derive")) {
-        let _ = attr.parse_nested_meta(|meta| {
-            if let Some(last) = meta.path.segments.last() {
-                if last.ident == "Serialize" {
-                    ser = true;
-                }
-                if last.ident == "Deserialize" {
-                    de = true;
-                }
-            }
-            Ok(())
-        });
-    }
-    (ser, de)
-}
-
 /// Arguments of `#[trellis::contract(...)]`.
 pub struct ContractArgs {
     args: Vec<Arg>,
@@ -305,13 +290,14 @@ pub fn parse_contract(args: ContractArgs, module: &syn::ItemMod) -> syn::Result<
     let mut a = Args::new(
         "#[trellis::contract(...)]",
         args.span,
-        &["id", "display_name", "description"],
+        &["id", "display_name", "description", "schemas"],
         args.args,
         &mut errors,
     );
     let id = a.str("id");
     let display_name = a.str("display_name");
     let description = a.str("description");
+    let schemas_file = a.str("schemas");
     a.finish();
 
     let mut spans = SpanMap::default();
@@ -414,6 +400,30 @@ pub fn parse_contract(args: ContractArgs, module: &syn::ItemMod) -> syn::Result<
 
     // Pass 1: names that other declarations refer to.
     let mut schema_types = SchemaTypes::default();
+    let mut schema_files = Vec::new();
+    if let Some(lit) = &schemas_file {
+        match crate::schema::locate_library(&lit.value()) {
+            None => p.errors.at(
+                lit.span(),
+                "`schemas = \"...\"` is relative to the crate root, but CARGO_MANIFEST_DIR is \
+                 not set; build with Cargo",
+            ),
+            Some(path) => match crate::schema::load_library(&path) {
+                Ok(library) => {
+                    schema_types.set_library(library);
+                    schema_files.push(path);
+                }
+                Err(why) => p.errors.at(
+                    lit.span(),
+                    format!(
+                        "shared schema file `{}` ({}): {why}",
+                        lit.value(),
+                        path.display()
+                    ),
+                ),
+            },
+        }
+    }
     for item in content {
         p.collect_names(item, &mut schema_types);
     }
@@ -443,6 +453,7 @@ pub fn parse_contract(args: ContractArgs, module: &syn::ItemMod) -> syn::Result<
         events: Vec::new(),
         uses: Vec::new(),
         consumers: Vec::new(),
+        schema_files,
     };
     let mut uses = UsesGrouped::default();
     let mut resources = Resources::default();
@@ -590,7 +601,7 @@ impl Parser {
                 out.items
                     .push(syn::Item::Const(strip_dsl(c.clone(), |c| &mut c.attrs)));
             }
-            syn::Item::Verbatim(tokens) => self.verbatim(tokens, out),
+            syn::Item::Verbatim(tokens) => self.verbatim(tokens, out, schema_types),
             syn::Item::Fn(f) => {
                 if f.attrs.iter().any(is_dsl_attr) {
                     self.errors.at(
@@ -692,7 +703,7 @@ impl Parser {
                     ),
                 );
             }
-            "kv" => self.kv(attr, s, out, resources),
+            "kv" => self.kv(attr, s, out, resources, schema_types),
             "store" => self.store(attr, s, out, resources),
             "uses" => self.uses(attr, s, out, uses),
             "event_consumer" => self.consumer(attr, s, out),
@@ -771,6 +782,7 @@ impl Parser {
         s: &syn::ItemStruct,
         out: &mut Contract,
         resources: &mut Resources,
+        types: &SchemaTypes,
     ) {
         let ident = &s.ident;
         let Some(mut a) = self.args(
@@ -847,12 +859,23 @@ impl Parser {
         let (Some(purpose), Some(schema)) = (purpose, schema) else {
             return;
         };
+        // A type of a shared schema module gets its named schema here; a
+        // name of this module's is already in `schemas`.
+        let schema_name = if types.is_shared(&schema) {
+            let ty: syn::Type = syn::parse_quote!(#schema);
+            match self.surface_schema(Some(&ty), schema.span(), types, &mut out.manifest) {
+                Some(name) => name,
+                None => return,
+            }
+        } else {
+            schema.to_string()
+        };
         let required = required.map(|(b, _)| b).unwrap_or(true);
         resources.kv.insert(
             alias.clone(),
             KvResource {
                 purpose: purpose.value(),
-                schema: SchemaRef::new(schema.to_string()),
+                schema: SchemaRef::new(schema_name),
                 required: Some(required),
                 history: Some(history.map(|(n, _)| n).unwrap_or(1)),
                 ttl_ms: Some(ttl.map(|(n, _)| n).unwrap_or(0)),
@@ -1047,7 +1070,7 @@ impl Parser {
         );
     }
 
-    fn verbatim(&mut self, tokens: &TokenStream, out: &mut Contract) {
+    fn verbatim(&mut self, tokens: &TokenStream, out: &mut Contract, types: &SchemaTypes) {
         let f: syn::ForeignItemFn = match syn::parse2(tokens.clone()) {
             Ok(f) => f,
             Err(_) => {
@@ -1067,8 +1090,8 @@ impl Parser {
             return;
         };
         match dsl_attr_name(attr).as_deref() {
-            Some("rpc") => self.rpc(attr, &f, out),
-            Some("operation") => self.operation(attr, &f, out),
+            Some("rpc") => self.rpc(attr, &f, out, types),
+            Some("operation") => self.operation(attr, &f, out, types),
             Some(other) => self.errors.at(
                 attr_span(attr),
                 format!("`#[{other}]` cannot be used on a function; use #[rpc] or #[operation]"),
@@ -1077,12 +1100,13 @@ impl Parser {
         }
     }
 
-    /// Checks `fn name(input: In) -> Out` and returns (input, output, error).
+    /// Checks `fn name(input: In) -> Out` (or `fn name() -> Out`) and
+    /// returns (input, output, error).
     fn signature(
         &mut self,
         f: &syn::ForeignItemFn,
         allow_result: bool,
-    ) -> Option<(Ident, Ident, Option<Ident>)> {
+    ) -> Option<(Option<syn::Type>, syn::Type, Option<Ident>)> {
         let sig = &f.sig;
         if sig.asyncness.is_some() || !sig.generics.params.is_empty() {
             self.errors.at(
@@ -1093,15 +1117,17 @@ impl Parser {
         }
         let inputs: Vec<&syn::FnArg> = sig.inputs.iter().collect();
         let input = match inputs.as_slice() {
-            [syn::FnArg::Typed(pt)] => self.schema_ident(&pt.ty, "input")?,
+            [] => None,
+            [syn::FnArg::Typed(pt)] => Some((*pt.ty).clone()),
             _ => {
                 self.errors.at(
                     sig.inputs
                         .span()
                         .join(sig.ident.span())
                         .unwrap_or(sig.ident.span()),
-                    "declare exactly one input parameter whose type is a schema type, e.g. \
-                     `fn files_list(input: ListRequest) -> FilePage;`",
+                    "declare at most one input parameter, whose type is a schema type \
+                     expression, e.g. `fn files_list(input: ListRequest) -> FilePage;` \
+                     (or none: `fn health() -> Health;`)",
                 );
                 return None;
             }
@@ -1109,7 +1135,8 @@ impl Parser {
         let syn::ReturnType::Type(_, ret) = &sig.output else {
             self.errors.at(
                 sig.ident.span(),
-                "declare the output type: `-> Output` (a schema type of this module)",
+                "declare the output type: `-> Output` (a schema type expression such as \
+                 `Task`, `Vec<Task>` or `Page<Task>`; `-> ()` for none)",
             );
             return None;
         };
@@ -1121,8 +1148,8 @@ impl Parser {
                 let ok = match &last.arguments {
                     syn::PathArguments::AngleBracketed(args) => {
                         args.args.iter().find_map(|a| match a {
-                            syn::GenericArgument::Type(syn::Type::Path(t)) => {
-                                t.path.get_ident().map(|i| format!(" (`-> {i}`)"))
+                            syn::GenericArgument::Type(t) => {
+                                Some(format!(" (`-> {}`)", written_type(t)))
                             }
                             _ => None,
                         })
@@ -1155,14 +1182,13 @@ impl Parser {
                 self.errors.at(last.span(), "write `Result<Output, Error>`");
                 return None;
             };
-            let output = self.schema_ident(ok, "output")?;
             let error = self.schema_ident(error, "error")?;
-            return Some((input, output, Some(error)));
+            return Some((input, (*ok).clone(), Some(error)));
         }
-        let output = self.schema_ident(ret, "output")?;
-        Some((input, output, None))
+        Some((input, (**ret).clone(), None))
     }
 
+    /// A declared error type: a schema type of this module, by its name.
     fn schema_ident(&mut self, ty: &syn::Type, role: &str) -> Option<Ident> {
         if let syn::Type::Path(p) = ty
             && p.qself.is_none()
@@ -1173,14 +1199,72 @@ impl Parser {
         self.errors.at(
             ty.span(),
             format!(
-                "the {role} must be a schema type declared in this module (a plain name); \
-                 wrap lists, options and primitives in a struct"
+                "the {role} must be a schema type declared in this module (a plain name): \
+                 its name is the error's `type` on the wire"
             ),
         );
         None
     }
 
-    fn rpc(&mut self, attr: &syn::Attribute, f: &syn::ForeignItemFn, out: &mut Contract) {
+    /// The manifest schema name of a surface's input or output (`None`: no
+    /// input), adding the named schemas it needs to the manifest. Two
+    /// different schemas under one name are an error at `ty`.
+    fn surface_schema(
+        &mut self,
+        ty: Option<&syn::Type>,
+        at: Span,
+        types: &SchemaTypes,
+        manifest: &mut Manifest,
+    ) -> Option<String> {
+        let (name, named) = match ty {
+            None => (
+                crate::schema::EMPTY.to_owned(),
+                BTreeMap::from([(
+                    crate::schema::EMPTY.to_owned(),
+                    crate::schema::empty_schema(),
+                )]),
+            ),
+            Some(ty) => match types.surface_schema(ty) {
+                Ok(found) => found,
+                Err(e) => {
+                    self.errors.push(e);
+                    return None;
+                }
+            },
+        };
+        for (key, schema) in named {
+            match manifest.schemas.get(&key) {
+                Some(existing) if *existing != schema => {
+                    let written = ty
+                        .map(written_type)
+                        .unwrap_or_else(|| "no input".to_owned());
+                    let message = format!(
+                        "`{written}` needs the manifest schema `{key}`, but that name already \
+                         holds a different schema (a schema type of this module, or another \
+                         expression with the same name); rename the schema type `{key}`"
+                    );
+                    match ty {
+                        Some(ty) => self.errors.push(syn::Error::new_spanned(ty, message)),
+                        None => self.errors.at(at, message),
+                    }
+                    return None;
+                }
+                Some(_) => {}
+                None => {
+                    manifest.schemas.insert(key, schema);
+                }
+            }
+        }
+        Some(name)
+    }
+
+    fn rpc(
+        &mut self,
+        attr: &syn::Attribute,
+        f: &syn::ForeignItemFn,
+        out: &mut Contract,
+        types: &SchemaTypes,
+    ) {
         let taken: Vec<String> = out.manifest.rpc.keys().cloned().collect();
         let Some(mut a) = self.args(attr, "rpc", &["capabilities", "transfer"]) else {
             return;
@@ -1230,8 +1314,15 @@ impl Parser {
         let Some((input, output, error)) = self.signature(f, true) else {
             return;
         };
+        let input_at = input.as_ref().map_or(f.sig.ident.span(), |t| t.span());
+        let input_schema = self.surface_schema(input.as_ref(), input_at, types, &mut out.manifest);
+        let output_schema =
+            self.surface_schema(Some(&output), output.span(), types, &mut out.manifest);
+        let (Some(input_schema), Some(output_schema)) = (input_schema, output_schema) else {
+            return;
+        };
         let path = |k: &str| vec!["rpc".to_owned(), name.clone(), k.to_owned()];
-        self.spans.insert(path("input"), input.span());
+        self.spans.insert(path("input"), input_at);
         self.spans.insert(path("output"), output.span());
         let errors = error.as_ref().map(|e| {
             self.spans.insert(path("errors"), e.span());
@@ -1251,8 +1342,8 @@ impl Parser {
             RpcMethod {
                 version: self.version.clone(),
                 subject: format!("rpc.{}.{name}", self.version),
-                input: SchemaRef::new(input.to_string()),
-                output: SchemaRef::new(output.to_string()),
+                input: SchemaRef::new(input_schema),
+                output: SchemaRef::new(output_schema),
                 capabilities: call.map(|call| RpcCapabilities { call: Some(call) }),
                 errors,
                 transfer,
@@ -1271,7 +1362,13 @@ impl Parser {
         });
     }
 
-    fn operation(&mut self, attr: &syn::Attribute, f: &syn::ForeignItemFn, out: &mut Contract) {
+    fn operation(
+        &mut self,
+        attr: &syn::Attribute,
+        f: &syn::ForeignItemFn,
+        out: &mut Contract,
+        types: &SchemaTypes,
+    ) {
         let taken: Vec<String> = out.manifest.operations.keys().cloned().collect();
         let Some(mut a) = self.args(
             attr,
@@ -1321,7 +1418,14 @@ impl Parser {
         let Some((input, output, _)) = self.signature(f, false) else {
             return;
         };
-        self.spans.insert(base("input"), input.span());
+        let input_at = input.as_ref().map_or(f.sig.ident.span(), |t| t.span());
+        let input_schema = self.surface_schema(input.as_ref(), input_at, types, &mut out.manifest);
+        let output_schema =
+            self.surface_schema(Some(&output), output.span(), types, &mut out.manifest);
+        let (Some(input_schema), Some(output_schema)) = (input_schema, output_schema) else {
+            return;
+        };
+        self.spans.insert(base("input"), input_at);
         self.spans.insert(base("output"), output.span());
         if let Some(p) = &progress {
             self.spans.insert(base("progress"), p.span());
@@ -1331,9 +1435,9 @@ impl Parser {
             Operation {
                 version: self.version.clone(),
                 subject: format!("operations.{}.{name}", self.version),
-                input: SchemaRef::new(input.to_string()),
+                input: SchemaRef::new(input_schema),
                 progress: progress.as_ref().map(|p| SchemaRef::new(p.to_string())),
-                output: SchemaRef::new(output.to_string()),
+                output: SchemaRef::new(output_schema),
                 transfer,
                 capabilities,
                 signals: None,
@@ -1777,6 +1881,18 @@ impl Parser {
         );
         out.consumers.push((group, s.ident.clone()));
     }
+}
+
+/// A type as its author wrote it (`Vec<Task>`, not `Vec < Task >`).
+fn written_type(ty: &syn::Type) -> String {
+    quote::ToTokens::to_token_stream(ty)
+        .to_string()
+        .replace(" < ", "<")
+        .replace("< ", "<")
+        .replace(" <", "<")
+        .replace(" >", ">")
+        .replace(" ,", ",")
+        .replace(" :: ", "::")
 }
 
 fn self_surface_name(a: &mut Args<'_>, kind: &str, taken: &[String]) -> Option<(String, Span)> {

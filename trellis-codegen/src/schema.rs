@@ -12,9 +12,11 @@
 //! `#[trellis(schema = ...)]` (`hatch`) wins, then the well-known types
 //! ([`known`]); anything else is an error that shows the attribute to write.
 
+mod generic;
 mod hatch;
 mod imports;
 pub mod known;
+mod library;
 #[cfg(test)]
 mod tests;
 
@@ -26,9 +28,13 @@ use syn::spanned::Spanned as _;
 
 use trellis_manifest::json::{Json, Object};
 
+pub use generic::{EMPTY, empty_schema};
 pub(crate) use hatch::{misplaced as misplaced_hatches, strip as strip_hatches};
 use imports::Imports;
 use known::Mapping;
+pub use library::{
+    has_serde_derives, is_schema_attr, load as load_library, locate as locate_library, module_types,
+};
 
 /// The schema types of a module, by Rust name, and what the module imports.
 #[derive(Default)]
@@ -37,6 +43,16 @@ pub struct SchemaTypes {
     imports: Imports,
     /// Schemas stated once for the module, by full type path.
     stated: BTreeMap<Vec<String>, Json>,
+    /// Shared schema modules this module may name (`schemas = "..."`).
+    library: Library,
+}
+
+/// Shared schema modules (`#[trellis::schema] mod name { ... }`), by module
+/// name. A contract names their types through a path ending in
+/// `<module>::<Type>` (usually via a `use`).
+#[derive(Default)]
+pub struct Library {
+    modules: BTreeMap<String, SchemaTypes>,
 }
 
 impl SchemaTypes {
@@ -73,6 +89,19 @@ impl SchemaTypes {
         Ok(())
     }
 
+    /// Makes the types of shared schema modules nameable from this module.
+    pub fn set_library(&mut self, library: Library) {
+        self.library = library;
+    }
+
+    /// Whether `ident`, as this module imports it, names a type of a shared
+    /// schema module.
+    pub fn is_shared(&self, ident: &syn::Ident) -> bool {
+        let full = self.imports.resolve(&syn::Path::from(ident.clone()));
+        matches!(full.as_slice(), [.., module, item]
+            if self.library.modules.get(module).is_some_and(|m| m.contains(item)))
+    }
+
     /// Whether `name` is a schema type.
     pub fn contains(&self, name: &str) -> bool {
         self.items.contains_key(name)
@@ -83,30 +112,85 @@ impl SchemaTypes {
         self.items.keys()
     }
 
-    /// Derives the schema of every type. Errors are spanned at the offending
-    /// type, field or attribute.
+    /// Derives the schema of every concrete type, and of every instance of a
+    /// generic type (`Page<Task>`) the types use, under its expression name
+    /// (`PageOfTask`). Errors are spanned at the offending type, field or
+    /// attribute.
     pub fn derive_all(&self) -> (BTreeMap<String, Json>, Vec<syn::Error>) {
         let mut out = BTreeMap::new();
+        let mut instances = BTreeMap::new();
         let mut errors = Vec::new();
         for (name, input) in &self.items {
-            let mut cx = Deriver {
-                types: self,
-                stack: vec![name.clone()],
-            };
+            if !input.generics.params.is_empty() {
+                // Derived per instance; only the parameters are checked here.
+                if let Err(e) = generic::type_params(input) {
+                    errors.push(e);
+                }
+                continue;
+            }
+            let mut cx = Deriver::new(self);
+            cx.stack.push(name.clone());
             match cx.container(input) {
                 Ok(schema) => {
                     out.insert(name.clone(), schema);
+                    instances.append(&mut cx.instances);
                 }
                 Err(e) => errors.push(e),
             }
         }
+        for (name, schema) in instances {
+            out.entry(name).or_insert(schema);
+        }
         (out, errors)
+    }
+
+    /// The manifest schema name of a type written at a surface position (an
+    /// RPC or operation input or output), and the named schemas it needs
+    /// beyond the module's declared types: the expression's own (unless it
+    /// is a declared type) and those of the generic instances it uses.
+    pub fn surface_schema(&self, ty: &syn::Type) -> syn::Result<(String, BTreeMap<String, Json>)> {
+        if let syn::Type::Path(p) = ty
+            && p.qself.is_none()
+            && let Some(ident) = p.path.get_ident()
+            && self
+                .items
+                .get(&ident.to_string())
+                .is_some_and(|i| i.generics.params.is_empty())
+        {
+            return Ok((ident.to_string(), BTreeMap::new()));
+        }
+        let mut cx = Deriver::new(self);
+        let schema = cx.type_schema(ty)?;
+        let name = cx.name_of(ty)?;
+        let mut named = cx.instances;
+        named.insert(name.clone(), schema);
+        Ok((name, named))
     }
 }
 
 struct Deriver<'a> {
+    /// The module whose declarations are being read.
     types: &'a SchemaTypes,
+    /// The shared schema modules the contract may name.
+    library: &'a Library,
     stack: Vec<String>,
+    /// Generic instances derived so far, by expression name.
+    instances: BTreeMap<String, Json>,
+    /// The type parameters of the generic being derived: argument name and
+    /// schema.
+    bound: BTreeMap<String, (String, Json)>,
+}
+
+impl<'a> Deriver<'a> {
+    fn new(types: &'a SchemaTypes) -> Self {
+        Deriver {
+            types,
+            library: &types.library,
+            stack: Vec::new(),
+            instances: BTreeMap::new(),
+            bound: BTreeMap::new(),
+        }
+    }
 }
 
 fn err(span: Span, msg: impl std::fmt::Display) -> syn::Error {
@@ -212,7 +296,7 @@ Option<T>, Vec<T>, VecDeque<T>, [T; N], HashSet/BTreeSet<T>, HashMap/BTreeMap<St
 Box/Arc/Rc<T>, serde_json::Value, (), trellis::ReceiveGrant, the schema types declared in \
 this contract module and the well-known types (README: \"Types a contract may use\")";
 
-impl Deriver<'_> {
+impl<'a> Deriver<'a> {
     fn container(&mut self, input: &syn::DeriveInput) -> syn::Result<Json> {
         let cx = Ctxt::new();
         let private = syn::Ident::new("__private", Span::call_site());
@@ -275,13 +359,6 @@ impl Deriver<'_> {
                     .or_else(|| serde_key_span(&input.attrs, "variant_identifier"))
                     .unwrap_or(span),
                 "`#[serde(field_identifier/variant_identifier)]` types are not wire types; remove the attribute",
-            ));
-        }
-        if !input.generics.params.is_empty() {
-            return Err(err(
-                input.generics.span(),
-                "generic schema types are not supported in a contract: a manifest schema must be \
-                 concrete; declare a concrete type per use",
             ));
         }
         Ok(())
@@ -623,6 +700,12 @@ impl Deriver<'_> {
         };
         let name = seg.ident.to_string();
         let args = generic_args(seg);
+        if path.segments.len() == 1
+            && args.is_empty()
+            && let Some((_, schema)) = self.bound.get(&name)
+        {
+            return Ok(schema.clone());
+        }
         let one = |args: &[&syn::Type]| -> syn::Result<syn::Type> {
             args.first()
                 .map(|t| (*t).clone())
@@ -678,6 +761,12 @@ impl Deriver<'_> {
         let full = self.types.imports.resolve(path);
         if let Some(schema) = self.types.stated.get(&full) {
             return Ok(schema.clone());
+        }
+        if let [.., module, item] = full.as_slice()
+            && let Some(home) = self.library.modules.get(module)
+            && home.contains(item)
+        {
+            return self.declared(t, home, item, seg, &args);
         }
         if let Some(row) = known::lookup(&full) {
             return self.well_known(t, row, &args);
@@ -735,10 +824,7 @@ impl Deriver<'_> {
                 }
             }
             _ if path.segments.len() == 1 && self.types.contains(&name) => {
-                if !args.is_empty() {
-                    return Err(err(seg.span(), "schema types are not generic"));
-                }
-                self.named(&name, seg.span())
+                self.declared(t, self.types, &name, seg, &args)
             }
             _ => Err(syn::Error::new_spanned(
                 t,
@@ -794,7 +880,118 @@ impl Deriver<'_> {
         }
     }
 
+    /// A schema type declared in `home` (this module, or a shared schema
+    /// module), written with `args`: a plain type, or an instance of a
+    /// generic one. Arguments are derived here, in the writer's context;
+    /// the declaration's body is derived in `home`'s, with each parameter
+    /// bound to its argument's name and schema.
+    fn declared(
+        &mut self,
+        t: &syn::Type,
+        home: &'a SchemaTypes,
+        name: &str,
+        seg: &syn::PathSegment,
+        args: &[&syn::Type],
+    ) -> syn::Result<Json> {
+        let Some(input) = home.items.get(name) else {
+            return Err(err(seg.span(), format!("unknown schema type `{name}`")));
+        };
+        let params = generic::type_params(input)?;
+        if params.is_empty() {
+            if !args.is_empty() {
+                return Err(err(
+                    seg.arguments.span(),
+                    format!("`{name}` has no type parameters: write `{name}`"),
+                ));
+            }
+            return self.enter(name, seg.span(), home, input, BTreeMap::new());
+        }
+        let list = params
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if args.len() != params.len() {
+            return Err(err(
+                seg.span(),
+                format!(
+                    "`{name}` is generic over `{list}`: a contract schema is concrete, so name \
+                     {} type argument{} here, e.g. `{name}<{}>`",
+                    params.len(),
+                    if params.len() == 1 { "" } else { "s" },
+                    params.iter().map(|_| "Task").collect::<Vec<_>>().join(", "),
+                ),
+            ));
+        }
+        let mut bound = BTreeMap::new();
+        for (param, arg) in params.iter().zip(args) {
+            if let Some(open) = generic::open_parameter(arg, &params)
+                && !self.types.contains(&open.to_string())
+                && !self.bound.contains_key(&open.to_string())
+            {
+                return Err(err(
+                    open.span(),
+                    format!(
+                        "type parameter `{open}` is left open in `{name}<...>`: a manifest \
+                         schema is concrete; name a concrete type here, e.g. `{name}<Task>` with \
+                         `Task` a schema type of this module"
+                    ),
+                ));
+            }
+            let schema = self.type_schema(arg)?;
+            bound.insert(param.to_string(), (self.name_of(arg)?, schema));
+        }
+        let instance_name = self.name_of(t)?;
+        if let Some(done) = self.instances.get(&instance_name) {
+            return Ok(done.clone());
+        }
+        let schema = self.enter(&instance_name, seg.span(), home, input, bound)?;
+        self.instances.insert(instance_name, schema.clone());
+        Ok(schema)
+    }
+
+    /// The manifest name of a type expression written in the current
+    /// context (bound parameters read as their arguments' names).
+    fn name_of(&self, t: &syn::Type) -> syn::Result<String> {
+        generic::expression_name(t, &|p| {
+            if let Some(ident) = p.get_ident()
+                && let Some((name, _)) = self.bound.get(&ident.to_string())
+            {
+                return (vec![name.clone()], false);
+            }
+            let full = self.types.imports.resolve(p);
+            let declared = match full.as_slice() {
+                [one] => self.types.items.get(one),
+                [.., module, item] => self
+                    .library
+                    .modules
+                    .get(module)
+                    .and_then(|m| m.items.get(item)),
+                [] => None,
+            };
+            let generic = declared.is_some_and(|d| !d.generics.params.is_empty());
+            (full, generic)
+        })
+    }
+
     fn named(&mut self, name: &str, span: Span) -> syn::Result<Json> {
+        let types = self.types;
+        let Some(input) = types.items.get(name) else {
+            return Err(err(span, format!("unknown schema type `{name}`")));
+        };
+        self.enter(name, span, types, input, BTreeMap::new())
+    }
+
+    /// Derives `input` (declared in `home`) under `name` with `bound`
+    /// parameters, refusing recursion through it.
+    fn enter(
+        &mut self,
+        name: &str,
+        span: Span,
+        home: &'a SchemaTypes,
+        input: &syn::DeriveInput,
+        bound: BTreeMap<String, (String, Json)>,
+    ) -> syn::Result<Json> {
         if self.stack.iter().any(|n| n == name) {
             let cycle = self.stack.join(" -> ");
             return Err(err(
@@ -806,11 +1003,12 @@ impl Deriver<'_> {
                 ),
             ));
         }
-        let Some(input) = self.types.items.get(name) else {
-            return Err(err(span, format!("unknown schema type `{name}`")));
-        };
         self.stack.push(name.to_owned());
+        let types = std::mem::replace(&mut self.types, home);
+        let outer = std::mem::replace(&mut self.bound, bound);
         let result = self.container(input);
+        self.bound = outer;
+        self.types = types;
         self.stack.pop();
         result
     }

@@ -343,6 +343,8 @@ fn module_tokens(
                 reason: format!("{at} names schema `{name}`, which `schemas` does not define"),
             })
     };
+    let no_input =
+        |rpc: &RpcMethod| m.schemas.get(&rpc.input.schema) == Some(&crate::schema::empty_schema());
     let mut model = ClientModel::default();
     let mut taken = types.taken.clone();
     let mut error_defs = TokenStream::new();
@@ -353,7 +355,14 @@ fn module_tokens(
         model.rpcs.push(RpcModel {
             name: name.clone(),
             subject: rpc.subject.clone(),
-            input: ty(&rpc.input.schema, &format!("RPC `{name}` input"))?,
+            // An input that is exactly the empty object is no input: the
+            // method takes none, as the owner's own client does.
+            input: if no_input(rpc) {
+                quote!(::trellis::Empty)
+            } else {
+                ty(&rpc.input.schema, &format!("RPC `{name}` input"))?
+            },
+            no_input: no_input(rpc),
             output: ty(&rpc.output.schema, &format!("RPC `{name}` output"))?,
             error,
             receive: rpc.transfer.is_some(),
@@ -371,7 +380,11 @@ fn module_tokens(
         model.operations.push(OperationModel {
             name: name.clone(),
             subject: op.subject.clone(),
-            input: ty(&op.input.schema, &format!("operation `{name}` input"))?,
+            input: if m.schemas.get(&op.input.schema) == Some(&crate::schema::empty_schema()) {
+                quote!(::trellis::Empty)
+            } else {
+                ty(&op.input.schema, &format!("operation `{name}` input"))?
+            },
             output: ty(&op.output.schema, &format!("operation `{name}` output"))?,
             progress: match &op.progress {
                 Some(p) => ty(&p.schema, &format!("operation `{name}` progress"))?,

@@ -9,3 +9,12 @@ use proc_macro::TokenStream;
 pub fn contract(args: TokenStream, item: TokenStream) -> TokenStream {
     trellis_codegen::expand::expand(args.into(), item.into()).into()
 }
+
+/// Marks an inline module of serde types that several contracts share.
+/// Contracts name the file declaring it with
+/// `#[trellis::contract(..., schemas = "src/shared.rs")]` and its types
+/// through their paths (`use crate::shared::Money;`).
+#[proc_macro_attribute]
+pub fn schema(args: TokenStream, item: TokenStream) -> TokenStream {
+    trellis_codegen::expand::expand_schema(args.into(), item.into()).into()
+}

@@ -79,6 +79,7 @@ pub use store::{
     Body, ListOptions, ListPage, Object, ObjectInfo, PutOptions, Store, StoreError, StoreHandle,
     StoreStatus,
 };
+pub use surface::Empty;
 pub use tls::{Tls, TlsError};
 pub use transfer::TransferError;
 pub use transfer::receive::{Download, DownloadStream, GrantError, Grants, ReceiveGrant};

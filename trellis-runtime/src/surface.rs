@@ -11,6 +11,20 @@ use std::future::Future;
 use crate::events::EventSpec;
 use crate::rpc::RpcClient;
 
+/// The input of an RPC or operation that declares none: `{}` on the wire,
+/// the manifest schema `Empty` (`{"properties":{},"type":"object"}`).
+/// Any JSON object decodes into it, so peers may send extra fields.
+///
+/// ```
+/// let wire = serde_json::to_string(&trellis_runtime::Empty).unwrap();
+/// assert_eq!(wire, "{}");
+/// let _: trellis_runtime::Empty = serde_json::from_str(r#"{"extra":1}"#).unwrap();
+/// ```
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct Empty {}
+
 /// One RPC of a contract.
 pub trait RpcSurface {
     /// Request type.

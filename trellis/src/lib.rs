@@ -4,7 +4,7 @@
 
 /// The NATS client every connection is made with.
 pub use async_nats;
-pub use trellis_macros::contract;
+pub use trellis_macros::{contract, schema};
 pub use trellis_runtime::identity::{Credentials, PrincipalKind};
 pub use trellis_runtime::{
     Acker, Consumed, ConsumerError, ConsumerTask, Deliveries, Delivery, EventConsumer, Rejected,
@@ -19,7 +19,7 @@ pub use trellis_runtime::{
     StoreError, StoreHandle, StoreStatus, Tls, TlsError, TransferError, TransferProgress, Unready,
     events, files, kv, operation, rpc, store, transfer,
 };
-pub use trellis_runtime::{BuiltinError, BuiltinErrorBody};
+pub use trellis_runtime::{BuiltinError, BuiltinErrorBody, Empty};
 pub use trellis_runtime::{REVOCATION_BOUND, identity, state};
 
 /// Support items for generated code; not public API.

@@ -200,6 +200,13 @@ impl<I: Serialize, P: DeserializeOwned, O: DeserializeOwned> OperationClient<I, 
     }
 }
 
+impl<P: DeserializeOwned, O: DeserializeOwned> OperationClient<crate::Empty, P, O> {
+    /// Starts an operation that declares no input.
+    pub async fn start(&self) -> Result<OperationRef<P, O>, OperationError> {
+        self.input(crate::Empty {}).start().await
+    }
+}
+
 impl<I: Serialize, P: DeserializeOwned, O: DeserializeOwned> SendOperationClient<I, P, O> {
     /// Prepares a start with `input`; the bytes follow with
     /// [`SendStart::transfer`].

@@ -1,7 +1,9 @@
 // Every well-known external type in one contract, named every way a module
 // can name it: imported, renamed, through a module prefix and fully
 // qualified; plus schemas stated with #[trellis(schema = ...)]. (`Arc<str>`
-// and `Rc<str>` map like `Box<str>` but need serde's `rc` feature.)
+// and `Rc<str>` map like `Box<str>` but need serde's `rc` feature.) Also a
+// generic `Page<T>` used with two item types, a `Vec<_>` output, primitive
+// and optional outputs, and RPCs and an operation without input.
 #[trellis::contract(
     id = "well-known@v1",
     display_name = "Well-known types",
@@ -65,10 +67,106 @@ pub mod well_known {
     /// Records by id.
     #[kv(purpose = "Keeps every well-known type reachable", schema = Everything)]
     pub struct Records;
+
+    /// One page of any item type.
+    #[derive(Serialize, Deserialize)]
+    pub struct Page<T> {
+        pub items: Vec<T>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub next: Option<String>,
+    }
+
+    /// A team.
+    #[derive(Serialize, Deserialize)]
+    pub struct Team {
+        pub id: Id,
+        pub name: String,
+    }
+
+    /// Where a listing starts.
+    #[derive(Serialize, Deserialize)]
+    pub struct Cursor {
+        pub after: Option<String>,
+    }
+
+    /// One page of records.
+    #[rpc("Records.List")]
+    fn records_list(input: Cursor) -> Page<Everything>;
+
+    /// Every record at once.
+    #[rpc("Records.All")]
+    fn records_all() -> Vec<Everything>;
+
+    /// How many records there are.
+    #[rpc("Records.Count")]
+    fn records_count() -> u64;
+
+    /// One team by id, if it exists.
+    #[rpc("Teams.Get")]
+    fn teams_get(input: Id) -> Option<Team>;
+
+    /// One page of teams.
+    #[rpc("Teams.List")]
+    fn teams_list(input: Cursor) -> Page<Team>;
+
+    /// Recomputes every record.
+    #[operation("Records.Rebuild")]
+    fn records_rebuild() -> u64;
+}
+
+struct Service;
+
+impl well_known::Handlers for Service {
+    async fn records_list(&self, _input: well_known::Cursor) -> well_known::Page<well_known::Everything> {
+        well_known::Page { items: Vec::new(), next: None }
+    }
+    async fn records_all(&self) -> Vec<well_known::Everything> {
+        Vec::new()
+    }
+    async fn records_count(&self) -> u64 {
+        0
+    }
+    async fn teams_get(&self, _input: uuid::Uuid) -> Option<well_known::Team> {
+        None
+    }
+    async fn teams_list(&self, _input: well_known::Cursor) -> well_known::Page<well_known::Team> {
+        well_known::Page { items: Vec::new(), next: None }
+    }
+    async fn records_rebuild(
+        &self,
+        _op: trellis::OperationContext<()>,
+    ) -> Result<u64, trellis::OperationFailure> {
+        Ok(0)
+    }
+}
+
+#[allow(dead_code)]
+async fn call(client: &well_known::Client) -> Result<(), trellis::CallError> {
+    let _: Vec<well_known::Everything> = client.rpc.records.all().await?;
+    let _: u64 = client.rpc.records.count().await?;
+    let _: Option<well_known::Team> = client.rpc.teams.get(&uuid::Uuid::nil()).await?;
+    let page: well_known::Page<well_known::Team> =
+        client.rpc.teams.list(&well_known::Cursor { after: None }).await?;
+    let _ = page.next;
+    let _ = client.operation.records.rebuild.start().await;
+    Ok(())
 }
 
 fn main() {
     assert_eq!(well_known::ID, "well-known@v1");
     assert!(well_known::MANIFEST_JSON.contains(r#""id":{"format":"uuid","type":"string"}"#));
     let _records: Option<&well_known::Records> = None::<&trellis::KvHandle<well_known::Everything>>;
+    let json = well_known::MANIFEST_JSON;
+    for expected in [
+        r#""input":{"schema":"Empty"}"#,
+        r#""output":{"schema":"EverythingList"}"#,
+        r#""output":{"schema":"PageOfEverything"}"#,
+        r#""output":{"schema":"PageOfTeam"}"#,
+        r#""output":{"schema":"OptionalTeam"}"#,
+        r#""output":{"schema":"U64"}"#,
+        r#""input":{"schema":"Uuid"}"#,
+    ] {
+        assert!(json.contains(expected), "manifest lacks {expected}");
+    }
+    let _ = Service;
 }
