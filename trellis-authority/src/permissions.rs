@@ -147,13 +147,16 @@ pub(crate) fn compute(
             b.publish(authority_subject(deployment, "bindings"));
             b.read_stream(&kv_stream_name(callers_bucket));
             // Public state is built in: every principal reads its own
-            // namespace.
-            for spec in [
-                trellis_runtime::state::GET,
-                trellis_runtime::state::PUT,
-                trellis_runtime::state::DELETE,
-                trellis_runtime::state::LIST,
-            ] {
+            // namespace; the admin RPCs only with the `admin` capability.
+            let admin = principal
+                .capabilities
+                .contains(trellis_runtime::state::ADMIN_CAPABILITY);
+            let admin_rpcs: &[_] = if admin {
+                &trellis_runtime::state::ADMIN_RPCS
+            } else {
+                &[]
+            };
+            for spec in trellis_runtime::state::CALLER_RPCS.iter().chain(admin_rpcs) {
                 b.publish(request_subject(
                     deployment,
                     key,

@@ -33,8 +33,12 @@ fn bad(message: impl Into<String>) -> AuthorityError {
     }
 }
 
-/// Capability keys are `<namespace>::<name>`.
+/// Capability keys are `<namespace>::<name>`, or one of the format's
+/// built-in capabilities (`admin`, `service`).
 fn valid_capability(c: &str) -> bool {
+    if trellis_manifest::manifest::BUILTIN_CAPABILITIES.contains(&c) {
+        return true;
+    }
     c.split_once("::").is_some_and(|(ns, name)| {
         let ok = |s: &str| {
             !s.is_empty()
@@ -199,7 +203,7 @@ impl Principals {
     ) -> Result<Vec<PrincipalRecord>, AuthorityError> {
         if let Some(c) = request.capabilities.iter().find(|c| !valid_capability(c)) {
             return Err(bad(format!(
-                "capability `{c}` must be `<namespace>::<name>`, e.g. `documents::read`"
+                "capability `{c}` must be `<namespace>::<name>` (e.g. `documents::read`), `admin` or `service`"
             )));
         }
         let caps: BTreeSet<String> = request.capabilities.iter().cloned().collect();
