@@ -616,7 +616,7 @@ async fn admins_reach_every_namespace_and_entries_expire() {
 
     // Expiry: an entry written with a time to live reports it, then is
     // gone for reads and lists, and a create-if-absent takes its place.
-    let ttl = WriteOptions::new().ttl(Duration::from_millis(800));
+    let ttl = WriteOptions::new().ttl(Duration::from_millis(2000));
     let written = match settings
         .put_with("otp", &"123456".to_owned(), ttl.clone())
         .await
@@ -628,22 +628,34 @@ async fn admins_reach_every_namespace_and_entries_expire() {
     assert!(written.expires_at.is_some());
     let read = settings.get("otp").await.expect("get").expect("present");
     assert_eq!(read.expires_at, written.expires_at);
+    settings
+        .put_with("session", &"s".to_owned(), ttl.clone())
+        .await
+        .expect("put");
     // In a store nobody reads or lists again, so only the sweep purges it.
     phone
         .store::<String>("codes")
         .put_with("unread", &"x".to_owned(), ttl)
         .await
         .expect("put");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(settings.list(None, 0, 10).await.expect("list").count, 2);
-    assert_eq!(settings.get("otp").await.expect("get"), None);
-    assert!(matches!(
-        settings
-            .put_with("otp", &"654321".to_owned(), WriteOptions::new().if_absent())
-            .await
-            .expect("put"),
-        PutOutcome::Applied(_)
-    ));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Create-if-absent over the expired entry (not read since) applies.
+    match settings
+        .put_with("otp", &"654321".to_owned(), WriteOptions::new().if_absent())
+        .await
+        .expect("put")
+    {
+        PutOutcome::Applied(e) => assert_eq!((e.value.as_str(), e.expires_at), ("654321", None)),
+        other => panic!("expected the write, got {other:?}"),
+    }
+    assert_eq!(settings.get("session").await.expect("get"), None);
+    let page = settings.list(None, 0, 10).await.expect("list");
+    let keys: Vec<&str> = page
+        .entries
+        .iter()
+        .filter_map(|e| e.key.as_deref())
+        .collect();
+    assert_eq!((page.count, keys), (3, vec!["lang", "otp", "ui"]));
     // The expired entry nobody read again is purged from the bucket.
     let js = async_nats::jetstream::new(stack.server.client().await.expect("client"));
     let bucket = js

@@ -375,8 +375,9 @@ impl Service {
         })
     }
 
-    /// Reads what occupies `full`; an expired entry is purged on the way.
-    async fn slot(&self, full: &str) -> Result<Slot, BuiltinError> {
+    /// Reads what occupies `full`. An expired entry is vacant: purged on
+    /// the way if `purge`, else left for a write to replace at its revision.
+    async fn slot(&self, full: &str, purge: bool) -> Result<Slot, BuiltinError> {
         let Some(e) = self.data().kv.entry(full).await.map_err(unexpected)? else {
             return Ok(Slot::Vacant { occupied: None });
         };
@@ -387,7 +388,9 @@ impl Service {
         }
         let stored: Stored = serde_json::from_slice(&e.value).map_err(unexpected)?;
         if stored.expired(now_ms()) {
-            self.purge(full, e.revision).await;
+            if purge {
+                self.purge(full, e.revision).await;
+            }
             return Ok(Slot::Vacant {
                 occupied: Some(e.revision),
             });
@@ -412,7 +415,7 @@ impl Service {
 
     async fn get(&self, place: &Place, key: Option<String>) -> Result<Lookup, BuiltinError> {
         let full = format!("{}.{}", place.namespace, key_token(place, key.as_deref())?);
-        Ok(match self.slot(&full).await? {
+        Ok(match self.slot(&full, true).await? {
             Slot::Live(live) => lookup(as_read(key, &live, &place.declared)),
             Slot::Vacant { .. } => Lookup::Missing,
         })
@@ -452,7 +455,9 @@ impl Service {
             Slot::Live(live) => Some(as_read(req.key.clone(), &live, &place.declared)),
             Slot::Vacant { .. } => None,
         };
-        let slot = self.slot(&full).await?;
+        // Not purged here: a create-if-absent replaces an expired entry at
+        // its revision.
+        let slot = self.slot(&full, false).await?;
         let written = match (&req.expected_revision, slot) {
             (Expected::Any, _) => Some(
                 self.data()
@@ -486,7 +491,7 @@ impl Service {
             ))),
             // Someone wrote in between: report what is there now.
             None => Ok(PutResponse::NotApplied {
-                current: current(self.slot(&full).await?),
+                current: current(self.slot(&full, true).await?),
             }),
         }
     }
@@ -499,7 +504,7 @@ impl Service {
     ) -> Result<bool, BuiltinError> {
         let full = format!("{}.{}", place.namespace, key_token(place, key)?);
         let expected = expected.map(parse_revision).transpose()?;
-        let Slot::Live(live) = self.slot(&full).await? else {
+        let Slot::Live(live) = self.slot(&full, true).await? else {
             return Ok(false);
         };
         if expected.is_some_and(|r| r != live.revision) {
@@ -556,7 +561,7 @@ impl Service {
         // purged on the way).
         let mut live = Vec::new();
         for (key, full) in keys {
-            if let Slot::Live(entry) = self.slot(&full).await? {
+            if let Slot::Live(entry) = self.slot(&full, true).await? {
                 live.push((key, entry));
             }
         }
