@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::parse::{Contract, ContractArgs, parse_contract};
+use crate::syntax::{Contract, ContractArgs, parse_contract};
 
 /// Errors of the build-script API.
 #[derive(Debug, thiserror::Error)]

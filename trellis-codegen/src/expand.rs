@@ -7,7 +7,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use crate::parse::{Contract, ContractArgs, ResourceDecl, parse_contract};
+use crate::syntax::{Contract, ContractArgs, ResourceDecl, parse_contract};
 
 /// Expands `#[trellis::contract(args)] mod ... { ... }`.
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -80,7 +80,7 @@ pub fn expand_schema(args: TokenStream, item: TokenStream) -> TokenStream {
 /// so author code that uses its schema types does not drown the real error
 /// in follow-up "unresolved" errors.
 fn fallback_module(mut module: syn::ItemMod) -> TokenStream {
-    use crate::parse::is_dsl_attr;
+    use crate::syntax::is_dsl_attr;
     if let Some((_, items)) = &mut module.content {
         items.retain(|item| !matches!(item, syn::Item::Verbatim(_)));
         for item in items.iter_mut() {
@@ -167,7 +167,7 @@ fn generate(c: &Contract) -> TokenStream {
     let items = &c.items;
     let (json, digest) = c.manifest.canonical_and_digest();
     let id = &c.manifest.id;
-    let docs = crate::parse::docs_of_module(c);
+    let docs = crate::syntax::docs_of_module(c);
 
     let kv_group = format_ident!("KvResources");
     let store_group = format_ident!("StoreResources");

@@ -38,14 +38,17 @@ pub mod builder;
 mod client;
 pub mod errors;
 pub mod expand;
-pub mod parse;
 pub mod schema;
 pub mod stub;
 pub mod stubtypes;
+pub mod syntax;
+
+/// The parser's former module path (now [`syntax`]).
+pub use syntax as parse;
 
 pub use builder::{BuildError, Builder, Emitted, SourceError, parse_source};
-pub use parse::{Contract, ContractArgs, parse_contract};
 pub use stub::{ClientStub, StubError};
+pub use syntax::{Contract, ContractArgs, parse_contract};
 /// The manifest model every later stage reads (re-exported from
 /// `trellis-manifest`).
 pub use trellis_manifest::{
