@@ -35,7 +35,6 @@
 
 pub mod args;
 pub mod builder;
-mod client;
 pub mod errors;
 pub mod expand;
 pub mod schema;

@@ -58,7 +58,7 @@ use std::path::{Path, PathBuf};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use crate::client::{ClientModel, EventModel, OperationModel, RpcModel};
+use crate::expand::client::{ClientModel, EventModel, OperationModel, RpcModel};
 use crate::stubtypes::{Formats, StubTypeError, rust_types_with};
 use trellis_manifest::manifest::{BUILTIN_ERRORS, Docs, Manifest, RpcMethod};
 use trellis_manifest::validate::Rules;
@@ -409,8 +409,8 @@ fn module_tokens(
     let description = format!(" {}", m.description);
     let body = doc_attrs(m.docs.as_ref(), "");
     let defs = &types.defs;
-    let surface = crate::client::surface(&model);
-    let client = crate::client::client(&model);
+    let surface = crate::expand::client::surface(&model);
+    let client = crate::expand::client::client(&model);
     let id = &m.id;
     let json = m.to_canonical_string();
     Ok(quote! {
@@ -529,7 +529,10 @@ fn rpc_error(
         ([], false) => return Ok(simple(Some(quote!(::trellis::BuiltinError)))),
         _ => {}
     }
-    let ident = fresh(&format!("{}Error", crate::client::marker(name)), taken);
+    let ident = fresh(
+        &format!("{}Error", crate::expand::client::marker(name)),
+        taken,
+    );
     let mut variants = Vec::new();
     let mut used = BTreeSet::new();
     if !builtin.is_empty() {
