@@ -39,9 +39,10 @@ pub mod errors;
 pub mod expand;
 pub mod schema;
 pub mod stub;
-pub mod stubtypes;
 pub mod syntax;
 
+/// The stub type generator's former module path (now [`stub::types`]).
+pub use stub::types as stubtypes;
 /// The parser's former module path (now [`syntax`]).
 pub use syntax as parse;
 
