@@ -16,7 +16,7 @@ use crate::rpc::RpcClient;
 /// Any JSON object decodes into it, so peers may send extra fields.
 ///
 /// ```
-/// let wire = serde_json::to_string(&trellis_runtime::Empty).unwrap();
+/// let wire = serde_json::to_string(&trellis_runtime::Empty {}).unwrap();
 /// assert_eq!(wire, "{}");
 /// let _: trellis_runtime::Empty = serde_json::from_str(r#"{"extra":1}"#).unwrap();
 /// ```
