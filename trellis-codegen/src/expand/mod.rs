@@ -4,7 +4,7 @@
 //! aliases; a sealed `Service` struct gathers the handles; and the manifest
 //! is embedded as consts. Generated code only names `::trellis::...` paths.
 //!
-//! [`generate`] puts the module together; each child emits one surface:
+//! `generate` puts the module together; each child emits one surface:
 //! `resources` (KV and store handles), `rpc` (the `Handlers` trait and
 //! `Service::serve`), `events` (publishers), `peers` (`uses` facades and
 //! consumer groups), `client` (the caller side, shared with stubs) and
