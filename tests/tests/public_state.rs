@@ -678,3 +678,186 @@ async fn admins_reach_every_namespace_and_entries_expire() {
     )
     .await;
 }
+
+/// A contract declaring its public state stores with `#[state]`: the
+/// current value schema's version, the older version it still reads as it
+/// is, and a keyed store without a declared version.
+#[trellis::contract(
+    id = "journal@v1",
+    display_name = "Journal",
+    description = "Keeps each user's drafts and preferences in public state"
+)]
+pub mod journal {
+    use serde::{Deserialize, Serialize};
+
+    /// Display preferences.
+    #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+    pub struct Prefs {
+        /// Colour scheme.
+        pub theme: String,
+        /// Text size in points, when chosen.
+        #[serde(default)]
+        pub font_size: Option<u32>,
+    }
+
+    /// Display preferences as version v1 wrote them.
+    #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+    pub struct PrefsV1 {
+        /// Colour scheme.
+        pub theme: String,
+    }
+
+    /// A draft.
+    #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+    pub struct Draft {
+        /// What the user wrote.
+        pub text: String,
+    }
+
+    /// One set of preferences per user.
+    #[state(kind = "value", schema = Prefs, version = "v2", accepts(v1 = PrefsV1))]
+    pub struct UiPrefs;
+
+    /// Drafts by id.
+    #[state(kind = "map", schema = Draft, name = "drafts")]
+    pub struct DraftStore;
+}
+
+#[test]
+fn state_stores_declared_in_rust_are_the_manifest_state_section() {
+    let manifest: serde_json::Value =
+        serde_json::from_str(journal::MANIFEST_JSON).expect("manifest is JSON");
+    let docs = |text: &str| json!({"markdown": text, "summary": text});
+    assert_eq!(
+        manifest["state"],
+        json!({
+            "drafts": {"docs": docs("Drafts by id."), "kind": "map", "schema": {"schema": "Draft"}},
+            "ui_prefs": {
+                "docs": docs("One set of preferences per user."),
+                "kind": "value",
+                "schema": {"schema": "Prefs"},
+                "stateVersion": "v2",
+                "acceptedVersions": {"v1": {"schema": "PrefsV1"}}
+            }
+        })
+    );
+    assert_eq!(journal::UiPrefs::NAME, "ui_prefs");
+    assert_eq!(journal::DraftStore::NAME, "drafts");
+    // The format's own checks accept it, and the version is in the digest.
+    let checked = trellis_codegen::check_manifest(journal::MANIFEST_JSON).expect("check");
+    assert_eq!(checked.digest, journal::DIGEST);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/public_state.rs");
+    let text = std::fs::read_to_string(&path).expect("this file");
+    let digest_of = |text: &str| {
+        let contracts = trellis_codegen::parse_source(text, &path).expect("parses");
+        let journal = contracts
+            .iter()
+            .find(|c| c.manifest.id == "journal@v1")
+            .expect("journal");
+        journal.manifest.digest()
+    };
+    assert_eq!(
+        digest_of(&text),
+        journal::DIGEST,
+        "macro and build.rs agree"
+    );
+    let bumped = text.replace(r#"version = "v2", accepts"#, r#"version = "v3", accepts"#);
+    assert_ne!(
+        digest_of(&bumped),
+        journal::DIGEST,
+        "the state version is part of the digest"
+    );
+}
+
+#[tokio::test]
+async fn a_rust_declared_store_reads_its_accepted_version_and_migrates_others() {
+    let stack = auth_stack().await;
+    // Version v1 of the contract's preferences, before the `#[state]` above.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/public_state.rs");
+    let text = std::fs::read_to_string(&path).expect("this file");
+    let manifest_of = |text: &str| {
+        trellis_codegen::parse_source(text, &path)
+            .expect("parses")
+            .into_iter()
+            .find(|c| c.manifest.id == "journal@v1")
+            .expect("journal")
+            .manifest
+            .to_canonical_string()
+    };
+    let v1 = manifest_of(&text.replace(
+        r#"schema = Prefs, version = "v2", accepts(v1 = PrefsV1)"#,
+        r#"schema = PrefsV1, version = "v1""#,
+    ));
+    let v1_digest = trellis_codegen::digest_text(&v1).expect("digest");
+    accept_ready(&stack, &v1, "journal@v1", &v1_digest).await;
+    let phone = stack
+        .enroll(
+            PrincipalKind::Device,
+            "carol-phone",
+            Some("carol"),
+            Some("journal@v1"),
+        )
+        .await;
+    let phone = connect(&stack, &phone).await;
+    phone
+        .store::<journal::PrefsV1>(journal::UiPrefs::NAME)
+        .put_value(
+            &journal::PrefsV1 {
+                theme: "dark".into(),
+            },
+            WriteOptions::new(),
+        )
+        .await
+        .expect("put v1");
+
+    // The Rust declaration: v2, which accepts v1 as it is.
+    accept_ready(
+        &stack,
+        journal::MANIFEST_JSON,
+        "journal@v1",
+        journal::DIGEST,
+    )
+    .await;
+    let prefs = journal::UiPrefs::open(&phone);
+    let read = prefs.get_value().await.expect("get").expect("present");
+    assert_eq!(read.migrated, None, "v1 is accepted by v2");
+    assert_eq!(read.value.theme, "dark");
+    let drafts = journal::DraftStore::open(&phone);
+    drafts
+        .put(
+            "first",
+            &journal::Draft {
+                text: "hello".into(),
+            },
+        )
+        .await
+        .expect("put draft");
+    assert_eq!(
+        drafts
+            .get("first")
+            .await
+            .expect("get")
+            .map(|e| e.value.text),
+        Some("hello".to_owned())
+    );
+
+    // v3 without `accepts`: the v1 entry needs the migration hook.
+    let v3 = manifest_of(&text.replace(
+        r#"version = "v2", accepts(v1 = PrefsV1)"#,
+        r#"version = "v3""#,
+    ));
+    let v3_digest = trellis_codegen::digest_text(&v3).expect("digest");
+    accept_ready(&stack, &v3, "journal@v1", &v3_digest).await;
+    match prefs.get_value().await {
+        Err(StateClientError::MigrationRequired(notice)) => {
+            assert_eq!(
+                (
+                    notice.state_version.as_str(),
+                    notice.current_state_version.as_str()
+                ),
+                ("v1", "v3")
+            );
+        }
+        other => panic!("expected a migration notice, got {other:?}"),
+    }
+}

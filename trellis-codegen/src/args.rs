@@ -497,6 +497,27 @@ impl<'e> Args<'e> {
         out
     }
 
+    /// Every remaining `key = Name` argument (keys chosen by the author,
+    /// e.g. version labels); anything else is an error naming `expected`.
+    pub fn remaining_names(&mut self, expected: &str) -> Vec<(Ident, Ident)> {
+        let mut out = Vec::new();
+        let rest: Vec<Arg> = self.args.iter_mut().filter_map(Option::take).collect();
+        for arg in rest {
+            match arg {
+                Arg::Assign(k, Value::Path(p)) if p.get_ident().is_some() => {
+                    if let Some(name) = p.get_ident() {
+                        out.push((k, name.clone()));
+                    }
+                }
+                other => self.errors.push(syn::Error::new(
+                    other.span(),
+                    format!("expected {expected} in {}", self.what),
+                )),
+            }
+        }
+        out
+    }
+
     /// Reports every argument nobody took.
     pub fn finish(self) {
         let expected = self

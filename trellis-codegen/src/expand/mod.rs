@@ -16,6 +16,7 @@ mod model;
 mod peers;
 mod resources;
 mod rpc;
+mod state;
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -131,6 +132,7 @@ fn generate(c: &Contract) -> TokenStream {
     let (store_defs, store_build) = resource_group(&c.stores, false, &store_group, "object store");
 
     let rpc = rpc_surface(c);
+    let state_defs = state::state_stores(&c.states);
     let (event_defs, event_publishers) = event_surface(c);
     let (peer_defs, uses_init, consumers_init) = peers(c);
     // Cargo rebuilds the contract when a shared schema file it read changes.
@@ -156,6 +158,7 @@ fn generate(c: &Contract) -> TokenStream {
 
             #kv_defs
             #store_defs
+            #state_defs
 
             /// The contract id (`<name>@v<N>`).
             pub const ID: &str = #id;

@@ -20,6 +20,7 @@ const DSL_ATTRS: &[&str] = &[
     "capability",
     "uses",
     "event_consumer",
+    "state",
 ];
 
 /// Attributes that name concepts v1 does not have, with the fix.

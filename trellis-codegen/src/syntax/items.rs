@@ -60,7 +60,7 @@ impl Parser {
             {
                 self.capabilities.insert(ident.to_string(), s.value());
             }
-        } else if !has("kv") && !has("event_consumer") {
+        } else if !has("kv") && !has("event_consumer") && !has("state") {
             let (ser, de) = has_serde_derives(attrs);
             if ser && de {
                 let input = match item {
@@ -219,7 +219,7 @@ impl Parser {
                 out.items
                     .push(syn::Item::Struct(strip_dsl(s.clone(), |s| &mut s.attrs)));
             }
-            "kv" | "store" | "uses" | "event_consumer" if !is_marker => {
+            "kv" | "store" | "uses" | "event_consumer" | "state" if !is_marker => {
                 self.errors.at(
                     s.fields.span(),
                     format!(
@@ -230,6 +230,7 @@ impl Parser {
                 );
             }
             "kv" => self.kv(attr, s, out, resources, schema_types),
+            "state" => self.state(attr, s, out, schema_types),
             "store" => self.store(attr, s, out, resources),
             "uses" => self.uses(attr, s, out, uses),
             "event_consumer" => self.consumer(attr, s, out),

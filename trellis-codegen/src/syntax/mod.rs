@@ -18,6 +18,7 @@ mod operation;
 mod resources;
 mod rpc;
 mod signature;
+mod state;
 mod uses;
 
 use std::collections::BTreeMap;
@@ -97,6 +98,21 @@ pub struct ResourceDecl {
     pub docs: Vec<syn::Attribute>,
 }
 
+/// A public state store declared by a marker struct (`#[state(...)]`).
+#[derive(Debug, Clone)]
+pub struct StateDecl {
+    /// The marker's identifier (`UiSettings`).
+    pub ident: Ident,
+    /// Its visibility.
+    pub vis: syn::Visibility,
+    /// The store's name in `trellis.state@v1` (`ui_settings`).
+    pub name: String,
+    /// The current value type.
+    pub schema: Ident,
+    /// Doc attributes to carry over.
+    pub docs: Vec<syn::Attribute>,
+}
+
 /// An RPC or operation declaration (`fn name(input: In) -> Out;`).
 #[derive(Debug, Clone)]
 pub struct SurfaceDecl {
@@ -162,6 +178,8 @@ pub struct Contract {
     pub kv: Vec<ResourceDecl>,
     /// Store resources.
     pub stores: Vec<ResourceDecl>,
+    /// Public state stores.
+    pub states: Vec<StateDecl>,
     /// RPCs.
     pub rpcs: Vec<SurfaceDecl>,
     /// Operations.
@@ -283,6 +301,7 @@ pub fn parse_contract(args: ContractArgs, module: &syn::ItemMod) -> syn::Result<
         items: Vec::new(),
         kv: Vec::new(),
         stores: Vec::new(),
+        states: Vec::new(),
         rpcs: Vec::new(),
         operations: Vec::new(),
         events: Vec::new(),
@@ -316,6 +335,9 @@ pub fn parse_contract(args: ContractArgs, module: &syn::ItemMod) -> syn::Result<
                 .unwrap_or_else(|| module.ident.span());
             p.errors.at(span, issue.render_for_source());
         }
+    }
+    if p.errors.is_empty() {
+        p.facade_names_are_free(&out);
     }
     p.errors.finish()?;
     Ok(out)

@@ -1,6 +1,8 @@
 //! `#[uses(contract = ..., rpc = [...], ...)]` on a marker struct: a
 //! contract this one calls, required or optional, under an alias.
 
+use std::collections::BTreeMap;
+
 use syn::LitStr;
 
 use super::{Contract, Parser, UseDecl};
@@ -127,5 +129,103 @@ impl Parser {
                 .cloned()
                 .collect(),
         });
+    }
+}
+
+/// The accessor types a client surface generates for `names` with type
+/// prefix `prefix`: `<prefix><Group...><suffix>` for every group path of
+/// every name, as `expand::client` names them.
+fn accessor_types(
+    prefix: &str,
+    names: &[String],
+    suffix: &str,
+    out: &mut BTreeMap<String, String>,
+    origin: &str,
+) {
+    for name in names {
+        let segments: Vec<&str> = name.split('.').collect();
+        let groups = if segments.len() > 1 {
+            &segments[..segments.len() - 1]
+        } else {
+            &segments[..]
+        };
+        let mut ty = prefix.to_owned();
+        for group in groups {
+            ty.push_str(&names::pascal_case(&names::snake_case(group)));
+            out.entry(format!("{ty}{suffix}"))
+                .or_insert_with(|| format!("{origin} `{name}`"));
+        }
+    }
+}
+
+impl Parser {
+    /// A `uses` facade's accessor types are prefixed with its marker's name
+    /// (`Docs` gives `DocsRpc`); the contract's own client types are not
+    /// (`Docs.List` gives `DocsRpc` too). Two items of one name would be a
+    /// confusing rustc error inside the expansion, so it is one here, at
+    /// the marker.
+    pub(super) fn facade_names_are_free(&mut self, out: &Contract) {
+        let mut own = BTreeMap::new();
+        let m = &out.manifest;
+        for (names, suffix, origin) in [
+            (m.rpc.keys().cloned().collect::<Vec<_>>(), "Rpc", "RPC"),
+            (
+                m.operations.keys().cloned().collect(),
+                "Operations",
+                "operation",
+            ),
+            (
+                m.events.keys().cloned().collect(),
+                "EventListeners",
+                "event",
+            ),
+        ] {
+            accessor_types("", &names, suffix, &mut own, origin);
+        }
+        let selected = out
+            .manifest
+            .uses
+            .as_ref()
+            .map(|u| u.all())
+            .unwrap_or_default();
+        for decl in out.uses.iter().filter(|d| d.module.is_some()) {
+            let Some(used) = selected.get(decl.alias.as_str()) else {
+                continue;
+            };
+            let prefix = decl.ident.to_string();
+            let mut facade = BTreeMap::new();
+            for suffix in ["Rpc", "Operations", "EventListeners"] {
+                facade.insert(format!("{prefix}{suffix}"), String::new());
+            }
+            let list = |l: Option<&Vec<String>>| l.cloned().unwrap_or_default();
+            for (names, suffix) in [
+                (list(used.rpc.as_ref().and_then(|c| c.call.as_ref())), "Rpc"),
+                (
+                    list(used.operations.as_ref().and_then(|c| c.call.as_ref())),
+                    "Operations",
+                ),
+                (
+                    list(used.events.as_ref().and_then(|e| e.subscribe.as_ref())),
+                    "EventListeners",
+                ),
+            ] {
+                accessor_types(&prefix, &names, suffix, &mut facade, "");
+            }
+            if let Some((ty, origin)) = facade
+                .keys()
+                .find_map(|ty| own.get(ty).map(|origin| (ty, origin)))
+            {
+                self.errors.at(
+                    decl.ident.span(),
+                    format!(
+                        "the `uses` marker `{prefix}` names its facade types `{prefix}Rpc`, \
+                         `{prefix}Operations`, ...; `{ty}` is also the accessor type of this \
+                         contract's own {origin}: rename the marker (e.g. `{prefix}Peer`, \
+                         keeping `alias = \"{}\"`)",
+                        decl.alias
+                    ),
+                );
+            }
+        }
     }
 }
