@@ -166,6 +166,16 @@ pub fn parse_attr_args(attr: &syn::Attribute) -> syn::Result<Vec<Arg>> {
     }
 }
 
+/// Whether `attr` is spelled `#[trellis::<name>]` (matched literally: a
+/// build script cannot resolve renamed imports).
+pub fn is_trellis_attr(attr: &syn::Attribute, name: &str) -> bool {
+    let mut segments = attr.path().segments.iter();
+    matches!(
+        (segments.next(), segments.next(), segments.next()),
+        (Some(first), Some(second), None) if first.ident == "trellis" && second.ident == name
+    )
+}
+
 /// The attribute's last path segment as text.
 pub fn attr_name(attr: &syn::Attribute) -> String {
     attr.path()

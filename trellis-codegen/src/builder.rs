@@ -221,13 +221,7 @@ fn locate(file: &Path, e: &syn::Error) -> Vec<SourceError> {
 }
 
 fn is_contract_attr(attr: &syn::Attribute) -> bool {
-    let segs: Vec<String> = attr
-        .path()
-        .segments
-        .iter()
-        .map(|s| s.ident.to_string())
-        .collect();
-    segs == ["trellis", "contract"]
+    crate::args::is_trellis_attr(attr, "contract")
 }
 
 /// Finds and parses every `#[trellis::contract]` module in a source text,

@@ -24,6 +24,22 @@ pub fn empty_schema() -> trellis_manifest::json::Json {
     Json::Object(map)
 }
 
+/// The type arguments written on a path segment (`Page<Task>` gives
+/// `[Task]`; lifetimes and consts are left out).
+pub fn type_args(seg: &syn::PathSegment) -> Vec<&syn::Type> {
+    match &seg.arguments {
+        syn::PathArguments::AngleBracketed(a) => a
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                syn::GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The type parameters of a declaration; an error for lifetime and const
 /// parameters, which a wire type cannot have.
 pub fn type_params(input: &syn::DeriveInput) -> syn::Result<Vec<syn::Ident>> {
@@ -100,17 +116,7 @@ pub fn expression_name(
                 .last()
                 .cloned()
                 .unwrap_or_else(|| seg.ident.to_string());
-            let args: Vec<&syn::Type> = match &seg.arguments {
-                syn::PathArguments::AngleBracketed(a) => a
-                    .args
-                    .iter()
-                    .filter_map(|a| match a {
-                        syn::GenericArgument::Type(t) => Some(t),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let args = type_args(seg);
             let arg = |i: usize| -> syn::Result<String> {
                 args.get(i)
                     .map(|t| expression_name(t, resolve))

@@ -13,13 +13,7 @@ use super::{Library, SchemaTypes};
 /// Whether `attr` is `#[trellis::schema]` (matched literally, as
 /// `build.rs` matches `#[trellis::contract]`).
 pub fn is_schema_attr(attr: &syn::Attribute) -> bool {
-    let segs: Vec<String> = attr
-        .path()
-        .segments
-        .iter()
-        .map(|s| s.ident.to_string())
-        .collect();
-    segs == ["trellis", "schema"]
+    crate::args::is_trellis_attr(attr, "schema")
 }
 
 /// Whether an item derives both `Serialize` and `Deserialize`.

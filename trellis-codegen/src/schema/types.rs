@@ -18,20 +18,6 @@ Option<T>, Vec<T>, VecDeque<T>, [T; N], HashSet/BTreeSet<T>, HashMap/BTreeMap<St
 Box/Arc/Rc<T>, serde_json::Value, (), trellis::ReceiveGrant, the schema types declared in \
 this contract module and the well-known types (README: \"Types a contract may use\")";
 
-fn generic_args(seg: &syn::PathSegment) -> Vec<&syn::Type> {
-    match &seg.arguments {
-        syn::PathArguments::AngleBracketed(a) => a
-            .args
-            .iter()
-            .filter_map(|a| match a {
-                syn::GenericArgument::Type(t) => Some(t),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 impl<'a> Deriver<'a> {
     /// Maps a Rust type to its schema.
     pub(super) fn type_schema(&mut self, t: &syn::Type) -> syn::Result<Json> {
@@ -78,7 +64,7 @@ impl<'a> Deriver<'a> {
             return Err(err(t.span(), "empty type path"));
         };
         let name = seg.ident.to_string();
-        let args = generic_args(seg);
+        let args = generic::type_args(seg);
         if path.segments.len() == 1
             && args.is_empty()
             && let Some((_, schema)) = self.bound.get(&name)
