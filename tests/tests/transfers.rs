@@ -283,6 +283,9 @@ struct RawSender {
     inbox: String,
     id: String,
     chunk_size: usize,
+    /// The store subject of a direct upload (the start reply's
+    /// `Trellis-Upload`).
+    upload: Option<String>,
 }
 
 const PUT: &str = "operations.v1.Blobs.Put";
@@ -319,9 +322,15 @@ impl RawSender {
             .and_then(|h| h.get("Trellis-Chunk-Size"))
             .and_then(|v| v.as_str().parse().ok())
             .expect("chunk size");
+        let upload = reply
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Trellis-Upload"))
+            .map(|v| v.as_str().to_owned());
         let inbox = nats.new_inbox();
         let acks = nats.subscribe(inbox.clone()).await.expect("subscribe");
         RawSender {
+            upload,
             subject: format!("{start}.transfer.{id}"),
             nats,
             acks,
@@ -349,6 +358,45 @@ impl RawSender {
             .expect("publish");
     }
 
+    /// Announces a direct upload (its verdicts go to our inbox).
+    async fn begin(&self) {
+        let mut headers = HeaderMap::new();
+        headers.insert("Trellis-Begin", "1");
+        self.nats
+            .publish_with_reply_and_headers(
+                self.subject.clone(),
+                self.inbox.clone(),
+                headers,
+                Bytes::new(),
+            )
+            .await
+            .expect("publish");
+    }
+
+    /// Publishes chunk `seq` of a direct upload into the store; the
+    /// store's acknowledgement (`Err` if refused or never given).
+    async fn publish_direct(&self, seq: u64, payload: Bytes) -> Result<(), String> {
+        let upload = self.upload.clone().expect("a direct upload subject");
+        direct_publish(&self.nats, &upload, &format!("{}.{seq}", self.id), payload).await
+    }
+
+    /// Ends a direct upload of `chunks` chunks.
+    async fn end_direct(&self, total: u64, chunks: u64, digest: &str) {
+        let mut headers = HeaderMap::new();
+        headers.insert("Trellis-End", total.to_string());
+        headers.insert("Trellis-Chunks", chunks.to_string());
+        headers.insert("Trellis-Digest", digest);
+        self.nats
+            .publish_with_reply_and_headers(
+                self.subject.clone(),
+                self.inbox.clone(),
+                headers,
+                Bytes::new(),
+            )
+            .await
+            .expect("publish");
+    }
+
     /// The next reply: (status, ack).
     async fn reply(&mut self) -> (String, u64) {
         let m = tokio::time::timeout(Duration::from_secs(10), self.acks.next())
@@ -367,6 +415,40 @@ impl RawSender {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(u64::MAX),
         )
+    }
+}
+
+/// A JetStream publish of one chunk to `subject`, with its message id;
+/// `Err` if the store refused it or no acknowledgement came within 3 s.
+async fn direct_publish(
+    nats: &async_nats::Client,
+    subject: &str,
+    id: &str,
+    payload: Bytes,
+) -> Result<(), String> {
+    direct_publish_within(nats, subject, id, payload, Duration::from_secs(3)).await
+}
+
+/// [`direct_publish`], waiting at most `wait` for the acknowledgement.
+async fn direct_publish_within(
+    nats: &async_nats::Client,
+    subject: &str,
+    id: &str,
+    payload: Bytes,
+    wait: Duration,
+) -> Result<(), String> {
+    use std::future::IntoFuture as _;
+    let js = async_nats::jetstream::new(nats.clone());
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id);
+    let ack = js
+        .publish_with_headers(subject.to_owned(), headers, payload)
+        .await
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(wait, ack.into_future()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no acknowledgement".into()),
     }
 }
 
@@ -787,4 +869,174 @@ async fn killing_the_caller_process_mid_transfer_leaves_no_object() {
         (status.used_bytes == 0).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn direct_uploads_are_the_callers_alone() {
+    let stack = stack().await;
+    let (server, store, client) = jobs_stack(&stack).await;
+    let raw = RawSender::start(&stack, "mine").await;
+    raw.begin().await;
+    let upload = raw.upload.clone().expect("the start names a direct upload");
+    let bucket = upload.split('.').nth(1).expect("bucket token").to_owned();
+    // With auth on, the chunk subject is below alice's key.
+    if raw_key(&upload) != "_" {
+        // Another caller can neither write into alice's transfer nor read
+        // the store it goes to.
+        let (bob, _) = stack.raw_user("bob", &["jobs::run"]).await;
+        // (The transfer's idle timeout is 2 s: a refused publish is
+        // recognised after 500 ms without an acknowledgement.)
+        let written = direct_publish_within(
+            &bob,
+            &upload,
+            "bob.0",
+            content(1000, 5),
+            Duration::from_millis(500),
+        )
+        .await;
+        assert!(written.is_err(), "bob wrote into alice's transfer");
+        raw.publish_direct(0, content(900, 4))
+            .await
+            .expect("alice's chunk");
+        // Only alice's chunk was stored.
+        let status = store
+            .open()
+            .await
+            .expect("open")
+            .status()
+            .await
+            .expect("status");
+        assert!(
+            status.used_bytes > 900 && status.used_bytes < 2000,
+            "{status:?}"
+        );
+        let read = tokio::time::timeout(
+            Duration::from_secs(3),
+            bob.request(
+                format!("$JS.API.DIRECT.GET.OBJ_{bucket}"),
+                Bytes::from(serde_json::json!({ "last_by_subj": upload }).to_string()),
+            ),
+        )
+        .await;
+        assert!(
+            !matches!(read, Ok(Ok(ref m)) if !m.payload.is_empty()),
+            "bob read alice's transfer: {read:?}"
+        );
+    }
+    drop(raw);
+
+    // Alice's own direct upload verifies and commits; a chunk resent after
+    // a lost ack is stored once (its message id).
+    let mut raw = RawSender::start(&stack, "mine").await;
+    raw.begin().await;
+    let a = content(1000, 1);
+    let b = content(700, 2);
+    raw.publish_direct(0, a.clone()).await.expect("chunk 0");
+    raw.publish_direct(1, b.clone()).await.expect("chunk 1");
+    raw.publish_direct(1, b.clone())
+        .await
+        .expect("chunk 1 again");
+    let whole = [a.as_ref(), b.as_ref()].concat();
+    raw.end_direct(1700, 2, &digest(&whole)).await;
+    assert_eq!(raw.reply().await.0, "ok");
+    match outcome(&client, &raw.id).await {
+        Outcome::Completed(out) => assert_eq!(out.digest, digest(&whole)),
+        other => panic!("{other:?}"),
+    }
+    let stored = store
+        .open()
+        .await
+        .expect("open")
+        .get("mine")
+        .await
+        .expect("get");
+    assert!(stored.expect("object").bytes().await.expect("bytes") == whole);
+
+    // A direct upload whose stored content does not match the announced
+    // digest is refused and leaves the previous object.
+    let mut raw = RawSender::start(&stack, "mine").await;
+    raw.begin().await;
+    raw.publish_direct(0, a.clone()).await.expect("chunk");
+    raw.end_direct(1000, 1, &digest(b"something else")).await;
+    assert_eq!(raw.reply().await.0, "digest-mismatch");
+    assert!(matches!(
+        outcome(&client, &raw.id).await,
+        Outcome::Failed(_)
+    ));
+    let kept = store
+        .open()
+        .await
+        .expect("open")
+        .get("mine")
+        .await
+        .expect("get");
+    assert!(kept.expect("previous object").bytes().await.expect("bytes") == whole);
+    // Once the object is deleted, nothing is left: the refused and the
+    // abandoned transfers' chunks were purged.
+    assert!(
+        store
+            .open()
+            .await
+            .expect("open")
+            .delete("mine")
+            .await
+            .expect("delete")
+    );
+    eventually(
+        Duration::from_secs(8),
+        "refused and abandoned chunks purged",
+        || async {
+            let status = store.open().await.ok()?.status().await.ok()?;
+            (status.objects == 0 && status.used_bytes == 0).then_some(())
+        },
+    )
+    .await;
+    assert!(server.shutdown(Duration::from_secs(5)).await);
+}
+
+/// The caller token of a staged chunk subject `$O.<bucket>.C.<caller>.<id>`.
+fn raw_key(upload: &str) -> String {
+    upload.split('.').nth(3).expect("caller token").to_owned()
+}
+
+/// Bound: a direct upload whose caller is gone fails after the transfer's
+/// idle timeout (2 s here) and its staged chunks are purged at once; the
+/// whole must take less than idle + 8 s.
+#[tokio::test]
+async fn an_abandoned_direct_upload_fails_and_is_purged_within_its_idle_timeout() {
+    let stack = stack().await;
+    let (server, store, client) = jobs_stack(&stack).await;
+    let raw = RawSender::start(&stack, "abandoned").await;
+    raw.begin().await;
+    for seq in 0..8 {
+        let chunk = content(raw.chunk_size, seq as u8);
+        raw.publish_direct(seq, chunk).await.expect("chunk");
+    }
+    let staged = store
+        .open()
+        .await
+        .expect("open")
+        .status()
+        .await
+        .expect("status");
+    assert!(staged.used_bytes >= 8 * raw.chunk_size as u64);
+    let id = raw.id.clone();
+    let gone = Instant::now();
+    drop(raw);
+    match outcome(&client, &id).await {
+        Outcome::Failed(message) => assert!(message.contains("no progress"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    eventually(Duration::from_secs(5), "staged chunks purged", || async {
+        let status = store.open().await.ok()?.status().await.ok()?;
+        (status.used_bytes == 0).then_some(())
+    })
+    .await;
+    let took = gone.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "failed and purged after {took:?}"
+    );
+    assert!(absent(&store, "abandoned").await);
+    assert!(server.shutdown(Duration::from_secs(5)).await);
 }

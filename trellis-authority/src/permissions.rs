@@ -18,8 +18,10 @@
 //!   RPCs (providers check capabilities themselves, with a typed error),
 //!   and the live events whose `subscribe` gate it satisfies: each of them,
 //!   or all events but the gated ones it may not see, whichever list is
-//!   shorter. Three subjects plus one per internal RPC plus
-//!   min(visible events, hidden events + 1).
+//!   shorter, and the staged chunk subjects of send-transfer stores below
+//!   its key (direct uploads). Three subjects plus one per internal RPC
+//!   plus one per send-transfer operation plus min(visible events, hidden
+//!   events + 1).
 //!
 //! Everyone subscribes only below its own inbox prefix and may publish to
 //! `_INBOX.>` (replies, download credits).
@@ -121,6 +123,29 @@ fn operation_subjects(
     b.publish(base);
 }
 
+/// The staged chunk subjects of `contract`'s send-transfer store for
+/// `operation`, below the caller's key: a direct upload publishes its
+/// chunks there (the provider names the exact subject in its start reply,
+/// verifies what is stored and commits it). Only this caller may publish
+/// there; nobody but the provider reads them.
+fn upload_subjects(b: &mut Builder, key: &str, contract: &Deployed, operation: &str) {
+    let Some(transfer) = contract
+        .manifest
+        .operations
+        .get(operation)
+        .and_then(|op| op.transfer.as_ref())
+    else {
+        return;
+    };
+    if let Some(store) = contract
+        .bindings
+        .as_ref()
+        .and_then(|bindings| bindings.store.get(&transfer.store))
+    {
+        b.publish(format!("$O.{}.C.{key}.>", store.bucket));
+    }
+}
+
 /// The permissions of `principal` in `deployment`, given every accepted
 /// contract by id. `callers_bucket` (sealed principal records) is readable by services.
 pub(crate) fn compute(
@@ -172,6 +197,9 @@ pub(crate) fn compute(
             b.publish(format!("trellis.{deployment}.{key}.>"));
             let mut events = Events::default();
             for (id, deployed) in contracts {
+                for operation in deployed.manifest.operations.keys() {
+                    upload_subjects(&mut b, key, deployed, operation);
+                }
                 caller(
                     &mut b,
                     &mut events,
@@ -255,6 +283,9 @@ fn service(
         for name in selected(used.operations.as_ref().and_then(|r| r.call.as_ref())) {
             if let Some(op) = remote.operations.get(&name) {
                 operation_subjects(b, deployment, key, rid, &op.subject);
+                if let Some(deployed) = contracts.get(&used.contract) {
+                    upload_subjects(b, key, deployed, &name);
+                }
             }
         }
         if downloads {

@@ -21,6 +21,7 @@
 //! operations whose lease expired (their instance stopped) as abandoned.
 
 mod client;
+mod direct;
 mod inbound;
 mod record;
 pub(crate) mod server;

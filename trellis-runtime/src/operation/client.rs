@@ -369,16 +369,34 @@ impl<'a, I: Serialize, P: DeserializeOwned, O: DeserializeOwned> TransferStart<'
             started(&snapshot.id);
         }
         let runtime = target.rpc.runtime();
-        let route = outbound::Route {
-            subject: crate::transfer::transfer_subject(
-                &runtime.request_subject(target.subject),
-                &snapshot.id,
-            ),
-            chunk_size,
-            window,
-            idle,
+        let control = crate::transfer::transfer_subject(
+            &runtime.request_subject(target.subject),
+            &snapshot.id,
+        );
+        let sent = match reply.header(crate::transfer::UPLOAD_HEADER) {
+            // Straight into the provider's store (the subject stays inside
+            // the runtime).
+            Some(upload) => {
+                let route = outbound::DirectRoute {
+                    upload: upload.to_owned(),
+                    control,
+                    chunk_size,
+                    window,
+                    idle,
+                };
+                outbound::send_direct(runtime.nats(), route, body, progress).await
+            }
+            None => {
+                let route = outbound::Route {
+                    subject: control,
+                    chunk_size,
+                    window,
+                    idle,
+                };
+                outbound::send(runtime.nats(), route, body, progress).await
+            }
         };
-        match outbound::send(runtime.nats(), route, body, progress).await {
+        match sent {
             Ok(_) => Ok(target.reference(snapshot.id)),
             Err(source) => Err(OperationError::Transfer {
                 operation: target.name.to_owned(),

@@ -17,7 +17,7 @@ use super::spec::SendTransferSpec;
 use crate::rpc::ServeOptions;
 use crate::store::{Body, ObjectInfo, PutOptions, Store, StoreError, StoreHandle};
 use crate::transfer::{
-    ACK_HEADER, DIGEST_HEADER, END_HEADER, SEQ_HEADER, SIZE_HEADER, TransferError,
+    ACK_HEADER, BEGIN_HEADER, DIGEST_HEADER, END_HEADER, SEQ_HEADER, SIZE_HEADER, TransferError,
 };
 use crate::wire::reply::reply;
 
@@ -41,10 +41,17 @@ pub(crate) struct Plan {
     pub staging: String,
     pub chunk_size: usize,
     pub window: usize,
-    limit: Option<u64>,
-    idle: Duration,
-    options: PutOptions,
-    store: Store,
+    pub(super) limit: Option<u64>,
+    pub(super) idle: Duration,
+    pub(super) options: PutOptions,
+    pub(super) store: Store,
+}
+
+impl Plan {
+    /// The store subject a direct upload's chunks are published to.
+    pub(crate) fn upload_subject(&self) -> String {
+        self.store.staged_subject(&self.staging)
+    }
 }
 
 fn string_at(input: &Value, pointer: &str) -> Result<String, String> {
@@ -74,6 +81,7 @@ impl SendSpec {
         payload: &Bytes,
         headers: Option<&HeaderMap>,
         options: &ServeOptions,
+        caller: &str,
     ) -> Result<Plan, String> {
         let input: Value =
             serde_json::from_slice(payload).map_err(|e| format!("input does not decode: {e}"))?;
@@ -136,7 +144,9 @@ impl SendSpec {
         Ok(Plan {
             key,
             declared,
-            staging: Store::new_staging_id(),
+            // Below the caller's token: a direct upload's chunk subject is
+            // one only that caller may publish to.
+            staging: format!("{caller}.{}", Store::new_staging_id()),
             chunk_size: options.transfer_chunk_size,
             window: options.transfer_window,
             limit,
@@ -147,6 +157,9 @@ impl SendSpec {
     }
 
     /// Purges a staged upload whose writer stopped.
+    ///
+    /// Also covers a direct upload's chunks: they are staged under the same
+    /// chunk id.
     pub(crate) async fn purge_staged(&self, key: &str, nuid: &str) {
         match self.store.open().await {
             Ok(store) => {
@@ -169,6 +182,35 @@ impl SendSpec {
         mut sub: async_nats::Subscriber,
         cancel: CancellationToken,
     ) -> Result<ObjectInfo, OperationFailure> {
+        // The first message decides the mode: a direct upload announces
+        // itself (its chunks go straight into the store), anything else is
+        // the relayed chunk protocol.
+        let first = tokio::select! {
+            biased;
+            () = cancel.cancelled() => None,
+            m = tokio::time::timeout(plan.idle, sub.next()) => m.ok().flatten(),
+        };
+        let Some(first) = first else {
+            let _ = sub.unsubscribe().await;
+            self.purge_staged(&plan.key, &plan.staging).await;
+            return Err(if cancel.is_cancelled() {
+                OperationFailure::Cancelled
+            } else {
+                OperationFailure::Failed(format!(
+                    "transfer failed: {}",
+                    TransferError::Idle(plan.idle)
+                ))
+            });
+        };
+        if first
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(BEGIN_HEADER))
+            .is_some()
+        {
+            return super::direct::receive(client, ledger, id, plan, sub, first, cancel).await;
+        }
+        let mut first = Some(first);
         let client = client.clone();
         // `Some(bytes)` is content, `None` the verified end; a channel that
         // closes without `None` fails the write, so nothing unverified can
@@ -202,7 +244,10 @@ impl SendSpec {
         let mut last_reply = None;
         let mut last_progress = Instant::now();
         let outcome: Result<ObjectInfo, TransferError> = loop {
-            let message = tokio::select! {
+            let message = if let Some(first) = first.take() {
+                first
+            } else {
+                tokio::select! {
                 biased;
                 () = cancel.cancelled() => break Err(TransferError::Cancelled),
                 r = &mut put, if !put_done => {
@@ -214,6 +259,7 @@ impl SendSpec {
                     Ok(None) => break Err(TransferError::Interrupted("the transfer subscription closed".into())),
                     Ok(Some(m)) => m,
                 },
+                }
             };
             last_reply = message.reply.clone();
             let Some(seq) = crate::wire::headers::header_u64(&message, SEQ_HEADER) else {
@@ -313,7 +359,7 @@ impl SendSpec {
     }
 }
 
-fn ack(next: u64) -> HeaderMap {
+pub(super) fn ack(next: u64) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(ACK_HEADER, next.to_string());
     headers
@@ -334,7 +380,7 @@ fn ended_early(result: Result<ObjectInfo, StoreError>) -> TransferError {
     }
 }
 
-fn store_failure(error: StoreError) -> TransferError {
+pub(super) fn store_failure(error: StoreError) -> TransferError {
     match error {
         e @ StoreError::StoreFull { .. } => TransferError::StoreFull(e.to_string()),
         StoreError::DigestMismatch {

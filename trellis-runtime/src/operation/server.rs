@@ -647,7 +647,12 @@ async fn start(
             None => None,
             Some(transfer) => Some(
                 transfer
-                    .plan(&message.payload, message.headers.as_ref(), &shared.options)
+                    .plan(
+                        &message.payload,
+                        message.headers.as_ref(),
+                        &shared.options,
+                        message.subject.split('.').nth(2).unwrap_or("_"),
+                    )
                     .await?,
             ),
         };
@@ -729,6 +734,7 @@ async fn start(
                         plan.chunk_size.to_string(),
                     );
                     headers.insert(crate::transfer::WINDOW_HEADER, plan.window.to_string());
+                    headers.insert(crate::transfer::UPLOAD_HEADER, plan.upload_subject());
                     Some((plan, sub))
                 }
                 Err(e) => {

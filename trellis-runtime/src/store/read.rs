@@ -583,3 +583,72 @@ pub(super) const WAIT_RECHECK: [Duration; 5] = [
     Duration::from_millis(50),
     Duration::from_millis(100),
 ];
+
+/// Follows the chunks a caller publishes straight into the store (a
+/// direct upload): each [`ChunkFollower::poll`] returns the chunks stored
+/// on the staged subject since the last one, in stream order, through
+/// batched direct gets (no consumer).
+pub(crate) struct ChunkFollower {
+    store: Store,
+    subject: String,
+    next_seq: u64,
+    inbox: Option<BatchInbox>,
+}
+
+impl fmt::Debug for ChunkFollower {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChunkFollower")
+            .field("subject", &self.subject)
+            .field("next_seq", &self.next_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChunkFollower {
+    /// The chunks stored since the last poll, at most `max` of them.
+    pub(crate) async fn poll(&mut self, max: u64) -> Result<Vec<Bytes>, StoreError> {
+        let mut inbox = match self.inbox.take() {
+            Some(inbox) => inbox,
+            None => self.store.batch_inbox().await?,
+        };
+        let request = json!({
+            "seq": self.next_seq,
+            "next_by_subj": self.subject,
+            "batch": max.clamp(1, MAX_BATCH),
+        });
+        self.store.send_batch_request(&inbox, &request).await?;
+        let mut chunks = Vec::new();
+        loop {
+            match self.store.next_batch_item(&mut inbox).await {
+                Ok(BatchItem::Message { seq, payload, .. }) => {
+                    self.next_seq = seq + 1;
+                    chunks.push(payload);
+                }
+                Ok(BatchItem::End { .. } | BatchItem::NotFound) => break,
+                // What arrived counts (`next_seq` moved past it); the rest
+                // of this batch is asked again with a fresh inbox.
+                Err(_) if !chunks.is_empty() => return Ok(chunks),
+                Err(err) => return Err(err),
+            }
+        }
+        self.inbox = Some(inbox);
+        Ok(chunks)
+    }
+}
+
+impl Store {
+    /// A follower of the chunks staged under `nuid`.
+    pub(crate) fn follow_staged(&self, nuid: &str) -> ChunkFollower {
+        ChunkFollower {
+            subject: format::chunk_subject(&self.bucket, nuid),
+            store: self.clone(),
+            next_seq: 1,
+            inbox: None,
+        }
+    }
+
+    /// The subject chunks staged under `nuid` are published to.
+    pub(crate) fn staged_subject(&self, nuid: &str) -> String {
+        format::chunk_subject(&self.bucket, nuid)
+    }
+}

@@ -603,3 +603,92 @@ impl Store {
         Ok(purged.purged > 0)
     }
 }
+
+impl Store {
+    /// Commits content a caller published straight into the store under
+    /// chunk id `nuid` (already verified by the provider: `chunks` chunks,
+    /// `size` bytes, `digest`): writes the record under `key`, then purges
+    /// the version it replaced. On failure the staged chunks are purged, so
+    /// nothing unverified or partial is ever reachable under `key`.
+    pub(crate) async fn commit_staged(
+        &self,
+        key: &str,
+        nuid: &str,
+        options: PutOptions,
+        size: u64,
+        chunks: u64,
+        digest: String,
+    ) -> Result<ObjectInfo, StoreError> {
+        format::validate_key(key)?;
+        let PutOptions {
+            content_type,
+            metadata,
+        } = options;
+        let info = ObjectInfo {
+            key: key.to_owned(),
+            size,
+            digest,
+            content_type,
+            metadata,
+            modified: SystemTime::now(),
+        };
+        let len = encode_record(&self.bucket, nuid, &info, chunks, false)?.len();
+        let max_payload = self.js.client().server_info().max_payload;
+        let staged = format::chunk_subject(&self.bucket, nuid);
+        let purge_staged = || async {
+            if let Err(err) = self.stream.purge().filter(staged.as_str()).await {
+                tracing::warn!(%key, %err, "could not purge the chunks of a refused upload");
+            }
+        };
+        if max_payload > 0 && len + META_HEADER_ROOM > max_payload {
+            purge_staged().await;
+            return Err(StoreError::MetadataTooLarge {
+                key: key.to_owned(),
+                size: len,
+                max: max_payload.saturating_sub(META_HEADER_ROOM),
+            });
+        }
+        // As in `write`: once the record may be stored, cancelling the
+        // caller must neither purge the chunks it refers to nor skip
+        // purging the replaced version's.
+        let store = self.clone();
+        let (owned_key, owned_nuid) = (key.to_owned(), nuid.to_owned());
+        let committed = tokio::spawn(async move {
+            let result = store
+                .commit(&owned_key, &owned_nuid, &info, chunks, Mode::Overwrite)
+                .await;
+            (result, info)
+        })
+        .await
+        .map_err(nats(format!("storing the record of `{key}`")))?;
+        match committed {
+            (Ok(replaced), info) => {
+                if let Some(old) = replaced
+                    && old.is_live()
+                    && old.nuid != nuid
+                {
+                    let subject = format::chunk_subject(&self.bucket, &old.nuid);
+                    if let Err(err) = self.stream.purge().filter(subject.as_str()).await {
+                        tracing::warn!(%key, %err, "could not purge the chunks of a replaced object");
+                    }
+                }
+                Ok(info)
+            }
+            (Err(err), _) => {
+                purge_staged().await;
+                Err(match err {
+                    WriteError::Store(err) => err,
+                    WriteError::Full => {
+                        let (limit, used) = self.usage().await.unwrap_or((None, 0));
+                        StoreError::StoreFull {
+                            key: key.to_owned(),
+                            limit: limit.unwrap_or(0),
+                            used,
+                            needed: Some(size),
+                        }
+                    }
+                })
+            }
+        }
+    }
+}

@@ -12,6 +12,16 @@ pub(crate) const DIGEST_HEADER: &str = "Trellis-Digest";
 /// On a start request: the size the sender will send, if known.
 pub(crate) const SIZE_HEADER: &str = "Trellis-Size";
 
+/// Reply header on a transfer start: the subject of the store a direct
+/// upload publishes its chunks to (JetStream publishes; the acks are the
+/// sender's window). Opaque to callers: the runtime never surfaces it.
+pub(crate) const UPLOAD_HEADER: &str = "Trellis-Upload";
+/// First message of a direct upload on the transfer subject; its reply
+/// inbox receives the provider's verdicts.
+pub(crate) const BEGIN_HEADER: &str = "Trellis-Begin";
+/// On a direct upload's final message: the number of chunks published.
+pub(crate) const CHUNKS_HEADER: &str = "Trellis-Chunks";
+
 /// Reply header on a transfer start: the largest chunk accepted.
 pub(crate) const CHUNK_SIZE_HEADER: &str = "Trellis-Chunk-Size";
 /// Reply header on a transfer start: chunks the sender may have unacked.
