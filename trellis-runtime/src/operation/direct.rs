@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use async_nats::{HeaderMap, Message};
+use async_nats::Message;
 use bytes::Bytes;
 use futures::{FutureExt as _, StreamExt as _};
 use sha2::{Digest as _, Sha256};
