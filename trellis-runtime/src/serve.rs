@@ -147,6 +147,8 @@ pub struct RpcServer {
     http: Option<HttpServer>,
     /// Cleared when a shutdown starts (`/readyz` then answers 503).
     serving: Arc<std::sync::atomic::AtomicBool>,
+    /// The connection the subscriptions live on.
+    client: async_nats::Client,
 }
 
 impl std::fmt::Debug for RpcServer {
@@ -301,6 +303,7 @@ pub async fn serve(
         service_api: Some(service_api),
         http,
         serving,
+        client: client.clone(),
     })
 }
 
@@ -378,6 +381,12 @@ impl RpcServer {
         };
         if let Some(http) = self.http.take() {
             http.stop().await;
+        }
+        // Once `shutdown` returns, the server has processed the unsubscribes:
+        // the next request goes to another instance, not into a subscription
+        // nobody reads any more.
+        if let Err(e) = self.client.flush().await {
+            tracing::warn!(error = %e, "could not confirm the unsubscribes at shutdown");
         }
         rpcs && operations
     }

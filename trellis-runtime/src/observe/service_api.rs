@@ -12,7 +12,7 @@
 //! three JSON replies, written here with serde.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
@@ -313,6 +313,7 @@ mod tests {
     use super::*;
     use crate::observe::instance::Instance;
     use crate::observe::stats::OK;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn rfc3339_renders_utc() {
