@@ -30,6 +30,8 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// per-connection pending limit (64 MiB, beyond which it disconnects a
 /// slow consumer).
 const FOLLOW_BATCH: u64 = 16;
+/// How long a poll waits for the server's answer before asking again.
+const POLL_ANSWER: Duration = Duration::from_secs(1);
 /// Pause between polls that found nothing new.
 const POLL_IDLE: Duration = Duration::from_millis(4);
 /// After the final message, how long the announced chunks may take to be
@@ -75,10 +77,13 @@ pub(super) async fn receive(
         }
         // A failed read (the server restarting, say) is no progress: the
         // idle timeout decides, so a transfer survives a short outage.
-        let got = match follower.poll(FOLLOW_BATCH).await {
+        let got = match follower.poll(FOLLOW_BATCH, POLL_ANSWER).await {
             Ok(got) => got,
             Err(e) => {
+                // Not evidence that the caller stopped: only polls that
+                // were answered count towards the idle timeout.
                 debug!(%id, error = %e, "reading a direct upload failed; retrying");
+                last_activity = Instant::now();
                 Vec::new()
             }
         };
@@ -195,31 +200,37 @@ pub(super) async fn receive(
         }
         Err(error) => {
             debug!(%id, %error, "direct upload failed");
-            purge(&plan).await;
-            // Publishes in flight when it failed may land after the purge.
-            let (store, staging) = (plan.store.clone(), plan.staging.clone());
-            let key = plan.key.clone();
-            tokio::spawn(async move {
-                let mut delay = LATE_PURGE;
-                for attempt in 1..=LATE_PURGE_ATTEMPTS {
-                    tokio::time::sleep(delay).await;
-                    match store.purge_staged(&key, &staging).await {
-                        Ok(()) => break,
-                        Err(e) if attempt == LATE_PURGE_ATTEMPTS => {
-                            warn!(%key, error = %e, "could not purge a failed upload's late chunks");
-                        }
-                        Err(_) => delay *= 2,
-                    }
-                }
-            });
+            // The verdict first: the caller stops publishing sooner.
             let body = Bytes::from(error.to_string());
             reply(client, notify, error.status(), ack(chunks), body).await;
+            purge(&plan).await;
+            purge_late(&plan);
             Err(match error {
                 TransferError::Cancelled => OperationFailure::Cancelled,
                 other => OperationFailure::Failed(format!("transfer failed: {other}")),
             })
         }
     }
+}
+
+/// Purges the staged chunks again later (doubling the delay after a
+/// failure), for publishes that were in flight when the transfer failed.
+pub(super) fn purge_late(plan: &Plan) {
+    let (store, staging) = (plan.store.clone(), plan.staging.clone());
+    let key = plan.key.clone();
+    tokio::spawn(async move {
+        let mut delay = LATE_PURGE;
+        for attempt in 1..=LATE_PURGE_ATTEMPTS {
+            tokio::time::sleep(delay).await;
+            match store.purge_staged(&key, &staging).await {
+                Ok(()) => break,
+                Err(e) if attempt == LATE_PURGE_ATTEMPTS => {
+                    warn!(%key, error = %e, "could not purge a failed upload's late chunks");
+                }
+                Err(_) => delay *= 2,
+            }
+        }
+    });
 }
 
 async fn purge(plan: &Plan) {

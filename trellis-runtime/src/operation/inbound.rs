@@ -193,6 +193,7 @@ impl SendSpec {
         let Some(first) = first else {
             let _ = sub.unsubscribe().await;
             self.purge_staged(&plan.key, &plan.staging).await;
+            super::direct::purge_late(&plan);
             return Err(if cancel.is_cancelled() {
                 OperationFailure::Cancelled
             } else {

@@ -111,7 +111,14 @@ impl Store {
     }
 
     async fn next_batch_item(&self, inbox: &mut BatchInbox) -> Result<BatchItem, StoreError> {
-        let timeout = self.js.timeout();
+        self.next_batch_item_within(inbox, self.js.timeout()).await
+    }
+
+    async fn next_batch_item_within(
+        &self,
+        inbox: &mut BatchInbox,
+        timeout: Duration,
+    ) -> Result<BatchItem, StoreError> {
         let message = tokio::time::timeout(timeout, inbox.subscriber.next())
             .await
             .map_err(|_| {
@@ -606,7 +613,13 @@ impl fmt::Debug for ChunkFollower {
 
 impl ChunkFollower {
     /// The chunks stored since the last poll, at most `max` of them.
-    pub(crate) async fn poll(&mut self, max: u64) -> Result<Vec<Bytes>, StoreError> {
+    /// An answer not arriving within `wait` fails the poll (what arrived
+    /// before counts).
+    pub(crate) async fn poll(
+        &mut self,
+        max: u64,
+        wait: Duration,
+    ) -> Result<Vec<Bytes>, StoreError> {
         let mut inbox = match self.inbox.take() {
             Some(inbox) => inbox,
             None => self.store.batch_inbox().await?,
@@ -619,7 +632,7 @@ impl ChunkFollower {
         self.store.send_batch_request(&inbox, &request).await?;
         let mut chunks = Vec::new();
         loop {
-            match self.store.next_batch_item(&mut inbox).await {
+            match self.store.next_batch_item_within(&mut inbox, wait).await {
                 Ok(BatchItem::Message { seq, payload, .. }) => {
                     self.next_seq = seq + 1;
                     chunks.push(payload);
@@ -650,5 +663,56 @@ impl Store {
     /// The subject chunks staged under `nuid` are published to.
     pub(crate) fn staged_subject(&self, nuid: &str) -> String {
         format::chunk_subject(&self.bucket, nuid)
+    }
+}
+
+/// Where a live object's chunks are, for a download paced by its provider
+/// and answered straight to the receiver.
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkSource {
+    /// The chunk subject.
+    pub subject: String,
+    /// Number of chunks.
+    pub chunks: u64,
+    /// The object.
+    pub info: ObjectInfo,
+}
+
+impl Store {
+    /// The chunk subject and count of live object `key`.
+    pub(crate) async fn chunk_source(&self, key: &str) -> Result<Option<ChunkSource>, StoreError> {
+        format::validate_key(key)?;
+        Ok(self.live_meta(key).await?.map(|meta| ChunkSource {
+            subject: format::chunk_subject(&self.bucket, &meta.nuid),
+            chunks: meta.chunks,
+            info: meta.info,
+        }))
+    }
+
+    /// Asks the server to send up to `batch` chunks of `subject`, from
+    /// stream sequence `seq` on, straight to `to` (the answers and the
+    /// end-of-batch marker go there, not to this connection).
+    pub(crate) async fn direct_batch_to(
+        &self,
+        to: &str,
+        subject: &str,
+        seq: u64,
+        batch: u64,
+    ) -> Result<(), StoreError> {
+        let request = json!({
+            "seq": seq.max(1),
+            "next_by_subj": subject,
+            "batch": batch.clamp(1, MAX_BATCH),
+        });
+        let payload = serde_json::to_vec(&request).map_err(nats("encoding a direct get"))?;
+        self.js
+            .client()
+            .publish_with_reply(
+                format!("$JS.API.DIRECT.GET.{}", self.stream_name),
+                to.to_owned(),
+                payload.into(),
+            )
+            .await
+            .map_err(nats("sending a direct get"))
     }
 }

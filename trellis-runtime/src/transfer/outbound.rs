@@ -222,7 +222,10 @@ pub(crate) async fn send_direct(
     };
     let result: Result<(), TransferError> = async {
         loop {
-            if let Some(Some(message)) = verdicts.next().now_or_never() {
+            // (A server status such as "no responders" is not a verdict.)
+            if let Some(Some(message)) = verdicts.next().now_or_never()
+                && message.status.is_none()
+            {
                 return Err(refused(message));
             }
             while inflight.len() >= route.window.max(1) {
@@ -291,7 +294,16 @@ pub(crate) async fn send_direct(
     // Verifying the last chunks and committing takes a moment after the
     // last ack; the provider answers within its settle time or fails.
     let wait = route.idle.max(Duration::from_secs(30));
-    let verdict = tokio::time::timeout(wait, verdicts.next()).await;
+    let deadline = tokio::time::Instant::now() + wait;
+    // Only the provider's answer counts: a server status (e.g. "no
+    // responders" because the provider already gave up and its refusal is
+    // still on the way) is skipped.
+    let verdict = loop {
+        match tokio::time::timeout_at(deadline, verdicts.next()).await {
+            Ok(Some(message)) if message.status.is_some() => continue,
+            other => break other,
+        }
+    };
     let _ = verdicts.unsubscribe().await;
     match verdict {
         Err(_) => Err(TransferError::Idle(wait)),
@@ -302,6 +314,12 @@ pub(crate) async fn send_direct(
             let status = crate::wire::headers::header(&message, STATUS_HEADER).unwrap_or("ok");
             if status != "ok" {
                 return Err(refused(message));
+            }
+            // A success names the digest the provider verified: ours.
+            if crate::wire::headers::header(&message, DIGEST_HEADER) != Some(digest.as_str()) {
+                return Err(TransferError::Interrupted(
+                    "the provider's answer does not confirm the content".into(),
+                ));
             }
             if let Some(progress) = progress.as_mut() {
                 progress(bytes_acked, declared.or(Some(bytes_sent)));

@@ -25,7 +25,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
 use tracing::debug;
 
-use super::{ACK_HEADER, DIGEST_HEADER, END_HEADER, SEQ_HEADER, TransferError};
+use super::{ACK_HEADER, CHUNKS_HEADER, DIGEST_HEADER, END_HEADER, SEQ_HEADER, TransferError};
 use crate::ledger::mutate_json;
 use crate::principal::Principal;
 use crate::protocol::StoreBinding;
@@ -40,6 +40,9 @@ use crate::wire::reply::reply;
 pub const RECEIVE_SUBJECT: &str = "transfer.v1.receive";
 /// On the first download message: where the caller sends its acks.
 const CREDIT_HEADER: &str = "Trellis-Credit";
+/// On a direct download's acks: the stream sequence after the last chunk
+/// received (where the next batch starts).
+const FROM_HEADER: &str = "Trellis-From";
 /// How many chunks the caller lets the provider send ahead. Every
 /// download on one connection shares its server-side pending buffer
 /// (64 MiB by default, and a slow consumer is disconnected): 16 chunks of
@@ -230,6 +233,10 @@ async fn redeem(
 struct RedeemRequest {
     grant: String,
     window: u64,
+    /// The receiver takes the chunks as the store's direct-get answers,
+    /// sent straight to its inbox (absent: relayed by the provider).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    direct: bool,
 }
 
 /// Serves grant redemptions until `stop` fires; each download holds one
@@ -329,6 +336,20 @@ async fn send_download(
         Err(e) => return refuse(TransferError::Nats(e.to_string())).await,
     };
     let window = request.window.clamp(1, 1024);
+    if request.direct {
+        drop(object);
+        let result =
+            send_direct(&handle, &record, &to, &credit, &mut credits, window, client).await;
+        let _ = credits.unsubscribe().await;
+        match result {
+            Ok(()) => stats.transfer(crate::observe::Direction::Sent, record.size),
+            Err(error) => {
+                debug!(%error, "direct download failed");
+                refuse(error).await;
+            }
+        }
+        return;
+    }
     let mut headers = HeaderMap::new();
     headers.insert(CREDIT_HEADER, credit.as_str());
     headers.insert(END_HEADER, record.size.to_string());
@@ -376,6 +397,64 @@ async fn send_download(
     }
 }
 
+/// Paces a direct download: asks the store for `window` chunks at a time,
+/// answered straight to the receiver's inbox `to` (the bytes never pass
+/// through the provider), and asks for the next batch once the receiver
+/// acknowledged the last one (`Trellis-Ack`: chunks received so far,
+/// `Trellis-From`: the stream sequence to continue from).
+async fn send_direct(
+    handle: &StoreHandle,
+    record: &GrantRecord,
+    to: &async_nats::Subject,
+    credit: &str,
+    credits: &mut async_nats::Subscriber,
+    window: u64,
+    client: &async_nats::Client,
+) -> Result<(), TransferError> {
+    let interrupted = |e: StoreError| TransferError::Interrupted(e.to_string());
+    let store = handle.open().await.map_err(interrupted)?;
+    let source = match store.chunk_source(&record.key).await.map_err(interrupted)? {
+        Some(source) if source.info.digest == record.digest => source,
+        _ => {
+            return Err(TransferError::Interrupted(format!(
+                "`{}` changed or was deleted after the grant was issued",
+                record.key
+            )));
+        }
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(CREDIT_HEADER, credit);
+    headers.insert(END_HEADER, record.size.to_string());
+    headers.insert(DIGEST_HEADER, record.digest.as_str());
+    headers.insert(CHUNKS_HEADER, source.chunks.to_string());
+    reply(client, Some(to.clone()), "ok", headers, Bytes::new()).await;
+    let (mut received, mut from) = (0u64, 1u64);
+    while received < source.chunks {
+        let batch = window.min(source.chunks - received);
+        store
+            .direct_batch_to(to.as_str(), &source.subject, from, batch)
+            .await
+            .map_err(interrupted)?;
+        loop {
+            let message = tokio::time::timeout(IDLE, credits.next())
+                .await
+                .map_err(|_| TransferError::Idle(IDLE))?
+                .ok_or_else(|| TransferError::Interrupted("credits closed".into()))?;
+            if crate::wire::headers::header(&message, STATUS_HEADER).is_some() {
+                return Err(TransferError::Interrupted("the receiver stopped".into()));
+            }
+            let ack = crate::wire::headers::header_u64(&message, ACK_HEADER).unwrap_or(0);
+            let next = crate::wire::headers::header_u64(&message, FROM_HEADER).unwrap_or(0);
+            if ack > received && next > from {
+                received = ack.min(source.chunks);
+                from = next;
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A download of one grant. Consume it as a stream of chunks, as bytes, or
 /// into a file; every subscription is released when it ends or is dropped.
 #[must_use = "a download does nothing until consumed"]
@@ -408,11 +487,103 @@ struct Receiving {
     bytes: u64,
     hasher: Sha256,
     done: bool,
+    /// A direct download: the number of chunks the store sends.
+    chunks: Option<u64>,
+    /// Direct: the stream sequence of the last chunk received.
+    last_seq: u64,
+    /// Direct: every chunk arrived and verified.
+    complete: bool,
 }
 
 impl Receiving {
+    /// Acknowledges a direct download's chunks so far (the provider then
+    /// asks the store for the next batch).
+    async fn ack_direct(&mut self) -> Result<(), TransferError> {
+        let Some(credit) = self.credit.clone() else {
+            return Ok(());
+        };
+        self.acked = self.next;
+        let mut headers = HeaderMap::new();
+        headers.insert(ACK_HEADER, self.next.to_string());
+        headers.insert(FROM_HEADER, (self.last_seq + 1).to_string());
+        self.client
+            .publish_with_headers(credit, headers, Bytes::new())
+            .await
+            .map_err(|e| TransferError::Nats(e.to_string()))
+    }
+
+    /// Checks size and digest once every byte arrived.
+    fn verify(&mut self) -> Result<(), TransferError> {
+        let Some((size, digest)) = &self.expected else {
+            return Err(TransferError::Interrupted("no grant accepted".into()));
+        };
+        if self.bytes != *size {
+            return Err(TransferError::SizeMismatch(format!(
+                "{size} bytes granted, {} received",
+                self.bytes
+            )));
+        }
+        let ours = super::digest_of(std::mem::take(&mut self.hasher));
+        if &ours != digest {
+            return Err(TransferError::DigestMismatch(format!(
+                "granted {digest}, received {ours}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// One answer of the store in a direct download.
+    async fn direct_chunk(
+        &mut self,
+        chunks: u64,
+        message: async_nats::Message,
+    ) -> Result<Option<Bytes>, TransferError> {
+        match message.status.map(|s| s.as_u16()) {
+            // End of a batch: ask for the next one.
+            Some(204) => {
+                if self.next > self.acked {
+                    self.ack_direct().await?;
+                }
+                return Ok(None);
+            }
+            Some(code) => {
+                return Err(TransferError::Interrupted(format!(
+                    "the content is no longer readable (status {code})"
+                )));
+            }
+            None => {}
+        }
+        let seq = crate::wire::headers::header_u64(&message, "Nats-Sequence")
+            .filter(|seq| *seq > self.last_seq)
+            .ok_or_else(|| TransferError::Interrupted("a chunk out of order".into()))?;
+        self.last_seq = seq;
+        self.next += 1;
+        self.bytes += message.payload.len() as u64;
+        if self
+            .expected
+            .as_ref()
+            .is_some_and(|(size, _)| self.bytes > *size)
+            || self.next > chunks
+        {
+            return Err(TransferError::SizeMismatch(
+                "more than the granted bytes arrived".into(),
+            ));
+        }
+        self.hasher.update(&message.payload);
+        if self.next == chunks {
+            self.verify()?;
+            self.complete = true;
+            // The provider waits for this to finish.
+            self.ack_direct().await?;
+        }
+        Ok(Some(message.payload))
+    }
+
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, TransferError> {
         loop {
+            if self.complete {
+                return Ok(None);
+            }
             let message = tokio::time::timeout(IDLE, self.sub.next())
                 .await
                 .map_err(|_| TransferError::Idle(IDLE))?
@@ -428,7 +599,18 @@ impl Receiving {
                     .unwrap_or("")
                     .to_owned();
                 self.expected = Some((size, digest));
+                self.chunks = crate::wire::headers::header_u64(&message, CHUNKS_HEADER);
+                if self.chunks == Some(0) {
+                    self.verify()?;
+                    self.complete = true;
+                }
                 continue;
+            }
+            if let Some(chunks) = self.chunks {
+                match self.direct_chunk(chunks, message).await? {
+                    Some(chunk) => return Ok(Some(chunk)),
+                    None => continue,
+                }
             }
             let (Some(credit), Some((size, digest))) = (&self.credit, &self.expected) else {
                 return Err(TransferError::Interrupted(
@@ -512,6 +694,7 @@ impl Download {
         let request = RedeemRequest {
             grant: self.grant.id.clone(),
             window: self.window,
+            direct: true,
         };
         let payload =
             serde_json::to_vec(&request).map_err(|e| TransferError::Nats(e.to_string()))?;
@@ -538,6 +721,9 @@ impl Download {
             bytes: 0,
             hasher: Sha256::new(),
             done: false,
+            chunks: None,
+            last_seq: 0,
+            complete: false,
         };
         Ok(Box::pin(futures::stream::unfold(
             state,
