@@ -23,6 +23,7 @@
 mod client;
 mod direct;
 mod inbound;
+mod plan;
 mod record;
 pub(crate) mod server;
 mod spec;

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::inbound::{Plan, ack, store_failure};
+use super::plan::{Plan, ack, store_failure};
 use super::record::{OperationFailure, record_transfer};
 use crate::rpc::STATUS_HEADER;
 use crate::store::ObjectInfo;

@@ -12,12 +12,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::plan::{Plan, ack, store_failure};
 use super::record::{OperationFailure, record_transfer};
 use super::spec::SendTransferSpec;
 use crate::rpc::ServeOptions;
 use crate::store::{Body, ObjectInfo, PutOptions, Store, StoreError, StoreHandle};
 use crate::transfer::{
-    ACK_HEADER, BEGIN_HEADER, DIGEST_HEADER, END_HEADER, SEQ_HEADER, SIZE_HEADER, TransferError,
+    BEGIN_HEADER, DIGEST_HEADER, END_HEADER, SEQ_HEADER, SIZE_HEADER, TransferError,
 };
 use crate::wire::reply::reply;
 
@@ -32,26 +33,6 @@ pub(crate) struct SendSpec {
     max_bytes: Option<u64>,
     expires_in: Option<Duration>,
     store: StoreHandle,
-}
-
-/// One accepted transfer, before bytes flow.
-pub(crate) struct Plan {
-    pub key: String,
-    pub declared: Option<u64>,
-    pub staging: String,
-    pub chunk_size: usize,
-    pub window: usize,
-    pub(super) limit: Option<u64>,
-    pub(super) idle: Duration,
-    pub(super) options: PutOptions,
-    pub(super) store: Store,
-}
-
-impl Plan {
-    /// The store subject a direct upload's chunks are published to.
-    pub(crate) fn upload_subject(&self) -> String {
-        self.store.staged_subject(&self.staging)
-    }
 }
 
 fn string_at(input: &Value, pointer: &str) -> Result<String, String> {
@@ -360,12 +341,6 @@ impl SendSpec {
     }
 }
 
-pub(super) fn ack(next: u64) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(ACK_HEADER, next.to_string());
-    headers
-}
-
 /// The write task's result (a panicked or aborted task is a failed write).
 fn joined(
     result: Result<Result<ObjectInfo, StoreError>, tokio::task::JoinError>,
@@ -378,17 +353,5 @@ fn ended_early(result: Result<ObjectInfo, StoreError>) -> TransferError {
     match result {
         Err(e) => store_failure(e),
         Ok(_) => TransferError::Interrupted("the write ended before the transfer did".into()),
-    }
-}
-
-pub(super) fn store_failure(error: StoreError) -> TransferError {
-    match error {
-        e @ StoreError::StoreFull { .. } => TransferError::StoreFull(e.to_string()),
-        StoreError::DigestMismatch {
-            expected, actual, ..
-        } => TransferError::DigestMismatch(format!(
-            "sender says {expected}, received content is {actual}"
-        )),
-        e => TransferError::Interrupted(format!("storing failed: {e}")),
     }
 }
