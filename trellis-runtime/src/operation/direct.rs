@@ -24,12 +24,41 @@ use crate::wire::reply::reply;
 
 /// How often received-byte progress is written to the operation record.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
-/// Chunks read per direct-get batch while following the upload (2 MiB at
-/// 128 KiB): what the server may have in flight to this connection per
-/// transfer, so that many concurrent uploads stay well below the server's
+/// Chunks all direct uploads this process follows may have requested from
+/// the server at once (48 MiB at 128 KiB): below nats-server's
 /// per-connection pending limit (64 MiB, beyond which it disconnects a
-/// slow consumer).
-const FOLLOW_BATCH: u64 = 16;
+/// slow consumer), whatever the number of concurrent uploads.
+const FOLLOW_BUDGET: u64 = 384;
+/// Chunks per direct-get batch, at least and at most: a single upload
+/// reads back in 8 MiB batches (16 MiB measured 63 MiB of peak RSS above
+/// baseline for a streamed 1 GiB upload, too close to its 64 MiB bound),
+/// many share the budget.
+const FOLLOW_BATCH: (u64, u64) = (16, 64);
+
+/// Direct uploads being followed by this process.
+static FOLLOWING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts one followed upload while it lives.
+struct Following;
+
+impl Following {
+    fn start() -> Following {
+        FOLLOWING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Following
+    }
+
+    /// This upload's share of the budget, in chunks per batch.
+    fn batch(&self) -> u64 {
+        let active = FOLLOWING.load(std::sync::atomic::Ordering::Relaxed).max(1);
+        (FOLLOW_BUDGET / active).clamp(FOLLOW_BATCH.0, FOLLOW_BATCH.1)
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        FOLLOWING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 /// How long a poll waits for the server's answer before asking again.
 const POLL_ANSWER: Duration = Duration::from_secs(1);
 /// Pause between polls that found nothing new.
@@ -71,13 +100,14 @@ pub(super) async fn receive(
     let mut last_activity = Instant::now();
     let mut last_progress = Instant::now();
     let mut end: Option<End> = None;
+    let following = Following::start();
     let outcome: Result<ObjectInfo, TransferError> = 'follow: loop {
         if cancel.is_cancelled() {
             break Err(TransferError::Cancelled);
         }
         // A failed read (the server restarting, say) is no progress: the
         // idle timeout decides, so a transfer survives a short outage.
-        let got = match follower.poll(FOLLOW_BATCH, POLL_ANSWER).await {
+        let got = match follower.poll(following.batch(), POLL_ANSWER).await {
             Ok(got) => got,
             Err(e) => {
                 // Not evidence that the caller stopped: only polls that
