@@ -415,15 +415,7 @@ impl Store {
             }
         };
         upload.armed = false;
-        if let Some(old) = replaced
-            && old.is_live()
-            && old.nuid != nuid
-        {
-            let subject = format::chunk_subject(&self.bucket, &old.nuid);
-            if let Err(err) = self.stream.purge().filter(subject.as_str()).await {
-                tracing::warn!(%key, %err, "could not purge the chunks of a replaced object");
-            }
-        }
+        self.purge_replaced(key, nuid, replaced).await;
         Ok(info)
     }
 
@@ -525,6 +517,21 @@ impl Store {
             .await?
             .await?;
         Ok(ack.sequence)
+    }
+
+    /// Purges the chunks of the version a commit of `nuid` under `key`
+    /// replaced, if it was a live one with other chunks (a failure only
+    /// leaves unreachable chunks behind, so it is logged).
+    async fn purge_replaced(&self, key: &str, nuid: &str, replaced: Option<Meta>) {
+        if let Some(old) = replaced
+            && old.is_live()
+            && old.nuid != nuid
+        {
+            let subject = format::chunk_subject(&self.bucket, &old.nuid);
+            if let Err(err) = self.stream.purge().filter(subject.as_str()).await {
+                tracing::warn!(%key, %err, "could not purge the chunks of a replaced object");
+            }
+        }
     }
 
     /// Stores the record of a fully uploaded version; returns the record it
@@ -663,15 +670,7 @@ impl Store {
         .map_err(nats(format!("storing the record of `{key}`")))?;
         match committed {
             (Ok(replaced), info) => {
-                if let Some(old) = replaced
-                    && old.is_live()
-                    && old.nuid != nuid
-                {
-                    let subject = format::chunk_subject(&self.bucket, &old.nuid);
-                    if let Err(err) = self.stream.purge().filter(subject.as_str()).await {
-                        tracing::warn!(%key, %err, "could not purge the chunks of a replaced object");
-                    }
-                }
+                self.purge_replaced(key, nuid, replaced).await;
                 Ok(info)
             }
             (Err(err), _) => {

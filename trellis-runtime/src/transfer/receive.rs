@@ -612,7 +612,7 @@ impl Receiving {
                     None => continue,
                 }
             }
-            let (Some(credit), Some((size, digest))) = (&self.credit, &self.expected) else {
+            let (Some(credit), Some((size, _))) = (&self.credit, &self.expected) else {
                 return Err(TransferError::Interrupted(
                     "data before the grant was accepted".into(),
                 ));
@@ -626,18 +626,7 @@ impl Receiving {
                 )));
             }
             if crate::wire::headers::header(&message, END_HEADER).is_some() {
-                if self.bytes != *size {
-                    return Err(TransferError::SizeMismatch(format!(
-                        "{size} bytes granted, {} received",
-                        self.bytes
-                    )));
-                }
-                let ours = super::digest_of(std::mem::take(&mut self.hasher));
-                if &ours != digest {
-                    return Err(TransferError::DigestMismatch(format!(
-                        "granted {digest}, received {ours}"
-                    )));
-                }
+                self.verify()?;
                 return Ok(None);
             }
             self.next += 1;
