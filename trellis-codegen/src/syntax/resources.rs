@@ -135,16 +135,8 @@ impl Parser {
         let (Some(purpose), Some(schema)) = (purpose, schema) else {
             return;
         };
-        // A type of a shared schema module gets its named schema here; a
-        // name of this module's is already in `schemas`.
-        let schema_name = if types.is_shared(&schema) {
-            let ty: syn::Type = syn::parse_quote!(#schema);
-            match self.surface_schema(Some(&ty), schema.span(), types, &mut out.manifest) {
-                Some(name) => name,
-                None => return,
-            }
-        } else {
-            schema.to_string()
+        let Some(schema_name) = self.named_schema(&schema, types, &mut out.manifest) else {
+            return;
         };
         let required = required.map(|(b, _)| b).unwrap_or(true);
         resources.kv.insert(

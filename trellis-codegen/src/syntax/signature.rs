@@ -121,6 +121,22 @@ impl Parser {
         None
     }
 
+    /// The manifest schema of a value type named in an attribute (a KV or
+    /// state value): this module's type by name, or a shared schema
+    /// module's, added to `schemas` here.
+    pub(super) fn named_schema(
+        &mut self,
+        ty: &Ident,
+        types: &SchemaTypes,
+        manifest: &mut Manifest,
+    ) -> Option<String> {
+        if !types.is_shared(ty) {
+            return Some(ty.to_string());
+        }
+        let written: syn::Type = syn::parse_quote!(#ty);
+        self.surface_schema(Some(&written), ty.span(), types, manifest)
+    }
+
     /// The manifest schema name of a surface's input or output (`None`: no
     /// input), adding the named schemas it needs to the manifest. Two
     /// different schemas under one name are an error at `ty`.

@@ -132,7 +132,7 @@ impl Parser {
                 );
                 continue;
             }
-            let Some(schema_name) = self.state_schema(ty, types, out) else {
+            let Some(schema_name) = self.named_schema(ty, types, &mut out.manifest) else {
                 continue;
             };
             self.spans.insert(
@@ -157,7 +157,7 @@ impl Parser {
         let (Some(kind), Some(schema)) = (kind, schema) else {
             return;
         };
-        let Some(schema_name) = self.state_schema(&schema, types, out) else {
+        let Some(schema_name) = self.named_schema(&schema, types, &mut out.manifest) else {
             return;
         };
         self.spans
@@ -179,20 +179,5 @@ impl Parser {
             schema,
             docs: doc_attrs(&s.attrs),
         });
-    }
-
-    /// The manifest schema of a state value type: this module's type by
-    /// name, or a shared schema module's, added to `schemas`.
-    fn state_schema(
-        &mut self,
-        ty: &Ident,
-        types: &SchemaTypes,
-        out: &mut Contract,
-    ) -> Option<String> {
-        if !types.is_shared(ty) {
-            return Some(ty.to_string());
-        }
-        let written: syn::Type = syn::parse_quote!(#ty);
-        self.surface_schema(Some(&written), ty.span(), types, &mut out.manifest)
     }
 }
