@@ -59,6 +59,18 @@ pub struct Library {
     modules: BTreeMap<String, SchemaTypes>,
 }
 
+impl Library {
+    /// The shared module declaring the type a full path names (its last two
+    /// segments are `<module>::<Type>`), with the type's name.
+    fn home<'p>(&self, full: &'p [String]) -> Option<(&SchemaTypes, &'p str)> {
+        let [.., module, item] = full else {
+            return None;
+        };
+        let home = self.modules.get(module)?;
+        home.contains(item).then_some((home, item.as_str()))
+    }
+}
+
 impl SchemaTypes {
     /// Registers a struct or enum.
     pub fn insert(&mut self, name: String, input: syn::DeriveInput) {
@@ -102,8 +114,7 @@ impl SchemaTypes {
     /// schema module.
     pub fn is_shared(&self, ident: &syn::Ident) -> bool {
         let full = self.imports.resolve(&syn::Path::from(ident.clone()));
-        matches!(full.as_slice(), [.., module, item]
-            if self.library.modules.get(module).is_some_and(|m| m.contains(item)))
+        self.library.home(&full).is_some()
     }
 
     /// Whether `name` is a schema type.

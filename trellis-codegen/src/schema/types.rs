@@ -127,10 +127,7 @@ impl<'a> Deriver<'a> {
         if let Some(schema) = self.types.stated.get(&full) {
             return Ok(schema.clone());
         }
-        if let [.., module, item] = full.as_slice()
-            && let Some(home) = self.library.modules.get(module)
-            && home.contains(item)
-        {
+        if let Some((home, item)) = self.library.home(&full) {
             return self.declared(t, home, item, seg, &args);
         }
         if let Some(row) = known::lookup(&full) {
@@ -327,12 +324,10 @@ impl<'a> Deriver<'a> {
             let full = self.types.imports.resolve(p);
             let declared = match full.as_slice() {
                 [one] => self.types.items.get(one),
-                [.., module, item] => self
+                _ => self
                     .library
-                    .modules
-                    .get(module)
-                    .and_then(|m| m.items.get(item)),
-                [] => None,
+                    .home(&full)
+                    .and_then(|(home, item)| home.items.get(item)),
             };
             let generic = declared.is_some_and(|d| !d.generics.params.is_empty());
             (full, generic)
