@@ -125,9 +125,12 @@ fn test(root: &Path, extra: &[OsString]) -> Result<()> {
         path.extend(env::split_paths(&existing));
     }
     let path = env::join_paths(path).context("cannot build PATH for the test run")?;
+    // One clean build, no incremental caches: they would roughly double
+    // the target directory on a fresh CI machine (CI once ran out of disk).
     run(cargo(root)
         .args(["test", "--workspace"])
         .args(extra)
+        .env("CARGO_INCREMENTAL", "0")
         .env(nats::ENV_VAR, &server.path)
         .env("PATH", path))?;
     manifests_committed(root)
