@@ -93,7 +93,11 @@ impl Builder {
     }
 
     fn store(&mut self, bucket: &str) {
-        self.own_stream(&object_stream_name(bucket), &format!("$O.{bucket}.>"));
+        let stream = object_stream_name(bucket);
+        self.own_stream(&stream, &format!("$O.{bucket}.>"));
+        // A direct upload's provider deletes chunks stored twice or out of
+        // order (resent after a dropped connection).
+        self.publish(format!("$JS.API.STREAM.MSG.DELETE.{stream}"));
         // Waiting for an object to appear watches its metadata subject.
         self.subscribe(format!("$O.{bucket}.M.>"));
     }

@@ -11,6 +11,7 @@
 //! digest, which the receiver checks before anything becomes visible.
 
 mod chunks;
+pub(crate) mod direct;
 mod error;
 pub(crate) mod outbound;
 pub mod receive;

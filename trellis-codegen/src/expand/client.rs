@@ -502,6 +502,12 @@ pub(crate) fn client(m: &ClientModel) -> TokenStream {
             pub fn download(&self, grant: &::trellis::ReceiveGrant) -> ::trellis::Download {
                 ::trellis::Download::new(self.runtime.clone(), grant)
             }
+
+            /// The NATS connection this caller runs on (its statistics count
+            /// reconnects).
+            pub fn nats(&self) -> &::trellis::async_nats::Client {
+                self.runtime.nats()
+            }
         }
     }
 }

@@ -14,7 +14,7 @@ use super::record::{Control, OperationError, Outcome, Snapshot, WireSnapshot};
 use crate::rpc::{CallError, RpcClient};
 use crate::store::Body;
 use crate::transfer::{CHUNK_SIZE_HEADER, WINDOW_HEADER};
-use crate::transfer::{SIZE_HEADER, outbound};
+use crate::transfer::{SIZE_HEADER, direct, outbound};
 use crate::wire::reply::RawReply;
 
 /// How long one `wait` long poll may be held by the provider. Short, so a
@@ -377,14 +377,14 @@ impl<'a, I: Serialize, P: DeserializeOwned, O: DeserializeOwned> TransferStart<'
             // Straight into the provider's store (the subject stays inside
             // the runtime).
             Some(upload) => {
-                let route = outbound::DirectRoute {
+                let route = direct::DirectRoute {
                     upload: upload.to_owned(),
                     control,
                     chunk_size,
                     window,
                     idle,
                 };
-                outbound::send_direct(runtime.nats(), route, body, progress).await
+                direct::send_direct(runtime.nats(), route, body, progress).await
             }
             None => {
                 let route = outbound::Route {

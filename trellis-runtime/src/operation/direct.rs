@@ -19,7 +19,7 @@ use super::plan::{Plan, ack, store_failure};
 use super::record::{OperationFailure, record_transfer};
 use crate::rpc::STATUS_HEADER;
 use crate::store::ObjectInfo;
-use crate::transfer::{CHUNKS_HEADER, DIGEST_HEADER, END_HEADER, TransferError};
+use crate::transfer::{CHUNKS_HEADER, DIGEST_HEADER, END_HEADER, RESUME_HEADER, TransferError};
 use crate::wire::reply::reply;
 
 /// How often received-byte progress is written to the operation record.
@@ -100,6 +100,10 @@ pub(super) async fn receive(
     let mut last_activity = Instant::now();
     let mut last_progress = Instant::now();
     let mut end: Option<End> = None;
+    // A resume request waiting for its answer, and how many stored
+    // messages were not the next chunk.
+    let mut resume: Option<async_nats::Subject> = None;
+    let mut misplaced = 0u64;
     let following = Following::start();
     let outcome: Result<ObjectInfo, TransferError> = 'follow: loop {
         if cancel.is_cancelled() {
@@ -118,7 +122,19 @@ pub(super) async fn receive(
             }
         };
         let fresh = !got.is_empty();
-        for chunk in got {
+        for staged in got {
+            // The staged subject becomes the object's chunk subject, so it
+            // must hold exactly the chunks in order: a chunk stored twice
+            // (resent after a dropped connection) or ahead of a lost one
+            // is deleted; the sender resends from where this stopped.
+            if chunk_index(staged.id.as_deref()) != Some(chunks) {
+                misplaced += 1;
+                if let Err(e) = plan.store.delete_staged(staged.seq).await {
+                    break 'follow Err(store_failure(e));
+                }
+                continue;
+            }
+            let chunk = staged.payload;
             let len = chunk.len() as u64;
             if chunk.len() > plan.chunk_size {
                 break 'follow Err(TransferError::ChunkTooLarge(format!(
@@ -136,6 +152,12 @@ pub(super) async fn receive(
             hasher.update(&chunk);
             bytes += len;
             chunks += 1;
+        }
+        // A resume is answered once everything stored so far was read:
+        // the sender continues from the first chunk not yet here.
+        if !fresh && let Some(to) = resume.take() {
+            debug!(%id, next = chunks, misplaced, "a direct upload resumes");
+            reply(client, Some(to), "ok", ack(chunks), Bytes::new()).await;
         }
         if fresh {
             last_activity = Instant::now();
@@ -191,11 +213,10 @@ pub(super) async fn receive(
         if fresh {
             // Keep reading while chunks flow; look at the control subject
             // without waiting.
-            if let Some(Some(message)) = sub.next().now_or_never() {
-                match control(message, &mut notify, &mut end) {
-                    Ok(()) => {}
-                    Err(e) => break Err(e),
-                }
+            if let Some(Some(message)) = sub.next().now_or_never()
+                && let Err(e) = control(message, &mut notify, &mut end, &mut resume)
+            {
+                break Err(e);
             }
             continue;
         }
@@ -208,7 +229,7 @@ pub(super) async fn receive(
             m = sub.next() => match m {
                 Some(message) => {
                     last_activity = Instant::now();
-                    if let Err(e) = control(message, &mut notify, &mut end) {
+                    if let Err(e) = control(message, &mut notify, &mut end, &mut resume) {
                         break Err(e);
                     }
                 }
@@ -269,19 +290,26 @@ async fn purge(plan: &Plan) {
     }
 }
 
-/// A message on the transfer subject during a direct upload: the final
-/// message (size, chunk count, digest), or the caller giving up with a
-/// status.
+/// A message on the transfer subject during a direct upload: a resume
+/// request (answered once the stored chunks were read), the final message
+/// (size, chunk count, digest), or the caller giving up with a status.
 fn control(
     message: Message,
     notify: &mut Option<async_nats::Subject>,
     end: &mut Option<End>,
+    resume: &mut Option<async_nats::Subject>,
 ) -> Result<(), TransferError> {
+    let headers = message.headers.clone().unwrap_or_default();
+    let get = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+    if get(RESUME_HEADER).is_some() {
+        if message.reply.is_some() {
+            resume.clone_from(&message.reply);
+        }
+        return Ok(());
+    }
     if message.reply.is_some() {
         notify.clone_from(&message.reply);
     }
-    let headers = message.headers.clone().unwrap_or_default();
-    let get = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
     if let Some(status) = get(STATUS_HEADER) {
         let text = String::from_utf8_lossy(&message.payload).into_owned();
         return Err(TransferError::Interrupted(format!(
@@ -302,4 +330,10 @@ fn control(
     }
     // A repeated begin: nothing to do.
     Ok(())
+}
+
+/// The chunk number a staged chunk was published as: the last token of
+/// its message id (`<transfer>.<attempt>.<chunk>`).
+fn chunk_index(id: Option<&str>) -> Option<u64> {
+    id?.rsplit('.').next()?.parse().ok()
 }

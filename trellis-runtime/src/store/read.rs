@@ -45,6 +45,8 @@ enum BatchItem {
     Message {
         subject: String,
         seq: u64,
+        /// The `Nats-Msg-Id` it was published with.
+        id: Option<String>,
         payload: Bytes,
     },
     /// End of batch; `pending` more messages matched but were not sent.
@@ -159,6 +161,7 @@ impl Store {
                     (Some(seq), Some(subject)) => Ok(BatchItem::Message {
                         subject,
                         seq,
+                        id: header(async_nats::header::NATS_MESSAGE_ID.as_ref()),
                         payload: message.payload,
                     }),
                     _ => Err(StoreError::nats(
@@ -219,6 +222,7 @@ impl Store {
                         subject,
                         seq,
                         payload,
+                        ..
                     } => {
                         progressed = true;
                         let key = wanted
@@ -602,6 +606,15 @@ pub(crate) struct ChunkFollower {
     inbox: Option<BatchInbox>,
 }
 
+/// One message stored on a staged subject.
+pub(crate) struct StagedChunk {
+    /// Its stream sequence.
+    pub seq: u64,
+    /// The `Nats-Msg-Id` it was published with.
+    pub id: Option<String>,
+    pub payload: Bytes,
+}
+
 impl fmt::Debug for ChunkFollower {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChunkFollower")
@@ -619,7 +632,7 @@ impl ChunkFollower {
         &mut self,
         max: u64,
         wait: Duration,
-    ) -> Result<Vec<Bytes>, StoreError> {
+    ) -> Result<Vec<StagedChunk>, StoreError> {
         let mut inbox = match self.inbox.take() {
             Some(inbox) => inbox,
             None => self.store.batch_inbox().await?,
@@ -633,9 +646,11 @@ impl ChunkFollower {
         let mut chunks = Vec::new();
         loop {
             match self.store.next_batch_item_within(&mut inbox, wait).await {
-                Ok(BatchItem::Message { seq, payload, .. }) => {
+                Ok(BatchItem::Message {
+                    seq, id, payload, ..
+                }) => {
                     self.next_seq = seq + 1;
-                    chunks.push(payload);
+                    chunks.push(StagedChunk { seq, id, payload });
                 }
                 Ok(BatchItem::End { .. } | BatchItem::NotFound) => break,
                 // What arrived counts (`next_seq` moved past it); the rest
@@ -663,6 +678,17 @@ impl Store {
     /// The subject chunks staged under `nuid` are published to.
     pub(crate) fn staged_subject(&self, nuid: &str) -> String {
         format::chunk_subject(&self.bucket, nuid)
+    }
+
+    /// Deletes one staged message (a duplicate, or one stored ahead of a
+    /// lost chunk), so the staged subject holds exactly the object's
+    /// chunks in order.
+    pub(crate) async fn delete_staged(&self, seq: u64) -> Result<(), StoreError> {
+        self.stream
+            .delete_message(seq)
+            .await
+            .map(|_| ())
+            .map_err(nats("deleting a misplaced staged chunk"))
     }
 }
 

@@ -19,6 +19,10 @@ pub(crate) const UPLOAD_HEADER: &str = "Trellis-Upload";
 /// First message of a direct upload on the transfer subject; its reply
 /// inbox receives the provider's verdicts.
 pub(crate) const BEGIN_HEADER: &str = "Trellis-Begin";
+/// A direct upload's resume request (after a dropped connection): the
+/// provider answers with `Trellis-Ack`, the first chunk it has not
+/// stored, once it read everything stored so far.
+pub(crate) const RESUME_HEADER: &str = "Trellis-Resume";
 /// On a direct upload's final message: the number of chunks published.
 pub(crate) const CHUNKS_HEADER: &str = "Trellis-Chunks";
 
