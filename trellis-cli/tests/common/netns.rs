@@ -32,9 +32,11 @@ fn ip(args: &[&str]) -> Result<(), String> {
 }
 
 impl Netns {
-    /// Creates the namespaces and links; `Err` (with the reason) where
-    /// network namespaces cannot be made, e.g. without root.
-    pub fn create() -> Result<Netns, String> {
+    /// Creates the namespaces and links. `Ok(None)` (the reason printed)
+    /// where network namespaces cannot be made at all: no `ip`, or the
+    /// first namespace is refused (no root). Once one could be made, every
+    /// later failure is a broken set-up and an `Err`, never a skip.
+    pub fn create() -> Result<Option<Netns>, String> {
         let pid = std::process::id();
         let mut netns = Netns {
             tag: format!("tr{}", pid % 100_000),
@@ -42,8 +44,14 @@ impl Netns {
             created: Vec::new(),
             root_link: None,
         };
+        let hub = netns.hub();
+        if let Err(e) = ip(&["netns", "add", &hub]) {
+            eprintln!("SKIPPED: network namespaces are unavailable here: {e}");
+            return Ok(None);
+        }
+        netns.created.push(hub);
         netns.build()?;
-        Ok(netns)
+        Ok(Some(netns))
     }
 
     fn hub(&self) -> String {
@@ -67,8 +75,6 @@ impl Netns {
 
     fn build(&mut self) -> Result<(), String> {
         let hub = self.hub();
-        ip(&["netns", "add", &hub])?;
-        self.created.push(hub.clone());
         ip(&["-n", &hub, "link", "add", "br0", "type", "bridge"])?;
         ip(&["-n", &hub, "link", "set", "br0", "up"])?;
         for i in 0..3 {
