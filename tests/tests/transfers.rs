@@ -31,6 +31,7 @@ fn serve_options() -> ServeOptions {
     ServeOptions::default()
         .transfer_idle_timeout(Duration::from_secs(2))
         .operation_lease(Duration::from_secs(2))
+        .staged_sweep(Duration::from_secs(1))
 }
 
 async fn download(client: &documents::Client, key: &str) -> Bytes {
@@ -1085,6 +1086,65 @@ async fn a_direct_upload_resumes_where_the_store_stopped() {
         status.used_bytes > payload && status.used_bytes < payload + 2000,
         "misplaced chunks were deleted: {status:?}"
     );
+    assert!(server.shutdown(Duration::from_secs(5)).await);
+}
+
+/// A caller may publish below its staged prefix outside any transfer (its
+/// permission names the prefix): no transfer or object refers to those
+/// chunks, so the provider's sweep purges them once idle for twice the
+/// transfer idle timeout (4 s here, sweeping every second), while a
+/// committed object's chunks and a transfer in progress are kept.
+#[tokio::test]
+async fn chunks_published_outside_any_transfer_are_purged() {
+    let stack = stack().await;
+    let (server, store, client) = jobs_stack(&stack).await;
+    // A committed object, uploaded directly (its chunks stay below
+    // alice's staged prefix).
+    let kept = content(3000, 9);
+    let op = client
+        .operation
+        .blobs
+        .put
+        .input(blob("kept"))
+        .transfer(kept.clone())
+        .start()
+        .await
+        .expect("upload");
+    assert!(matches!(
+        op.wait().await.expect("wait"),
+        Outcome::Completed(_)
+    ));
+    let raw = RawSender::start(&stack, "stray").await;
+    let upload = raw.upload.clone().expect("a direct upload subject");
+    let stray = format!("{}.stray", upload.rsplit_once('.').expect("tokens").0);
+    direct_publish(&raw.nats, &stray, "stray.0", content(5000, 3))
+        .await
+        .expect("a stray chunk is stored");
+    let published = Instant::now();
+    eventually(
+        Duration::from_secs(12),
+        "the stray chunk purged",
+        || async {
+            let store = store.open().await.ok()?;
+            let status = store.status().await.ok()?;
+            (status.used_bytes < 5000).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        published.elapsed() >= Duration::from_secs(4),
+        "purged before its grace"
+    );
+    let object = store
+        .open()
+        .await
+        .expect("open")
+        .get("kept")
+        .await
+        .expect("get")
+        .expect("object");
+    assert!(object.bytes().await.expect("bytes") == kept);
+    drop(raw);
     assert!(server.shutdown(Duration::from_secs(5)).await);
 }
 

@@ -52,6 +52,10 @@ pub struct ServeOptions {
     pub max_pending_transfers: usize,
     /// Send transfers one caller may have pending at once.
     pub max_pending_transfers_per_caller: usize,
+    /// How often staged chunk subjects that no transfer and no object
+    /// refers to (published outside any accepted transfer) are looked for
+    /// and purged; one idle for twice the transfer idle timeout is purged.
+    pub staged_sweep: Duration,
     /// Where to serve HTTP `/healthz`, `/readyz` and Prometheus
     /// `/metrics` for this instance (off when `None`).
     pub metrics: Option<std::net::SocketAddr>,
@@ -69,6 +73,7 @@ impl Default for ServeOptions {
             max_operations_in_flight: 1024,
             max_pending_transfers: 128,
             max_pending_transfers_per_caller: 16,
+            staged_sweep: Duration::from_secs(300),
             metrics: None,
         }
     }
@@ -122,6 +127,12 @@ impl ServeOptions {
     pub fn max_pending_transfers(mut self, total: usize, per_caller: usize) -> Self {
         self.max_pending_transfers = total.max(1);
         self.max_pending_transfers_per_caller = per_caller.max(1);
+        self
+    }
+
+    /// Sets how often stray staged chunks are looked for (at least 1 s).
+    pub fn staged_sweep(mut self, every: Duration) -> Self {
+        self.staged_sweep = every.max(Duration::from_secs(1));
         self
     }
 

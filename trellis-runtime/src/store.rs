@@ -35,6 +35,7 @@ mod body;
 mod error;
 mod format;
 mod read;
+mod sweep;
 mod write;
 
 pub(crate) use write::ExpectDigest;

@@ -141,6 +141,11 @@ impl SendSpec {
     ///
     /// Also covers a direct upload's chunks: they are staged under the same
     /// chunk id.
+    /// The transfer's store, opened.
+    pub(crate) async fn open_store(&self) -> Result<Store, StoreError> {
+        self.store.open().await
+    }
+
     pub(crate) async fn purge_staged(&self, key: &str, nuid: &str) {
         match self.store.open().await {
             Ok(store) => {

@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::inbound;
 use super::record::{
@@ -188,6 +188,9 @@ pub(crate) struct Shared {
     specs: HashMap<String, Arc<Spec>>,
     running: Mutex<HashMap<String, CancellationToken>>,
     active: Mutex<HashMap<String, (u64, String)>>,
+    /// Staging ids of the unfinished transfers of active operations (any
+    /// instance's), which the stray-chunk sweep keeps.
+    staging: Mutex<HashMap<String, String>>,
     changes: broadcast::Sender<String>,
     permits: Arc<Semaphore>,
     /// Operations recorded and not finished by this instance.
@@ -251,6 +254,7 @@ pub(crate) async fn serve(
         specs,
         running: Mutex::new(HashMap::new()),
         active: Mutex::new(HashMap::new()),
+        staging: Mutex::new(HashMap::new()),
         changes: broadcast::channel(1024).0,
         permits: Arc::new(Semaphore::new(options.operation_concurrency.max(1))),
         transfers: Arc::new(Semaphore::new(options.max_pending_transfers.max(1))),
@@ -322,10 +326,13 @@ async fn follow(shared: Arc<Shared>) -> Result<(), ServeError> {
     let s = shared.clone();
     shared.tasks.spawn(async move {
         let mut sweep = tokio::time::interval(s.options.operation_lease / 3);
+        let mut strays = tokio::time::interval(s.options.staged_sweep);
+        strays.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = s.stop.cancelled() => break,
                 _ = sweep.tick() => sweep_expired(&s).await,
+                _ = strays.tick() => sweep_strays(&s).await,
                 entry = watch.next() => {
                     let Some(entry) = entry else { break };
                     let Ok(entry) = entry else { continue };
@@ -343,6 +350,19 @@ async fn follow(shared: Arc<Shared>) -> Result<(), ServeError> {
                                 active.remove(&id);
                             }
                         }
+                    }
+                    {
+                        let mut staging = s.staging.lock().unwrap_or_else(|e| e.into_inner());
+                        let unfinished = record
+                            .as_ref()
+                            .filter(|r| !r.status.is_terminal())
+                            .and_then(|r| r.transfer.as_ref())
+                            .filter(|t| !t.complete)
+                            .and_then(|t| t.staging.clone());
+                        match unfinished {
+                            Some(nuid) => staging.insert(id.clone(), nuid),
+                            None => staging.remove(&id),
+                        };
                     }
                     if record.as_ref().is_some_and(|r| r.cancel_requested) {
                         let running = s.running.lock().unwrap_or_else(|e| e.into_inner());
@@ -397,6 +417,44 @@ async fn sweep_expired(shared: &Arc<Shared>) {
                 }
             }
             Err(e) => warn!(%id, error = %e, "could not fail an abandoned operation"),
+        }
+    }
+}
+
+/// Purges staged chunk subjects of this service's send-transfer stores
+/// that no transfer and no object refers to (chunks published outside
+/// any accepted transfer), once idle for twice the transfer idle timeout.
+async fn sweep_strays(shared: &Arc<Shared>) {
+    let keep: std::collections::HashSet<String> = shared
+        .staging
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    let grace = shared.options.transfer_idle_timeout * 2;
+    let mut swept = std::collections::HashSet::new();
+    for spec in shared.specs.values() {
+        let Some(transfer) = &spec.transfer else {
+            continue;
+        };
+        let store = match transfer.open_store().await {
+            Ok(store) => store,
+            Err(e) => {
+                debug!(error = %e, "stray staged chunks: the store is not open");
+                continue;
+            }
+        };
+        if !swept.insert(store.bucket().to_owned()) {
+            continue;
+        }
+        match store.sweep_staged(&keep, grace).await {
+            Ok(0) => {}
+            Ok(purged) => warn!(
+                purged,
+                "purged staged chunks published outside any transfer"
+            ),
+            Err(e) => debug!(error = %e, "looking for stray staged chunks failed"),
         }
     }
 }
