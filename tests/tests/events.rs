@@ -124,15 +124,46 @@ async fn typed_events_with_template_filters_and_live_listeners() {
         .expect("publish");
     assert_eq!(next(&mut late).await.event.key, "direct");
 
-    // An undecodable event is an error item; the listener goes on.
+    // A message no service of the contract signed (here also not JSON) is
+    // an error item, checked before it is decoded; the listener goes on.
     let nats = stack.server.client().await.expect("nats");
     let subject =
         trellis::rpc::surface_subject("test", documents::ID, "events.v1.Documents.Created.broken");
-    nats.publish(subject, "{not json".into())
+    nats.publish(subject.clone(), "{not json".into())
         .await
         .expect("publish");
     nats.flush().await.expect("flush");
     match tokio::time::timeout(Duration::from_secs(5), late.next()).await {
+        Ok(Some(Err(EventError::Unverified { .. }))) => {}
+        other => panic!("expected an unverified message, got {other:?}"),
+    }
+    // Without authentication nothing is verified: the same message is an
+    // undecodable event.
+    let plain = plain_stack().await;
+    accept_ready(
+        &plain,
+        documents::MANIFEST_JSON,
+        documents::ID,
+        documents::DIGEST,
+    )
+    .await;
+    let open = documents::Client::connect(plain.options())
+        .await
+        .expect("client without credentials");
+    let mut undecodable = open
+        .events
+        .documents
+        .created
+        .listen()
+        .await
+        .expect("listen");
+    let plain_nats = plain.server.client().await.expect("nats");
+    plain_nats
+        .publish(subject, "{not json".into())
+        .await
+        .expect("publish");
+    plain_nats.flush().await.expect("flush");
+    match tokio::time::timeout(Duration::from_secs(5), undecodable.next()).await {
         Ok(Some(Err(EventError::Decode { .. }))) => {}
         other => panic!("expected a decode error, got {other:?}"),
     }

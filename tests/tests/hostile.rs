@@ -548,6 +548,12 @@ async fn services_cannot_forge_requests_grants_or_events_through_the_server() {
         .await
         .expect("projector");
 
+    // A live listener of the ledger's postings (no capability needed).
+    let carol = ledger::Client::connect(stack.user("carol", &[]).await)
+        .await
+        .expect("carol");
+    let mut live = carol.events.ledger.posted.listen().await.expect("listen");
+
     let events_of = |id: &'static str| async move {
         contract_state(stack, id)
             .await
@@ -702,6 +708,27 @@ async fn services_cannot_forge_requests_grants_or_events_through_the_server() {
     )
     .await;
     task.shutdown().await;
+    // The live listener reports the forgeries as unverified, never as
+    // postings, and then sees the genuine one.
+    let mut unverified = 0;
+    let genuine = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(item) = live.next().await {
+            match item {
+                Ok(received) if received.event.n == 999 => return Err(format!("{received:?}")),
+                Ok(received) => return Ok(received.event),
+                Err(trellis::EventError::Unverified { .. }) => unverified += 1,
+                Err(other) => return Err(other.to_string()),
+            }
+        }
+        Err("the listener ended".into())
+    })
+    .await
+    .expect("the genuine posting reaches the live listener");
+    assert_eq!(genuine.expect("no forgery is an event").n, 1);
+    assert!(
+        unverified > 0,
+        "no forgery was reported to the live listener"
+    );
     assert!(
         rejected
             .iter()

@@ -18,10 +18,12 @@
 //!   RPCs (providers check capabilities themselves, with a typed error),
 //!   and the live events whose `subscribe` gate it satisfies: each of them,
 //!   or all events but the gated ones it may not see, whichever list is
-//!   shorter, and the staged chunk subjects of send-transfer stores below
-//!   its key (direct uploads). Three subjects plus one per internal RPC
-//!   plus one per send-transfer operation plus min(visible events, hidden
-//!   events + 1).
+//!   shorter, the staged chunk subjects of send-transfer stores below its
+//!   key (direct uploads), and read access to the published principals
+//!   by key (live listeners check event publishers; a sealed record opens
+//!   only with the key it belongs to). Six subjects plus one per internal
+//!   RPC plus one per send-transfer operation plus min(visible events,
+//!   hidden events + 1).
 //!
 //! Everyone subscribes only below its own inbox prefix and may publish to
 //! `_INBOX.>` (replies, download credits).
@@ -199,6 +201,13 @@ pub(crate) fn compute(
         }
         PrincipalKind::User | PrincipalKind::Device => {
             b.publish(format!("trellis.{deployment}.{key}.>"));
+            // Live listeners check each event's publisher proof against
+            // the sealed principal records, read by key (opened only with
+            // that key): stream info and direct gets, no consumers.
+            let callers = kv_stream_name(callers_bucket);
+            b.publish(format!("$JS.API.STREAM.INFO.{callers}"));
+            b.publish(format!("$JS.API.DIRECT.GET.{callers}"));
+            b.publish(format!("$JS.API.DIRECT.GET.{callers}.>"));
             let mut events = Events::default();
             for (id, deployed) in contracts {
                 for operation in deployed.manifest.operations.keys() {
@@ -426,7 +435,16 @@ mod tests {
     #[test]
     fn users_publish_below_their_key_but_not_to_internal_rpcs() {
         let p = compute("d", &user(&[]), &deployment(2), "callers");
-        assert_eq!(p.publish, ["_INBOX.>", "trellis.d.UKEY.>"]);
+        assert_eq!(
+            p.publish,
+            [
+                "$JS.API.DIRECT.GET.KV_callers",
+                "$JS.API.DIRECT.GET.KV_callers.>",
+                "$JS.API.STREAM.INFO.KV_callers",
+                "_INBOX.>",
+                "trellis.d.UKEY.>"
+            ]
+        );
         assert_eq!(
             p.publish_deny,
             [

@@ -16,10 +16,7 @@ pub fn bucket_name(deployment: &str) -> String {
     format!("trellis-principals-{deployment}")
 }
 
-/// The callers bucket of a deployment: sealed records services watch.
-pub fn callers_bucket_name(deployment: &str) -> String {
-    format!("trellis-callers-{deployment}")
-}
+pub use trellis_runtime::protocol::callers_bucket_name;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Principals {

@@ -444,7 +444,8 @@ pub async fn connect_client(
     id: &str,
 ) -> Result<ServiceRuntime, ConnectError> {
     let connected = nats_within(&options, &format!("{id} client"), Instant::now()).await?;
-    Ok(ServiceRuntime::new(
+    let authenticated = connected.signer.is_some();
+    let runtime = ServiceRuntime::new(
         connected.client,
         &options.deployment,
         id,
@@ -452,7 +453,12 @@ pub async fn connect_client(
         connected.principal,
     )
     .with_signer(connected.signer)
-    .with_denials(connected.denials))
+    .with_denials(connected.denials);
+    Ok(if authenticated {
+        runtime.with_event_verifier()
+    } else {
+        runtime
+    })
 }
 
 /// Connects to NATS, retrying with a bounded backoff until `deadline` has

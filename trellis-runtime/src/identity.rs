@@ -422,6 +422,9 @@ pub enum ProofError {
     /// refused before any lookup or cache.
     #[error("the event proof is malformed: {0}")]
     Malformed(String),
+    /// The published principals could not be read to check the proof.
+    #[error("the published principals cannot be read: {0}")]
+    Unavailable(String),
 }
 
 impl Proof {

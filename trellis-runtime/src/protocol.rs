@@ -753,3 +753,9 @@ pub enum Reply<T> {
     /// Failure.
     Err(AuthorityError),
 }
+
+/// The callers bucket of a deployment: the sealed principal records the
+/// authority publishes, which providers and event listeners read.
+pub fn callers_bucket_name(deployment: &str) -> String {
+    format!("trellis-callers-{deployment}")
+}

@@ -28,6 +28,8 @@ pub struct ServiceRuntime {
     grants: std::sync::Arc<crate::ledger::GrantQuota>,
     signer: Option<crate::identity::Signer>,
     verifier: Option<std::sync::Arc<crate::verify::Verifier>>,
+    /// A caller's check of live events' publishers (with authentication).
+    event_verifier: Option<std::sync::Arc<crate::verify::EventVerifier>>,
     denials: Option<Denials>,
 }
 
@@ -62,6 +64,7 @@ impl ServiceRuntime {
             grants: std::sync::Arc::default(),
             signer: None,
             verifier: None,
+            event_verifier: None,
             denials: None,
         }
     }
@@ -91,6 +94,16 @@ impl ServiceRuntime {
     /// Signs this connection's requests with `signer`.
     pub(crate) fn with_signer(mut self, signer: Option<crate::identity::Signer>) -> Self {
         self.signer = signer;
+        self
+    }
+
+    /// Checks the publishers of the live events this caller listens to
+    /// against the deployment's published principals (a caller connected
+    /// with credentials: the deployment authenticates).
+    pub(crate) fn with_event_verifier(mut self) -> Self {
+        self.event_verifier = Some(std::sync::Arc::new(crate::verify::EventVerifier::new(
+            &self.deployment,
+        )));
         self
     }
 
@@ -180,9 +193,15 @@ impl ServiceRuntime {
         headers: Option<&async_nats::HeaderMap>,
         payload: &[u8],
     ) -> Result<(), crate::identity::ProofError> {
-        match &self.verifier {
-            Some(v) => v.verify_event(contract, subject, headers, payload).await,
-            None => Ok(()),
+        match (&self.verifier, &self.event_verifier) {
+            (Some(v), _) => v.verify_event(contract, subject, headers, payload).await,
+            (None, Some(lazy)) => {
+                lazy.get(&self.client)
+                    .await?
+                    .verify_event(contract, subject, headers, payload)
+                    .await
+            }
+            (None, None) => Ok(()),
         }
     }
 
@@ -235,6 +254,7 @@ impl ServiceRuntime {
             // Kept to verify the events of contract `id` it listens to; it
             // serves no requests.
             verifier: self.verifier.clone(),
+            event_verifier: self.event_verifier.clone(),
             denials: self.denials.clone(),
         }
     }

@@ -42,6 +42,9 @@ struct Entry {
     opened: Option<Arc<PrincipalRecord>>,
 }
 
+/// A record read by key (`None`: not registered) and when.
+type LookedUp = (Option<Arc<PrincipalRecord>>, std::time::Instant);
+
 /// Callers-bucket entries by entry key.
 type Entries = Arc<RwLock<HashMap<String, Entry>>>;
 
@@ -52,7 +55,11 @@ pub struct Verifier {
     keys: RwLock<HashMap<String, Arc<nkeys::KeyPair>>>,
     live: Arc<AtomicBool>,
     store: kv::Store,
-    watch: tokio::task::JoinHandle<()>,
+    /// The watch of the whole bucket (`None`: records are read by key).
+    watch: Option<tokio::task::JoinHandle<()>>,
+    /// Without a watch: records read by key, kept for at most
+    /// [`REVOCATION_BOUND`].
+    looked_up: RwLock<HashMap<String, LookedUp>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -63,7 +70,9 @@ impl std::fmt::Debug for Verifier {
 
 impl Drop for Verifier {
     fn drop(&mut self) {
-        self.watch.abort();
+        if let Some(watch) = &self.watch {
+            watch.abort();
+        }
     }
 }
 
@@ -85,7 +94,30 @@ impl Verifier {
             entries,
             live,
             store,
-            watch,
+            watch: Some(watch),
+            looked_up: RwLock::default(),
+        })
+    }
+
+    /// Opens the callers bucket without watching it: each key's record is
+    /// read when first needed and again once it is older than
+    /// [`REVOCATION_BOUND`]. Needs only the bucket's stream info and
+    /// direct gets (what callers are granted), not a consumer.
+    pub(crate) async fn lookups(
+        js: &async_nats::jetstream::Context,
+        bucket: &str,
+    ) -> Result<Verifier, String> {
+        let store = js
+            .get_key_value(bucket)
+            .await
+            .map_err(|e| format!("opening the callers bucket `{bucket}` failed: {e}"))?;
+        Ok(Verifier {
+            keys: RwLock::default(),
+            entries: Entries::default(),
+            live: Arc::new(AtomicBool::new(false)),
+            store,
+            watch: None,
+            looked_up: RwLock::default(),
         })
     }
 
@@ -119,16 +151,33 @@ impl Verifier {
                 return Ok(Some(record));
             }
         }
-        match self.store.entry(&entry).await {
+        if self.watch.is_none()
+            && let Ok(looked_up) = self.looked_up.read()
+            && let Some((record, at)) = looked_up.get(key)
+            && at.elapsed() < REVOCATION_BOUND
+        {
+            return Ok(record.clone());
+        }
+        let record = match self.store.entry(&entry).await {
             Ok(Some(e)) if e.operation == kv::Operation::Put => {
-                Ok(crate::sealed::open(key, &e.value).ok().map(Arc::new))
+                crate::sealed::open(key, &e.value).ok().map(Arc::new)
             }
-            Ok(_) => Ok(None),
+            Ok(_) => None,
             Err(e) => {
                 warn!(error = %e, "reading a caller record failed");
-                Err(ProofError::UnknownKey(key.to_owned()))
+                return Err(ProofError::UnknownKey(key.to_owned()));
             }
+        };
+        if self.watch.is_none()
+            && let Ok(mut looked_up) = self.looked_up.write()
+        {
+            // Bounded: keys that signed an event (or request) reach here.
+            if looked_up.len() > 10_000 {
+                looked_up.clear();
+            }
+            looked_up.insert(key.to_owned(), (record.clone(), std::time::Instant::now()));
         }
+        Ok(record)
     }
 
     fn decoded(&self, key: &str) -> Result<Arc<nkeys::KeyPair>, ProofError> {
@@ -310,5 +359,36 @@ mod tests {
         assert!(!is_user_key(&key[1..]));
         assert!(!is_user_key(&key.replace('U', "A")));
         assert!(!is_user_key(&format!("{}*", &key[..55])));
+    }
+}
+
+/// A [`Verifier`] a caller opens the first time it checks an event's
+/// publisher (a live listener), reading records by key rather than
+/// watching the bucket. A failed open is not kept, so the next event tries
+/// again.
+#[derive(Debug)]
+pub(crate) struct EventVerifier {
+    bucket: String,
+    verifier: tokio::sync::OnceCell<Verifier>,
+}
+
+impl EventVerifier {
+    /// A verifier of events against the callers bucket of `deployment`.
+    pub(crate) fn new(deployment: &str) -> EventVerifier {
+        EventVerifier {
+            bucket: crate::protocol::callers_bucket_name(deployment),
+            verifier: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The started verifier.
+    pub(crate) async fn get(&self, client: &async_nats::Client) -> Result<&Verifier, ProofError> {
+        self.verifier
+            .get_or_try_init(|| async {
+                let js = async_nats::jetstream::new(client.clone());
+                Verifier::lookups(&js, &self.bucket).await
+            })
+            .await
+            .map_err(ProofError::Unavailable)
     }
 }
