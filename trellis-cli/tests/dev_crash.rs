@@ -140,3 +140,58 @@ fn a_crashed_dev_stack_leaves_no_orphan_and_loses_nothing() {
         "{out}"
     );
 }
+
+/// A nats-server `trellis dev` did not start answers on its port: the start
+/// fails, naming the port and the server that answers, instead of using it.
+#[test]
+fn a_foreign_server_on_the_port_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = trellis_testing::free_port().expect("free port");
+    let binary = std::env::var("TRELLIS_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+    let mut foreign = Command::new(binary)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-n", "foreign"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("a foreign nats-server starts");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the foreign server did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_trellis"))
+        .args(["dev", "--port", &port.to_string(), "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("trellis dev starts");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = dev.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = dev.kill();
+            let _ = foreign.kill();
+            panic!("trellis dev kept running beside a foreign server");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = dev.wait_with_output().expect("output");
+    let _ = foreign.kill();
+    let _ = foreign.wait();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!status.success(), "{text}");
+    assert!(
+        text.contains("another nats-server (`foreign`)") && text.contains(&port.to_string()),
+        "{text}"
+    );
+}

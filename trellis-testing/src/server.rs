@@ -208,6 +208,13 @@ impl NatsServer {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 self.child = None;
+                // Most often it could not listen: say who does.
+                if let Some(found) = server_name_on(self.port) {
+                    return Err(HarnessError::NotOurs {
+                        port: self.port,
+                        found,
+                    });
+                }
                 return Err(HarnessError::Exited {
                     status: status.to_string(),
                     log: std::fs::read_to_string(self.log_path()).unwrap_or_default(),
@@ -351,4 +358,17 @@ mod tests {
             .expect("bucket survives a crash");
         assert_eq!(kv.get("k").await.expect("get").as_deref(), Some(&b"v"[..]));
     }
+}
+
+/// The name a NATS server listening on loopback `port` announces in its
+/// `INFO` line, if one answers within a second.
+fn server_name_on(port: u16) -> Option<String> {
+    use std::io::BufRead as _;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(stream).read_line(&mut line).ok()?;
+    let info: serde_json::Value = serde_json::from_str(line.strip_prefix("INFO ")?.trim()).ok()?;
+    info.get("server_name")?.as_str().map(str::to_owned)
 }
