@@ -324,6 +324,19 @@ impl Drop for NatsServer {
     }
 }
 
+/// The name a NATS server listening on loopback `port` announces in its
+/// `INFO` line, if one answers within a second.
+fn server_name_on(port: u16) -> Option<String> {
+    use std::io::BufRead as _;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(stream).read_line(&mut line).ok()?;
+    let info: serde_json::Value = serde_json::from_str(line.strip_prefix("INFO ")?.trim()).ok()?;
+    info.get("server_name")?.as_str().map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,17 +371,4 @@ mod tests {
             .expect("bucket survives a crash");
         assert_eq!(kv.get("k").await.expect("get").as_deref(), Some(&b"v"[..]));
     }
-}
-
-/// The name a NATS server listening on loopback `port` announces in its
-/// `INFO` line, if one answers within a second.
-fn server_name_on(port: u16) -> Option<String> {
-    use std::io::BufRead as _;
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    let mut line = String::new();
-    std::io::BufReader::new(stream).read_line(&mut line).ok()?;
-    let info: serde_json::Value = serde_json::from_str(line.strip_prefix("INFO ")?.trim()).ok()?;
-    info.get("server_name")?.as_str().map(str::to_owned)
 }
