@@ -612,8 +612,7 @@ pub struct AdminDeleteRequest {
 /// Unix milliseconds as RFC 3339 UTC with milliseconds
 /// (`2026-12-04T14:06:02.123Z`), the `date-time` strings entries carry.
 pub fn rfc3339_ms(ms: u64) -> String {
-    let at = std::time::UNIX_EPOCH + Duration::from_millis(ms);
-    humantime::format_rfc3339_millis(at).to_string()
+    crate::wire::time::rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 /// Failures of the Rust state client.

@@ -9,3 +9,4 @@ pub(crate) mod limits;
 pub(crate) mod reply;
 pub(crate) mod retry;
 pub(crate) mod subjects;
+pub(crate) mod time;

@@ -201,7 +201,7 @@ pub fn stats_response(stats: &Stats) -> StatsResponse {
 
 /// `time` as RFC 3339 in UTC with nanoseconds (`2025-01-31T12:00:00.000000001Z`).
 pub(crate) fn rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_nanos(time).to_string()
+    crate::wire::time::rfc3339_nanos(time)
 }
 
 /// Subscribing to a service API subject failed.
