@@ -37,6 +37,7 @@ mod format;
 mod read;
 mod write;
 
+pub(crate) use read::ChunkStart;
 pub(crate) use write::ExpectDigest;
 
 #[cfg(test)]
