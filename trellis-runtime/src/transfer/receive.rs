@@ -723,7 +723,7 @@ impl Receiving {
     }
 
     /// Ends the current session: tells its provider to stop pacing (best
-    /// effort) and drops its inbox.
+    /// effort, when it has a credit subject) and drops its inbox.
     async fn stop_session(&mut self) {
         if let Some(credit) = self.credit.take() {
             let mut headers = HeaderMap::new();
@@ -1155,6 +1155,8 @@ impl Download {
                     }
                     Ok(None) => {
                         state.done = true;
+                        // Finished: the provider stopped on its own.
+                        state.credit = None;
                         state.stop_session().await;
                         None
                     }
