@@ -9,6 +9,7 @@
 //! `<out>.part` with `--resume`).
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -82,7 +83,10 @@ fn input(text: &str) -> anyhow::Result<Value> {
 async fn connect(conn: &ConnArgs, contract: &str) -> anyhow::Result<ServiceRuntime> {
     let mut options = ConnectOptions::new(conn.url.clone())
         .deployment(conn.deployment.clone())
-        .name(format!("trellis cli ({contract})"));
+        .name(format!("trellis cli ({contract})"))
+        // A service waits longer for NATS (its authority may be
+        // restarting); a command gives up sooner.
+        .ready_deadline(Duration::from_secs(5));
     if let Some(path) = &conn.credentials {
         options = options.credentials_file(path);
     }
