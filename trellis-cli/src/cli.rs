@@ -43,6 +43,13 @@ pub enum Command {
     Revoke(RevokeArgs),
     /// Delete a detached (orphaned) resource and its data.
     Purge(PurgeArgs),
+    /// Start a contract's send-transfer operation with JSON input and
+    /// stream a file as its bytes; prints the operation's outcome as JSON.
+    Upload(UploadArgs),
+    /// Call a contract's receive-grant RPC with JSON input and download
+    /// the object its output grants into a file (resuming on a dropped
+    /// connection); prints path, size and digest as JSON.
+    Download(DownloadArgs),
     /// Run the deployment authority against an existing NATS deployment,
     /// or write the keys and configuration to start one.
     Authority {
@@ -234,6 +241,53 @@ pub struct ProposeArgs {
     #[arg(long)]
     pub allow_dangerous: bool,
     /// Where the authority is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// Arguments of `trellis upload`.
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// The contract's manifest (e.g. `contracts/documents@v1.json`).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// The operation (`Group.Leaf`) whose manifest entry declares
+    /// `transfer.direction: "send"`.
+    #[arg(long, value_name = "NAME")]
+    pub operation: String,
+    /// The operation's input as JSON.
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    pub input: String,
+    /// The file to send.
+    #[arg(long, value_name = "PATH")]
+    pub file: PathBuf,
+    /// Where the deployment is, and who calls.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// Arguments of `trellis download`.
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// The contract's manifest (e.g. `contracts/documents@v1.json`).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// The RPC (`Group.Leaf`) whose manifest entry declares
+    /// `transfer.direction: "receive"`; its output holds the grant.
+    #[arg(long, value_name = "NAME")]
+    pub rpc: String,
+    /// The RPC's input as JSON.
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    pub input: String,
+    /// Where to write the content (through `<out>.part`, renamed once
+    /// size and digest verify).
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+    /// Continue the partial `<out>.part` an interrupted download left
+    /// (its bytes are hashed again, only the rest is fetched).
+    #[arg(long)]
+    pub resume: bool,
+    /// Where the deployment is, and who calls.
     #[command(flatten)]
     pub conn: ConnArgs,
 }

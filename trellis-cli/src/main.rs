@@ -10,6 +10,8 @@
 //! trellis principal list | grant <principal> <cap>... [--remove] | revoke <principal>
 //! trellis authority init --out <dir> [--servers N] [--tls]
 //! trellis authority run --config authority.toml
+//! trellis upload --manifest <json> --operation <Group.Leaf> --input <json> --file <path>
+//! trellis download --manifest <json> --rpc <Group.Leaf> --input <json> --out <path> [--resume]
 //! ```
 //!
 //! `trellis dev` starts a loopback nats-server through `trellis-testing`,
@@ -58,6 +60,10 @@ fn main() -> ExitCode {
         Command::Grant(args) => commands::connection::block_on(commands::principals::grant(args)),
         Command::Revoke(args) => commands::connection::block_on(commands::principals::revoke(args)),
         Command::Purge(args) => commands::connection::block_on(commands::authority::purge(args)),
+        Command::Upload(args) => commands::connection::block_on(commands::transfer::upload(args)),
+        Command::Download(args) => {
+            commands::connection::block_on(commands::transfer::download(args))
+        }
         Command::Authority {
             command: AuthorityCommand::Run(args),
         } => commands::run::run(&args),

@@ -38,6 +38,7 @@ mod read;
 mod sweep;
 mod write;
 
+pub(crate) use read::ChunkStart;
 pub(crate) use write::ExpectDigest;
 
 #[cfg(test)]

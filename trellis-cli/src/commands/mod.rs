@@ -18,3 +18,4 @@ pub mod dev;
 pub mod init;
 pub mod principals;
 pub mod run;
+pub mod transfer;

@@ -5,7 +5,8 @@
 //! ADR-31) for the object's chunk subject, a bounded number of chunks at a
 //! time, to a per-read inbox; listings fetch metadata records with
 //! `multi_last` batch requests. Neither creates a consumer, so reads are not
-//! limited by the server's per-stream consumer cap.
+//! limited by the server's per-stream consumer cap. The one exception is
+//! [`Store::chunk_at`], which finds where a resumed download continues.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -741,4 +742,118 @@ impl Store {
             .await
             .map_err(nats("sending a direct get"))
     }
+}
+
+/// Where a download resumed at a byte offset continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChunkStart {
+    /// Chunk `index` begins exactly at the offset; it is stored at stream
+    /// sequence `seq`.
+    At {
+        /// The chunk's index (from 0).
+        index: u64,
+        /// Its stream sequence.
+        seq: u64,
+    },
+    /// The offset falls inside a chunk, which begins at `boundary`.
+    Inside {
+        /// The byte offset where that chunk begins.
+        boundary: u64,
+    },
+}
+
+/// Chunk headers asked for per fetch while looking for a resume offset.
+const SCAN_BATCH: u64 = 512;
+
+impl Store {
+    /// The chunk of `source` that begins at byte `offset` (below its size).
+    ///
+    /// Chunk sizes are not assumed uniform (other clients write objects
+    /// too), so this reads the headers of the chunks before the offset
+    /// (their stored sizes, never their content) through a short-lived
+    /// headers-only consumer, deleted afterwards: the one read that is not
+    /// a direct get, and only a resumed download does it.
+    pub(crate) async fn chunk_at(
+        &self,
+        source: &ChunkSource,
+        offset: u64,
+    ) -> Result<ChunkStart, StoreError> {
+        use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, ReplayPolicy};
+        if offset == 0 {
+            return Ok(ChunkStart::At { index: 0, seq: 1 });
+        }
+        let consumer: consumer::PullConsumer = self
+            .stream
+            .create_consumer(consumer::pull::Config {
+                description: Some("trellis download resume".to_owned()),
+                filter_subject: source.subject.clone(),
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::None,
+                replay_policy: ReplayPolicy::Instant,
+                headers_only: true,
+                max_deliver: 1,
+                inactive_threshold: Duration::from_secs(30),
+                num_replicas: 1,
+                memory_storage: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats("creating a chunk scan consumer"))?;
+        let name = consumer.cached_info().name.clone();
+        let found = scan_chunks(&consumer, source.chunks, offset).await;
+        if let Err(err) = self.stream.delete_consumer(&name).await {
+            tracing::debug!(consumer = %name, error = %err, "deleting the chunk scan consumer");
+        }
+        found
+    }
+}
+
+/// Walks the chunk headers `consumer` delivers (at most `chunks` of them)
+/// until the one containing byte `offset`.
+async fn scan_chunks(
+    consumer: &async_nats::jetstream::consumer::PullConsumer,
+    chunks: u64,
+    offset: u64,
+) -> Result<ChunkStart, StoreError> {
+    let (mut index, mut position) = (0u64, 0u64);
+    while index < chunks {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(usize::try_from((chunks - index).min(SCAN_BATCH)).unwrap_or(1))
+            .messages()
+            .await
+            .map_err(nats("scanning chunk headers"))?;
+        let mut received = 0u64;
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(nats("scanning chunk headers"))?;
+            let seq = message
+                .info()
+                .map_err(nats("scanning chunk headers"))?
+                .stream_sequence;
+            let size = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Msg-Size"))
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    StoreError::nats("scanning chunk headers", "a chunk header without its size")
+                })?;
+            if position == offset {
+                return Ok(ChunkStart::At { index, seq });
+            }
+            if position + size > offset {
+                return Ok(ChunkStart::Inside { boundary: position });
+            }
+            position += size;
+            index += 1;
+            received += 1;
+        }
+        if received == 0 {
+            break;
+        }
+    }
+    Err(StoreError::nats(
+        "scanning chunk headers",
+        format!("offset {offset} is past the {index} chunks found ({position} bytes)"),
+    ))
 }

@@ -1025,3 +1025,59 @@ async fn object_deleted_while_reading_is_reported() {
         }
     }
 }
+
+#[tokio::test]
+async fn chunk_at_finds_chunk_boundaries_and_leaves_no_consumer() {
+    let f = fixture(None).await;
+    // Chunks of 512, 512 and 476 bytes (async-nats, small chunks), stored
+    // after another object's, so sequences do not start at 1.
+    f.store
+        .put("first", &data(1000, 6), PutOptions::new())
+        .await
+        .expect("put");
+    let os =
+        f.js.get_object_store("uploads")
+            .await
+            .expect("object store");
+    let multi = data(1500, 7);
+    os.put(
+        ObjectMetadata {
+            name: "multi".into(),
+            chunk_size: Some(512),
+            ..Default::default()
+        },
+        &mut &multi[..],
+    )
+    .await
+    .expect("async-nats put");
+    let source = f
+        .store
+        .chunk_source("multi")
+        .await
+        .expect("source")
+        .expect("live");
+    assert_eq!(source.chunks, 3);
+    assert_eq!(
+        f.store.chunk_at(&source, 0).await.expect("0"),
+        ChunkStart::At { index: 0, seq: 1 }
+    );
+    let at = |offset| {
+        let (store, source) = (f.store.clone(), source.clone());
+        async move { store.chunk_at(&source, offset).await.expect("scan") }
+    };
+    let ChunkStart::At { index: 1, seq: one } = at(512).await else {
+        panic!("512 is the second chunk");
+    };
+    let ChunkStart::At { index: 2, seq: two } = at(1024).await else {
+        panic!("1024 is the third chunk");
+    };
+    assert!(one > 2 && two == one + 1, "{one} {two}");
+    assert_eq!(at(700).await, ChunkStart::Inside { boundary: 512 });
+    assert_eq!(at(1499).await, ChunkStart::Inside { boundary: 1024 });
+    assert!(f.store.chunk_at(&source, 1500).await.is_err());
+    assert_eq!(
+        stream_state(&f.js).await.2,
+        0,
+        "the scan consumers are gone"
+    );
+}

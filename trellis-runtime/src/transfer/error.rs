@@ -46,6 +46,17 @@ pub enum TransferError {
     /// The grant was issued to another caller.
     #[error("the receive grant was issued to another caller")]
     GrantForbidden,
+    /// A download cannot resume at this byte offset.
+    #[error("cannot resume the download at byte {offset}: {reason}")]
+    BadOffset {
+        /// The offset asked for.
+        offset: u64,
+        /// The chunk boundary at or below the offset, where a resume can
+        /// start instead (when the offset falls inside a chunk).
+        boundary: Option<u64>,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The other side stopped or sent something unexpected.
     #[error("the transfer was interrupted: {0}")]
     Interrupted(String),
@@ -68,6 +79,11 @@ impl TransferError {
             "grant-used" => TransferError::GrantUsed,
             "grant-invalid" => TransferError::GrantInvalid,
             "grant-forbidden" => TransferError::GrantForbidden,
+            "bad-offset" => TransferError::BadOffset {
+                offset: 0,
+                boundary: None,
+                reason: message,
+            },
             _ => TransferError::Interrupted(format!("{status}: {message}")),
         }
     }
@@ -86,6 +102,7 @@ impl TransferError {
             TransferError::GrantUsed => "grant-used",
             TransferError::GrantInvalid => "grant-invalid",
             TransferError::GrantForbidden => "grant-forbidden",
+            TransferError::BadOffset { .. } => "bad-offset",
             _ => "failed",
         }
     }
