@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
@@ -216,12 +215,13 @@ pub async fn serve(
         let permits = permits.clone();
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
+            let mut draining = None;
             loop {
                 let message = tokio::select! {
-                    m = sub.next() => m,
-                    _ = &mut stop_rx => {
-                        let _ = sub.unsubscribe().await;
-                        break;
+                    m = crate::wire::drain::next_or_drained(&mut sub, draining) => m,
+                    _ = &mut stop_rx, if draining.is_none() => {
+                        draining = Some(crate::wire::drain::drain(&mut sub).await);
+                        continue;
                     }
                 };
                 let Some(message) = message else { break };

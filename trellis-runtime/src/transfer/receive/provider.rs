@@ -52,12 +52,15 @@ pub(crate) async fn serve(
         .map_err(|source| ServeError::Subscribe { subject, source })?;
     let runtime = runtime.clone();
     Ok(tokio::spawn(async move {
+        let mut draining = None;
         loop {
             let message = tokio::select! {
-                m = sub.next() => m,
-                _ = &mut stop => {
-                    let _ = sub.unsubscribe().await;
-                    break;
+                m = crate::wire::drain::next_or_drained(&mut sub, draining) => m,
+                _ = &mut stop, if draining.is_none() => {
+                    // Redemptions the server routed here before it
+                    // processed the unsubscribe are still served.
+                    draining = Some(crate::wire::drain::drain(&mut sub).await);
+                    continue;
                 }
             };
             let Some(message) = message else { break };
