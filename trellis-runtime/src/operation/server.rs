@@ -286,12 +286,16 @@ pub(crate) async fn serve(
             let shared2 = shared.clone();
             let spec = spec.clone();
             shared.tasks.spawn(async move {
+                let mut draining = None;
                 loop {
                     let message = tokio::select! {
-                        m = sub.next() => m,
-                        () = shared2.stop.cancelled() => {
-                            let _ = sub.unsubscribe().await;
-                            break;
+                        m = crate::wire::drain::next_or_drained(&mut sub, draining) => m,
+                        () = shared2.stop.cancelled(), if draining.is_none() => {
+                            // Starts and controls the server routed here
+                            // before it processed the unsubscribe are still
+                            // answered.
+                            draining = Some(crate::wire::drain::drain(&mut sub).await);
+                            continue;
                         }
                     };
                     let Some(message) = message else { break };
