@@ -50,15 +50,56 @@ async fn kick(system: &async_nats::Client, nats: &async_nats::Client) {
         .expect("the server kicks the connection");
 }
 
+/// One resume's evidence: where it resumed, the bytes the connection
+/// received after it, and what was left.
+struct Resumed {
+    offset: usize,
+    after: usize,
+    remainder: usize,
+}
+
 #[tokio::test]
 async fn a_download_kicked_halfway_resumes_from_its_offset() {
     const SIZE: usize = 64 * MIB;
     let docs = documents_stack(Duration::ZERO, serve_options()).await;
     let data = content(SIZE, 7);
     upload(&docs.client, "big", data.clone()).await;
-    let grant = grant(&docs.client, "big").await;
     drop(data);
+    // A kick that lands after the second batch already reached the caller
+    // loses nothing and needs no resume: try again with a fresh grant and
+    // connection (at most three times; seen once in twenty runs).
+    let mut resumed = None;
+    for attempt in 1..=3 {
+        let grant = grant(&docs.client, "big").await;
+        if let Some(r) = kicked_download(&docs, &grant, SIZE).await {
+            resumed = Some(r);
+            break;
+        }
+        eprintln!("attempt {attempt}: the kick came after the data; trying again");
+    }
+    let Resumed {
+        offset,
+        after,
+        remainder,
+    } = resumed.expect("a kicked download resumed in one of three attempts");
+    assert!(
+        (SIZE / 2..SIZE).contains(&offset),
+        "resumed at {offset} of {SIZE}"
+    );
+    // After the resume the connection received about the remainder (plus
+    // chunk headers), not the whole object again.
+    eprintln!("resumed at {offset}: {after} bytes received after the resume, {remainder} left");
+    assert!(
+        after >= remainder && after <= remainder + MIB,
+        "{after} bytes arrived after resuming at {offset} ({remainder} were left)"
+    );
+}
 
+/// Downloads `grant` (`size` bytes) on a connection of alice's own, kicked
+/// right after the first half was acknowledged; the content must verify.
+/// `None` when every byte arrived before the kick took effect (nothing to
+/// resume).
+async fn kicked_download(docs: &Docs, grant: &ReceiveGrant, size: usize) -> Option<Resumed> {
     // Alice downloads on a connection of her own, whose statistics count
     // the bytes it receives and whose server-side id the kick names.
     let runtime =
@@ -81,7 +122,7 @@ async fn a_download_kicked_halfway_resumes_from_its_offset() {
     let (seen, counted) = (resumes.clone(), nats.clone());
     // Two batches of 32 MiB: the kick lands while the second is on the
     // wire, so part of it is lost with the connection.
-    let download = trellis::Download::new(runtime, &grant)
+    let download = trellis::Download::new(runtime, grant)
         .window(256)
         .on_resume(move |offset| {
             let received = counted.statistics().in_bytes.load(Ordering::Relaxed);
@@ -94,7 +135,7 @@ async fn a_download_kicked_halfway_resumes_from_its_offset() {
         let chunk = chunk.expect("every chunk, verified at the end");
         received += chunk.len();
         hasher.update(&chunk);
-        if kicker.is_none() && received >= SIZE / 2 {
+        if kicker.is_none() && received >= size / 2 {
             // The first batch is in. The caller acknowledges it when it
             // asks for the next chunk, and the provider then has the
             // second batch sent: kick the connection right after that ack,
@@ -116,7 +157,7 @@ async fn a_download_kicked_halfway_resumes_from_its_offset() {
     let kicked = kicker.expect("halfway reached").await.expect("kicker");
     assert!(kicked, "the caller acknowledged the first batch");
     let total_in = nats.statistics().in_bytes.load(Ordering::Relaxed);
-    assert_eq!(received, SIZE);
+    assert_eq!(received, size);
     let ours = {
         use base64::Engine as _;
         let sha = hasher.finalize();
@@ -126,28 +167,21 @@ async fn a_download_kicked_halfway_resumes_from_its_offset() {
         )
     };
     assert_eq!(ours, grant.digest);
-    assert!(
-        nats.statistics().connects.load(Ordering::Relaxed) >= 2,
-        "the kick reconnected the caller"
-    );
     let resumes = resumes.lock().expect("lock").clone();
+    if resumes.is_empty() {
+        // Everything had arrived (and verified) before the connection was
+        // replaced: nothing was lost, so nothing was resumed.
+        return None;
+    }
     let &[(offset, at_resume)] = resumes.as_slice() else {
         panic!("expected exactly one resume, got {resumes:?}");
     };
     let offset = offset as usize;
-    assert!(
-        (SIZE / 2..SIZE).contains(&offset),
-        "resumed at {offset} of {SIZE}"
-    );
-    // After the resume the connection received about the remainder (plus
-    // chunk headers), not the whole object again.
-    let after = (total_in - at_resume) as usize;
-    let remainder = SIZE - offset;
-    eprintln!("resumed at {offset}: {after} bytes received after the resume, {remainder} left");
-    assert!(
-        after >= remainder && after <= remainder + MIB,
-        "{after} bytes arrived after resuming at {offset} ({remainder} were left)"
-    );
+    Some(Resumed {
+        offset,
+        after: (total_in - at_resume) as usize,
+        remainder: size - offset,
+    })
 }
 
 #[tokio::test]

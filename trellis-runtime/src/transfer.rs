@@ -10,6 +10,7 @@
 //! expected chunk. The last message carries the total size and the SHA-256
 //! digest, which the receiver checks before anything becomes visible.
 
+pub(crate) mod budget;
 mod chunks;
 pub(crate) mod direct;
 mod error;

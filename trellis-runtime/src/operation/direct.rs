@@ -19,6 +19,7 @@ use super::plan::{Plan, ack, store_failure};
 use super::record::{OperationFailure, record_transfer};
 use crate::rpc::STATUS_HEADER;
 use crate::store::ObjectInfo;
+use crate::transfer::budget::Budget;
 use crate::transfer::{CHUNKS_HEADER, DIGEST_HEADER, END_HEADER, RESUME_HEADER, TransferError};
 use crate::wire::reply::reply;
 
@@ -27,38 +28,13 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Chunks all direct uploads this process follows may have requested from
 /// the server at once (48 MiB at 128 KiB): below nats-server's
 /// per-connection pending limit (64 MiB, beyond which it disconnects a
-/// slow consumer), whatever the number of concurrent uploads.
-const FOLLOW_BUDGET: u64 = 384;
-/// Chunks per direct-get batch, at least and at most: a single upload
-/// reads back in 8 MiB batches (16 MiB measured 63 MiB of peak RSS above
-/// baseline for a streamed 1 GiB upload, too close to its 64 MiB bound),
-/// many share the budget.
-const FOLLOW_BATCH: (u64, u64) = (16, 64);
+/// slow consumer), whatever the number of concurrent uploads. A single
+/// upload reads back in batches of at most 64 chunks (8 MiB; 16 MiB
+/// measured 63 MiB of peak RSS above baseline for a streamed 1 GiB upload,
+/// too close to its 64 MiB bound), many share the budget, at least 16
+/// chunks each.
+static FOLLOWING: Budget = Budget::new(384, 16, 64);
 
-/// Direct uploads being followed by this process.
-static FOLLOWING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Counts one followed upload while it lives.
-struct Following;
-
-impl Following {
-    fn start() -> Following {
-        FOLLOWING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Following
-    }
-
-    /// This upload's share of the budget, in chunks per batch.
-    fn batch(&self) -> u64 {
-        let active = FOLLOWING.load(std::sync::atomic::Ordering::Relaxed).max(1);
-        (FOLLOW_BUDGET / active).clamp(FOLLOW_BATCH.0, FOLLOW_BATCH.1)
-    }
-}
-
-impl Drop for Following {
-    fn drop(&mut self) {
-        FOLLOWING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
 /// How long a poll waits for the server's answer before asking again.
 const POLL_ANSWER: Duration = Duration::from_secs(1);
 /// Pause between polls that found nothing new.
@@ -104,14 +80,14 @@ pub(super) async fn receive(
     // messages were not the next chunk.
     let mut resume: Option<async_nats::Subject> = None;
     let mut misplaced = 0u64;
-    let following = Following::start();
+    let following = FOLLOWING.join();
     let outcome: Result<ObjectInfo, TransferError> = 'follow: loop {
         if cancel.is_cancelled() {
             break Err(TransferError::Cancelled);
         }
         // A failed read (the server restarting, say) is no progress: the
         // idle timeout decides, so a transfer survives a short outage.
-        let got = match follower.poll(following.batch(), POLL_ANSWER).await {
+        let got = match follower.poll(following.chunks(), POLL_ANSWER).await {
             Ok(got) => got,
             Err(e) => {
                 // Not evidence that the caller stopped: only polls that

@@ -14,10 +14,10 @@ use tracing::debug;
 
 use super::grant::RedeemRequest;
 use super::{
-    BOUNDARY_HEADER, CREDIT_HEADER, DEFAULT_WINDOW, FROM_HEADER, IDLE, RECEIVE_SUBJECT,
-    ReceiveGrant,
+    BOUNDARY_HEADER, CREDIT_HEADER, DOWNLOADS, FROM_HEADER, IDLE, RECEIVE_SUBJECT, ReceiveGrant,
 };
 use crate::runtime::ServiceRuntime;
+use crate::transfer::budget::Share;
 use crate::transfer::{
     ACK_HEADER, CHUNKS_HEADER, DIGEST_HEADER, END_HEADER, SEQ_HEADER, TransferError,
 };
@@ -53,7 +53,8 @@ type Notify = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
 pub struct Download {
     runtime: ServiceRuntime,
     grant: ReceiveGrant,
-    window: u64,
+    /// Set by [`Download::window`]; otherwise a share of [`DOWNLOADS`].
+    window: Option<u64>,
     /// Where the first redemption starts, and the hash of the bytes
     /// before it (held by the caller already).
     start: Option<(u64, Sha256)>,
@@ -88,6 +89,9 @@ struct Receiving {
     next: u64,
     acked: u64,
     window: u64,
+    /// This download's place in [`DOWNLOADS`] (none with a fixed window):
+    /// each session asks for its share at the time.
+    share: Option<Share>,
     /// Bytes received (and hashed) by every session, plus the bytes held
     /// before the first.
     bytes: u64,
@@ -144,6 +148,9 @@ impl Receiving {
         self.last_seq = 0;
         self.session_offset = offset.unwrap_or(0);
         self.connects = self.connects();
+        if let Some(share) = &self.share {
+            self.window = share.chunks();
+        }
         let request = RedeemRequest {
             grant: self.grant.id.clone(),
             window: self.window,
@@ -489,16 +496,18 @@ impl Download {
         Download {
             runtime,
             grant: grant.clone(),
-            window: DEFAULT_WINDOW,
+            window: None,
             start: None,
             on_resume: None,
             on_progress: None,
         }
     }
 
-    /// Chunks the provider may send ahead of consumption (default 16).
+    /// Chunks the provider may send ahead of consumption. By default each
+    /// download takes a share of 384 chunks (48 MiB at 128 KiB) across
+    /// the downloads this process runs, 16 to 64 each.
     pub fn window(mut self, chunks: u64) -> Download {
-        self.window = chunks.clamp(1, 1024);
+        self.window = Some(chunks.clamp(1, 1024));
         self
     }
 
@@ -569,7 +578,9 @@ impl Download {
             expected: None,
             next: 0,
             acked: 0,
-            window: self.window,
+            // (With a share, each session sets it before redeeming.)
+            window: self.window.unwrap_or_default(),
+            share: self.window.is_none().then(|| DOWNLOADS.join()),
             bytes: offset.unwrap_or(0),
             hasher,
             done: false,
