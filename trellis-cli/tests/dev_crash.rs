@@ -2,7 +2,9 @@
 //! stopped by its watchdog and the next start recovers the store; were the
 //! watchdog killed as well, the orphaned server still holds the store's
 //! lock, and the next `trellis dev` on the same directory stops it and
-//! takes the store over. Nothing written before or after is lost.
+//! takes the store over. Nothing written before or after is lost: the
+//! accepted contracts (KV) and objects uploaded before the crash and after
+//! the takeover, read back whole after a clean restart.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::Dev;
+use common::{Dev, download_args, upload_args};
 
 fn trellis(url: &str, creds: &Path, args: &[&str]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_trellis"))
@@ -50,6 +52,95 @@ fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// `trellis contract accept` of example `example`'s manifest `id`.
+fn accept(url: &str, operator: &Path, example: &str, id: &str) {
+    let path = manifest(example, id).display().to_string();
+    let (ok, out) = trellis(url, operator, &["contract", "accept", &path]);
+    assert!(ok, "{out}");
+}
+
+/// The documents service on `trellis dev` at `url`, with its credentials
+/// in `dir` (made by `enroll`), until the returned server is shut down.
+fn documents_up(rt: &tokio::runtime::Runtime, url: &str, dir: &Path) -> trellis::RpcServer {
+    use documents_example::{DocumentsService, documents};
+    let options =
+        trellis::ConnectOptions::new(url).credentials_file(dir.join("documents.creds.json"));
+    rt.block_on(async {
+        let service = documents::Service::connect(options)
+            .await
+            .expect("the documents service connects");
+        service
+            .serve(
+                DocumentsService::new(&service),
+                trellis::ServeOptions::default(),
+            )
+            .await
+            .expect("serves")
+    })
+}
+
+fn documents_down(rt: &tokio::runtime::Runtime, server: trellis::RpcServer) {
+    assert!(
+        rt.block_on(server.shutdown(Duration::from_secs(5))),
+        "documents stopped"
+    );
+}
+
+/// The documents service's and alice's credentials in `dir`, alice with
+/// both documents capabilities.
+fn enroll(url: &str, operator: &Path, dir: &Path) {
+    let out = |name: &str| dir.join(format!("{name}.creds.json")).display().to_string();
+    for args in [
+        vec![
+            "principal",
+            "add",
+            "service",
+            "documents",
+            "--contract",
+            "documents@v1",
+            "--out",
+            &out("documents"),
+        ],
+        vec!["principal", "add", "user", "alice", "--out", &out("alice")],
+        vec!["grant", "alice", "documents::read", "documents::write"],
+    ] {
+        let (ok, text) = trellis(url, operator, &args);
+        assert!(ok, "{text}");
+    }
+}
+
+/// Uploads `data` as `key` with `trellis upload`, as alice.
+fn upload(url: &str, dir: &Path, key: &str, data: &[u8]) {
+    let file = dir.join(format!("{key}.up"));
+    std::fs::write(&file, data).expect("write");
+    let input =
+        format!(r#"{{"key":"{key}","contentType":"application/octet-stream","metadata":{{}}}}"#);
+    let manifest = manifest("documents", "documents@v1").display().to_string();
+    let file = file.display().to_string();
+    let (ok, text) = trellis(
+        url,
+        &dir.join("alice.creds.json"),
+        &upload_args(&manifest, &input, &file),
+    );
+    assert!(ok && text.contains("completed"), "{text}");
+}
+
+/// `key` as `trellis download` brings it back, as alice.
+fn download(url: &str, dir: &Path, key: &str) -> Vec<u8> {
+    let out = dir.join(format!("{key}.down"));
+    let _ = std::fs::remove_file(&out);
+    let input = format!(r#"{{"key":"{key}"}}"#);
+    let manifest = manifest("documents", "documents@v1").display().to_string();
+    let target = out.display().to_string();
+    let (ok, text) = trellis(
+        url,
+        &dir.join("alice.creds.json"),
+        &download_args(&manifest, &input, &target),
+    );
+    assert!(ok, "{key}: {text}");
+    std::fs::read(&out).expect("downloaded file")
+}
+
 #[test]
 fn a_crashed_dev_stack_leaves_no_orphan_and_loses_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -59,13 +150,7 @@ fn a_crashed_dev_stack_leaves_no_orphan_and_loses_nothing() {
 
     let dev = Dev::start(port, dir.path());
     wait_up(&url, &operator);
-    let items = manifest("items", "items@v1");
-    let (ok, out) = trellis(
-        &url,
-        &operator,
-        &["contract", "accept", &items.display().to_string()],
-    );
-    assert!(ok, "{out}");
+    accept(&url, &operator, "items", "items@v1");
     let pid = |file: &str| -> u32 {
         std::fs::read_to_string(dir.path().join(file))
             .expect("pid file")
@@ -91,6 +176,19 @@ fn a_crashed_dev_stack_leaves_no_orphan_and_loses_nothing() {
         ok && out.contains("items@v1"),
         "written before the crash: {out}"
     );
+
+    // An object written before the next crash (the data the original
+    // report lost: objects went missing after an orphan's store was
+    // opened twice).
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    accept(&url, &operator, "documents", "documents@v1");
+    enroll(&url, &operator, dir.path());
+    let before: Vec<u8> = (0..700_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let server = documents_up(&rt, &url, dir.path());
+    upload(&url, dir.path(), "before.bin", &before);
+    documents_down(&rt, server);
 
     // Were the watchdog killed too (a whole process tree SIGKILLed by
     // pid), the orphan would keep the store locked and its pid recorded.
@@ -121,13 +219,16 @@ fn a_crashed_dev_stack_leaves_no_orphan_and_loses_nothing() {
         ok && out.contains("items@v1"),
         "written before the crash: {out}"
     );
-    let documents = manifest("documents", "documents@v1");
-    let (ok, out) = trellis(
-        &url,
-        &operator,
-        &["contract", "accept", &documents.display().to_string()],
+    // The object written before the crash is whole; one written after
+    // the takeover is stored too.
+    let after: Vec<u8> = before.iter().rev().copied().collect();
+    let server = documents_up(&rt, &url, dir.path());
+    assert!(
+        download(&url, dir.path(), "before.bin") == before,
+        "before.bin changed"
     );
-    assert!(ok, "{out}");
+    upload(&url, dir.path(), "after.bin", &after);
+    documents_down(&rt, server);
     drop(dev);
 
     // A clean restart keeps what was written before and after the crash.
@@ -139,6 +240,17 @@ fn a_crashed_dev_stack_leaves_no_orphan_and_loses_nothing() {
         out.contains("items@v1") && out.contains("documents@v1"),
         "{out}"
     );
+    // And so does every object: written before the crash and after it.
+    let server = documents_up(&rt, &url, dir.path());
+    assert!(
+        download(&url, dir.path(), "before.bin") == before,
+        "before.bin after the restart"
+    );
+    assert!(
+        download(&url, dir.path(), "after.bin") == after,
+        "after.bin after the restart"
+    );
+    documents_down(&rt, server);
 }
 
 /// A nats-server `trellis dev` did not start answers on its port: the start

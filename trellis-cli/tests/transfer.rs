@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::Dev;
+use common::{Dev, download_args, upload_args};
 use documents_example::{DocumentsService, documents};
 use trellis::{ConnectOptions, ServeOptions};
 
@@ -96,22 +96,7 @@ async fn upload_and_download_round_trip_a_file() {
     std::fs::write(&file, &data).expect("write");
     let alice = dir.path().join("alice.creds.json");
     let input = r#"{"key":"cli.bin","contentType":"application/octet-stream","metadata":{}}"#;
-    let (ok, out, err) = trellis(
-        &url,
-        &alice,
-        &[
-            "upload",
-            "--manifest",
-            &manifest,
-            "--operation",
-            "Files.Upload",
-            "--input",
-            input,
-            "--file",
-            &file,
-        ],
-    )
-    .await;
+    let (ok, out, err) = trellis(&url, &alice, &upload_args(&manifest, input, &file)).await;
     assert!(ok, "{out}{err}");
     let outcome: serde_json::Value = serde_json::from_str(&out).expect("JSON outcome");
     assert_eq!(outcome["status"], "completed", "{outcome}");
@@ -120,17 +105,7 @@ async fn upload_and_download_round_trip_a_file() {
     let download = |out: String, resume: bool| {
         let (url, alice, manifest) = (url.clone(), alice.clone(), manifest.clone());
         async move {
-            let mut args = vec![
-                "download",
-                "--manifest",
-                &manifest,
-                "--rpc",
-                "Files.Download",
-                "--input",
-                key,
-                "--out",
-                &out,
-            ];
+            let mut args = download_args(&manifest, key, &out);
             if resume {
                 args.push("--resume");
             }

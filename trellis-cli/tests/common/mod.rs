@@ -40,3 +40,35 @@ impl Drop for Dev {
         let _ = self.0.wait();
     }
 }
+
+/// `trellis upload` of `file` through the documents example's
+/// `Files.Upload`, described by the manifest at `manifest`.
+pub fn upload_args<'a>(manifest: &'a str, input: &'a str, file: &'a str) -> [&'a str; 9] {
+    [
+        "upload",
+        "--manifest",
+        manifest,
+        "--operation",
+        "Files.Upload",
+        "--input",
+        input,
+        "--file",
+        file,
+    ]
+}
+
+/// `trellis download` into `out` through the documents example's
+/// `Files.Download`, described by the manifest at `manifest`.
+pub fn download_args<'a>(manifest: &'a str, input: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "download",
+        "--manifest",
+        manifest,
+        "--rpc",
+        "Files.Download",
+        "--input",
+        input,
+        "--out",
+        out,
+    ]
+}
