@@ -49,6 +49,21 @@ async fn download(client: &documents::Client, key: &str) -> Bytes {
         .expect("download")
 }
 
+/// The content of the object stored under `key` (which must exist).
+async fn stored(store: &StoreHandle, key: &str) -> Bytes {
+    store
+        .open()
+        .await
+        .expect("open")
+        .get(key)
+        .await
+        .expect("get")
+        .unwrap_or_else(|| panic!("no object under `{key}`"))
+        .bytes()
+        .await
+        .expect("bytes")
+}
+
 async fn absent(store: &StoreHandle, key: &str) -> bool {
     store
         .open()
@@ -518,14 +533,7 @@ async fn raw_chunk_protocol_gaps_resends_oversize_and_digest() {
         Outcome::Completed(out) => assert_eq!(out.digest, digest(&whole)),
         other => panic!("{other:?}"),
     }
-    let stored = store
-        .open()
-        .await
-        .expect("open")
-        .get("resent")
-        .await
-        .expect("get");
-    assert!(stored.expect("object").bytes().await.expect("bytes") == whole);
+    assert!(stored(&store, "resent").await == whole);
 
     // An oversize chunk ends the transfer with a typed refusal.
     let mut raw = RawSender::start(&stack, "oversize").await;
@@ -550,15 +558,7 @@ async fn raw_chunk_protocol_gaps_resends_oversize_and_digest() {
         outcome(&client, &raw.id).await,
         Outcome::Failed(_)
     ));
-    let kept = store
-        .open()
-        .await
-        .expect("open")
-        .get("resent")
-        .await
-        .expect("get")
-        .expect("the previous object");
-    assert!(kept.bytes().await.expect("bytes") == whole);
+    assert!(stored(&store, "resent").await == whole);
     eventually(Duration::from_secs(5), "failed uploads purged", || async {
         let status = store.open().await.ok()?.status().await.ok()?;
         (status.objects == 1).then_some(())
@@ -972,14 +972,7 @@ async fn direct_uploads_are_the_callers_alone() {
         Outcome::Completed(out) => assert_eq!(out.digest, digest(&whole)),
         other => panic!("{other:?}"),
     }
-    let stored = store
-        .open()
-        .await
-        .expect("open")
-        .get("mine")
-        .await
-        .expect("get");
-    assert!(stored.expect("object").bytes().await.expect("bytes") == whole);
+    assert!(stored(&store, "mine").await == whole);
 
     // A direct upload whose stored content does not match the announced
     // digest is refused and leaves the previous object.
@@ -992,14 +985,7 @@ async fn direct_uploads_are_the_callers_alone() {
         outcome(&client, &raw.id).await,
         Outcome::Failed(_)
     ));
-    let kept = store
-        .open()
-        .await
-        .expect("open")
-        .get("mine")
-        .await
-        .expect("get");
-    assert!(kept.expect("previous object").bytes().await.expect("bytes") == whole);
+    assert!(stored(&store, "mine").await == whole);
     // Once the object is deleted, nothing is left: the refused and the
     // abandoned transfers' chunks were purged.
     assert!(
@@ -1064,15 +1050,7 @@ async fn a_direct_upload_resumes_where_the_store_stopped() {
         Outcome::Completed(out) => assert_eq!(out.digest, digest(&whole)),
         other => panic!("{other:?}"),
     }
-    let object = store
-        .open()
-        .await
-        .expect("open")
-        .get("resumed")
-        .await
-        .expect("get")
-        .expect("object");
-    assert!(object.bytes().await.expect("bytes") == whole);
+    assert!(stored(&store, "resumed").await == whole);
     // Only the object's own chunks (and its record) remain stored.
     let status = store
         .open()
@@ -1135,15 +1113,7 @@ async fn chunks_published_outside_any_transfer_are_purged() {
         published.elapsed() >= Duration::from_secs(4),
         "purged before its grace"
     );
-    let object = store
-        .open()
-        .await
-        .expect("open")
-        .get("kept")
-        .await
-        .expect("get")
-        .expect("object");
-    assert!(object.bytes().await.expect("bytes") == kept);
+    assert!(stored(&store, "kept").await == kept);
     drop(raw);
     assert!(server.shutdown(Duration::from_secs(5)).await);
 }
@@ -1242,16 +1212,7 @@ async fn a_dropped_connection_resumes_an_upload_and_resends_at_most_a_window() {
         Outcome::Completed(out) => assert_eq!(out.file.digest, digest(&data)),
         other => panic!("{other:?}"),
     }
-    let object = docs
-        .store
-        .open()
-        .await
-        .expect("open")
-        .get("dropped")
-        .await
-        .expect("get")
-        .expect("object");
-    assert!(object.bytes().await.expect("bytes") == data);
+    assert!(stored(&docs.store, "dropped").await == data);
     admin.flush().await.expect("flush");
     let _ = finished.send(());
     let resent = published

@@ -82,21 +82,13 @@ impl Verifier {
         js: &async_nats::jetstream::Context,
         bucket: &str,
     ) -> Result<Verifier, String> {
-        let store = js
-            .get_key_value(bucket)
-            .await
-            .map_err(|e| format!("opening the callers bucket `{bucket}` failed: {e}"))?;
-        let entries = Entries::default();
-        let live = Arc::new(AtomicBool::new(false));
-        let watch = tokio::spawn(watch(store.clone(), entries.clone(), live.clone()));
-        Ok(Verifier {
-            keys: RwLock::default(),
-            entries,
-            live,
-            store,
-            watch: Some(watch),
-            looked_up: RwLock::default(),
-        })
+        let mut verifier = Verifier::lookups(js, bucket).await?;
+        verifier.watch = Some(tokio::spawn(watch(
+            verifier.store.clone(),
+            verifier.entries.clone(),
+            verifier.live.clone(),
+        )));
+        Ok(verifier)
     }
 
     /// Opens the callers bucket without watching it: each key's record is

@@ -173,13 +173,7 @@ async fn send_download(
         while let Some(chunk) = object.next().await {
             let chunk = chunk.map_err(|e| TransferError::Interrupted(e.to_string()))?;
             while seq >= acked + window {
-                let message = tokio::time::timeout(IDLE, credits.next())
-                    .await
-                    .map_err(|_| TransferError::Idle(IDLE))?
-                    .ok_or_else(|| TransferError::Interrupted("credits closed".into()))?;
-                if crate::wire::headers::header(&message, STATUS_HEADER).is_some() {
-                    return Err(TransferError::Interrupted("the receiver stopped".into()));
-                }
+                let message = next_credit(&mut credits).await?;
                 acked = acked
                     .max(crate::wire::headers::header_u64(&message, ACK_HEADER).unwrap_or(acked));
             }
@@ -288,13 +282,7 @@ async fn send_direct(
             .await
             .map_err(interrupted)?;
         loop {
-            let message = tokio::time::timeout(IDLE, credits.next())
-                .await
-                .map_err(|_| TransferError::Idle(IDLE))?
-                .ok_or_else(|| TransferError::Interrupted("credits closed".into()))?;
-            if crate::wire::headers::header(&message, STATUS_HEADER).is_some() {
-                return Err(TransferError::Interrupted("the receiver stopped".into()));
-            }
+            let message = next_credit(credits).await?;
             let ack = crate::wire::headers::header_u64(&message, ACK_HEADER).unwrap_or(0);
             let next = crate::wire::headers::header_u64(&message, FROM_HEADER).unwrap_or(0);
             if ack > received && next > from {
@@ -305,4 +293,19 @@ async fn send_direct(
         }
     }
     Ok(())
+}
+
+/// The receiver's next credit message, within the idle timeout; a receiver
+/// that stopped (a status) or went away ends the download.
+async fn next_credit(
+    credits: &mut async_nats::Subscriber,
+) -> Result<async_nats::Message, TransferError> {
+    let message = tokio::time::timeout(IDLE, credits.next())
+        .await
+        .map_err(|_| TransferError::Idle(IDLE))?
+        .ok_or_else(|| TransferError::Interrupted("credits closed".into()))?;
+    if crate::wire::headers::header(&message, STATUS_HEADER).is_some() {
+        return Err(TransferError::Interrupted("the receiver stopped".into()));
+    }
+    Ok(message)
 }
