@@ -3,6 +3,7 @@
 //! retries of transient JetStream failures.
 //! Nothing here imports another module of the crate.
 
+pub(crate) mod connection;
 pub(crate) mod drain;
 pub(crate) mod headers;
 pub(crate) mod ids;

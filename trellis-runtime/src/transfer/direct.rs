@@ -13,7 +13,6 @@
 //! same as without the drop; the end-to-end digest is checked as always.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -86,7 +85,7 @@ struct Sender<'c> {
 
 impl Sender<'_> {
     fn connects(&self) -> u64 {
-        self.client.statistics().connects.load(Ordering::Relaxed)
+        crate::wire::connection::connects(self.client)
     }
 
     async fn publish(&mut self, index: u64, payload: Bytes) -> Result<PendingAck, AckFailure> {
@@ -131,7 +130,7 @@ impl Sender<'_> {
                     };
                 }
                 () = tokio::time::sleep(RECONNECT_CHECK) => {
-                    if self.client.statistics().connects.load(Ordering::Relaxed) != self.connects {
+                    if crate::wire::connection::connects(self.client) != self.connects {
                         return Err(AckFailure::Lost(TransferError::Interrupted(
                             "the connection was dropped".into(),
                         )));

@@ -124,10 +124,7 @@ fn resumable(error: &TransferError) -> bool {
 
 impl Receiving {
     fn connects(&self) -> u64 {
-        self.client
-            .statistics()
-            .connects
-            .load(std::sync::atomic::Ordering::Relaxed)
+        crate::wire::connection::connects(&self.client)
     }
 
     /// Starts a session: redeems the grant, fresh (`offset` `None`) or
@@ -265,11 +262,7 @@ impl Receiving {
                     return Err(TransferError::Interrupted("the subscription closed".into()));
                 }
                 Err(_) => {
-                    let now_connects = client
-                        .statistics()
-                        .connects
-                        .load(std::sync::atomic::Ordering::Relaxed);
-                    if now_connects != connects {
+                    if crate::wire::connection::connects(&client) != connects {
                         return Err(TransferError::Interrupted(
                             "the connection dropped and was re-established".into(),
                         ));
